@@ -1,0 +1,294 @@
+//! The command line. `lab run EXP` gets one named flag per spec field, generated from the
+//! experiment's field table, so every setting has a flag and its `--help` line.
+
+use std::path::PathBuf;
+
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
+
+use crate::experiments::{Experiment, registry};
+use crate::spec::SpecLayers;
+
+const ABOUT: &str = "Run, check and plot experiments from optimization and learning-theory papers";
+
+const LONG_ABOUT: &str = "\
+Run, check and plot experiments from optimization and learning-theory papers.
+
+Each experiment is a paper: `lab list` names them, `lab show EXP` prints every setting with \
+its meaning and range, `lab run EXP` runs it (CSV streamed to out/, manifest, plots, claim \
+verdicts), `lab plot` overlays runs, `lab verify` checks every paper's claims on small instances.";
+
+const EXAMPLES: &str = "\
+Examples:
+  lab list
+  lab show pmd > my.toml                      # every setting, commented; edit and reuse
+  lab run pmd --divergence euclidean          # defaults + one flag
+  lab run pmd --spec my.toml eta=1 iterations=500
+  lab plot out/pmd-*.csv --logy
+  for eta in 0.1 1 10; do lab run pmd --eta $eta; done   # a sweep is a shell loop
+  lab verify pmd
+
+Settings resolve as: defaults < --spec FILE < named flags < KEY=VALUE overrides.
+Exit codes: 0 success; 1 the run failed (or a claim failed under --strict / in verify);
+2 bad input (spec, flags, files); 130 interrupted by Ctrl-C (rows kept).";
+
+/// The whole `lab` command.
+pub fn command() -> Command {
+    Command::new("lab")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(ABOUT)
+        .long_about(LONG_ABOUT)
+        .after_help(EXAMPLES)
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .arg(
+            Arg::new("threads")
+                .long("threads")
+                .global(true)
+                .value_name("N")
+                .value_parser(value_parser!(usize))
+                .help("Worker threads (default: all cores); results do not depend on it"),
+        )
+        .subcommand(Command::new("list").about("List the experiments, one line each, with their paper"))
+        .subcommand(
+            Command::new("show")
+                .about("Print an experiment's default spec as commented TOML (accepted by --spec as is)")
+                .arg(Arg::new("experiment").required(true).value_name("EXP")),
+        )
+        .subcommand(run_command())
+        .subcommand(plot_command())
+        .subcommand(
+            Command::new("verify")
+                .about("Check every claim of the papers on small instances: a PASS/FAIL table")
+                .long_about(
+                    "Check every claim of the papers on small instances, in memory (no files \
+                     written), and print a PASS/FAIL table with the measured figures and where \
+                     each claim comes from (verified in a source, or reconstructed). Exit code 1 \
+                     if any claim fails.",
+                )
+                .arg(Arg::new("experiment").value_name("EXP").help("Only this experiment")),
+        )
+}
+
+fn run_command() -> Command {
+    let mut run = Command::new("run")
+        .about("Run an experiment: CSV streamed to out/, manifest, plots and claim verdicts")
+        .long_about(
+            "Run an experiment. Writes NAME.csv (rows flushed as they come), NAME.run.json (the \
+             manifest: resolved spec, seed, version, status, summary, claim verdicts) and \
+             NAME.png/.svg, where NAME defaults to out/EXP-<settings that differ>-seed=N. \
+             `lab run EXP --help` lists every setting as a flag.",
+        )
+        .subcommand_required(true)
+        .arg_required_else_help(true);
+    for exp in registry() {
+        run = run.subcommand(experiment_command(exp));
+    }
+    run
+}
+
+fn experiment_command(exp: &dyn Experiment) -> Command {
+    let mut cmd = Command::new(exp.name())
+        .about(exp.title())
+        .after_help(format!(
+            "Paper: {}\n\nEvery flag above is a spec field; `lab show {}` prints them all as a \
+             spec file. KEY=VALUE words override flags and files (lists: divergence=kl,euclidean).",
+            exp.paper(),
+            exp.name()
+        ))
+        .allow_negative_numbers(true)
+        .arg(
+            Arg::new("spec")
+                .long("spec")
+                .value_name("FILE")
+                .value_parser(value_parser!(PathBuf))
+                .help("Spec file (TOML, as `lab show` prints), or a NAME.run.json to re-run"),
+        )
+        .arg(
+            Arg::new("out")
+                .long("out")
+                .value_name("PREFIX")
+                .value_parser(value_parser!(PathBuf))
+                .help("Output prefix: PREFIX.csv, PREFIX.run.json, PREFIX.png, ..."),
+        )
+        .arg(
+            Arg::new("force")
+                .long("force")
+                .action(ArgAction::SetTrue)
+                .help("Replace an earlier run with the same name"),
+        )
+        .arg(
+            Arg::new("quiet")
+                .long("quiet")
+                .short('q')
+                .action(ArgAction::SetTrue)
+                .help("No progress bar and no summary (errors still go to stderr)"),
+        )
+        .arg(
+            Arg::new("strict")
+                .long("strict")
+                .action(ArgAction::SetTrue)
+                .help("Exit with code 1 if a claim checked on this run fails"),
+        )
+        .arg(
+            Arg::new("overrides")
+                .value_name("KEY=VALUE")
+                .num_args(0..)
+                .help("Settings overriding the spec file and flags, e.g. eta=10 gamma=0.99"),
+        );
+    if exp.name() == "pmd" {
+        cmd = cmd.arg(
+            Arg::new("export-mdp")
+                .long("export-mdp")
+                .value_name("FILE")
+                .value_parser(value_parser!(PathBuf))
+                .help(
+                    "Write the MDP of these settings to FILE (lab-mdp format) instead of running",
+                ),
+        );
+    }
+    for field in exp.fields() {
+        let first_line = field.doc.lines().next().unwrap_or("").trim();
+        cmd = cmd.arg(
+            Arg::new(field.key)
+                .long(field.flag())
+                .value_name("VALUE")
+                .help(format!("{first_line} [{}]", field.domain.describe()))
+                .long_help(format!(
+                    "{}\nAllowed: {}",
+                    field
+                        .doc
+                        .lines()
+                        .map(str::trim)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    field.domain.describe()
+                ))
+                .help_heading(field.group),
+        );
+    }
+    cmd
+}
+
+fn plot_command() -> Command {
+    Command::new("plot")
+        .about(
+            "Plot one or many run CSVs; overlaid runs get a legend from the settings that differ",
+        )
+        .long_about(
+            "Plot one or many CSVs (shell globs work). Without --y, runs of one experiment get \
+             that experiment's standard figure. With --y, one panel of the named columns \
+             against --x. Columns named bound_* are drawn dashed. The legend names the settings \
+             that differ between the runs' manifests (NAME.run.json beside each CSV).",
+        )
+        .arg(
+            Arg::new("csv")
+                .required(true)
+                .num_args(1..)
+                .value_name("CSV")
+                .value_parser(value_parser!(PathBuf)),
+        )
+        .arg(
+            Arg::new("x")
+                .long("x")
+                .value_name("COL")
+                .help("x column (default: iter)"),
+        )
+        .arg(
+            Arg::new("y")
+                .long("y")
+                .value_name("COL")
+                .action(ArgAction::Append)
+                .value_delimiter(',')
+                .help("y column(s): --y a --y b or --y a,b"),
+        )
+        .arg(
+            Arg::new("logx")
+                .long("logx")
+                .action(ArgAction::SetTrue)
+                .help("Log x axis"),
+        )
+        .arg(
+            Arg::new("logy")
+                .long("logy")
+                .action(ArgAction::SetTrue)
+                .help("Log y axis"),
+        )
+        .arg(
+            Arg::new("group")
+                .long("group")
+                .value_name("COL")
+                .value_delimiter(',')
+                .action(ArgAction::Append)
+                .help(
+                    "Split each run's rows into series by this column (default: every text column)",
+                ),
+        )
+        .arg(
+            Arg::new("out")
+                .long("out")
+                .value_name("FILE")
+                .value_parser(value_parser!(PathBuf))
+                .help("Image to write, .png or .svg (default: beside the first CSV)"),
+        )
+        .arg(
+            Arg::new("title")
+                .long("title")
+                .value_name("TEXT")
+                .help("Figure title"),
+        )
+}
+
+/// What `lab plot` was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct PlotArgs {
+    pub csvs: Vec<PathBuf>,
+    pub x: Option<String>,
+    pub ys: Vec<String>,
+    pub logx: bool,
+    pub logy: bool,
+    pub group: Option<Vec<String>>,
+    pub out: Option<PathBuf>,
+    pub title: Option<String>,
+}
+
+impl PlotArgs {
+    pub fn from_matches(m: &ArgMatches) -> PlotArgs {
+        let strings = |id: &str| -> Vec<String> {
+            m.get_many::<String>(id)
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default()
+        };
+        PlotArgs {
+            csvs: m
+                .get_many::<PathBuf>("csv")
+                .map(|v| v.cloned().collect())
+                .unwrap_or_default(),
+            x: m.get_one::<String>("x").cloned(),
+            ys: strings("y"),
+            logx: m.get_flag("logx"),
+            logy: m.get_flag("logy"),
+            group: m.contains_id("group").then(|| strings("group")),
+            out: m.get_one::<PathBuf>("out").cloned(),
+            title: m.get_one::<String>("title").cloned(),
+        }
+    }
+}
+
+/// The spec layers of `lab run EXP ...`.
+pub fn spec_layers(exp: &dyn Experiment, m: &ArgMatches) -> SpecLayers {
+    SpecLayers {
+        file: m.get_one::<PathBuf>("spec").cloned(),
+        flags: exp
+            .fields()
+            .iter()
+            .filter_map(|f| {
+                m.get_one::<String>(f.key)
+                    .map(|v| (f.key.to_string(), v.clone()))
+            })
+            .collect(),
+        overrides: m
+            .get_many::<String>("overrides")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
+    }
+}

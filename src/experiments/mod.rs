@@ -1,0 +1,86 @@
+//! One module (folder) per paper; the registry maps experiment names to their entries.
+
+pub mod pmd;
+
+use anyhow::Result;
+
+use crate::claims::{ClaimResult, Provenance};
+use crate::plot::Figure;
+use crate::run::RunContext;
+use crate::spec::Field;
+use crate::table::Table;
+
+/// A run as plotting sees it: rows plus what its manifest says (if it has one).
+pub struct RunData {
+    /// Legend label (settings that differ between the runs being overlaid).
+    pub label: String,
+    pub spec: Option<toml::Table>,
+    pub summary: Option<serde_json::Map<String, serde_json::Value>>,
+    pub rows: Table,
+}
+
+/// A claim as `lab show` documents it.
+pub struct ClaimDoc {
+    pub id: &'static str,
+    pub statement: &'static str,
+    pub provenance: Provenance,
+}
+
+/// A checked, ready-to-start run: inputs loaded, settings cross-checked.
+pub trait PreparedRun: Send {
+    /// Runs the experiment, emitting rows and summary figures through `ctx`.
+    fn run(self: Box<Self>, ctx: &mut RunContext) -> Result<()>;
+}
+
+/// An experiment: a spec type plus a run function, its claims and its plots.
+pub trait Experiment: Sync {
+    fn name(&self) -> &'static str;
+    /// One line for `lab list`.
+    fn title(&self) -> &'static str;
+    /// The paper(s) it comes from.
+    fn paper(&self) -> &'static str;
+    /// The settings: documentation, flags and validation all come from this table.
+    fn fields(&self) -> &'static [Field];
+    /// Built-in defaults, one value per field.
+    fn default_spec(&self) -> toml::Table;
+    /// Checks cross-field constraints and loads input files. Errors are
+    /// [`InputError`](crate::InputError)s (exit 2) and happen before any output is written.
+    fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>>;
+    /// Every claim the experiment checks, for `lab show`.
+    fn claim_docs(&self) -> Vec<ClaimDoc>;
+    /// The claims that apply to one run, checked on its rows.
+    fn check_claims(
+        &self,
+        spec: &toml::Table,
+        rows: &Table,
+        summary: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<ClaimResult>;
+    /// The standard figures of one or more runs of this experiment, with the file suffix of
+    /// each ("" for the main one, ".landscape" etc. for more).
+    fn figures(&self, runs: &[RunData]) -> Result<Vec<(String, Figure)>>;
+    /// Every claim on small instances, including those that compare several runs.
+    fn verify(&self) -> Result<Vec<ClaimResult>>;
+    /// Columns whose final values the end-of-run summary prints.
+    fn headline_columns(&self) -> &'static [&'static str];
+}
+
+/// Every experiment, in `lab list` order.
+pub fn registry() -> Vec<&'static dyn Experiment> {
+    vec![&pmd::Pmd]
+}
+
+/// Looks an experiment up by name; unknown names are input errors with a suggestion.
+pub fn find(name: &str) -> Result<&'static dyn Experiment> {
+    let all = registry();
+    if let Some(exp) = all.iter().find(|e| e.name() == name) {
+        return Ok(*exp);
+    }
+    let hint = crate::spec::nearest(all.iter().map(|e| e.name()), name)
+        .map(|n| format!(" (did you mean '{n}'?)"))
+        .unwrap_or_default();
+    let names: Vec<&str> = all.iter().map(|e| e.name()).collect();
+    Err(crate::input_error!(
+        "unknown experiment '{name}'{hint}: expected one of: {}",
+        names.join(", ")
+    ))
+}

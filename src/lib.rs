@@ -1,0 +1,36 @@
+//! `lab`: experiments from optimization and learning-theory papers, run, checked and plotted.
+//!
+//! The binary (`src/main.rs`) only parses the command line and maps errors to exit codes;
+//! everything else lives here so that tests and benchmarks call the same code.
+//!
+//! Data flows one way: spec -> run -> rows -> (CSV, claims, plots).
+
+pub mod claims;
+pub mod cli;
+pub mod commands;
+pub mod experiments;
+pub mod plot;
+pub mod run;
+pub mod spec;
+pub mod table;
+
+/// A problem with what the user gave us (spec, flags, files). Exit code 2.
+///
+/// Anything else that goes wrong is a failure of the run itself (exit code 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+impl InputError {
+    pub fn new(message: impl Into<String>) -> Self {
+        InputError(message.into())
+    }
+}
+
+/// Shorthand for returning an [`InputError`] from a function that returns `anyhow::Result`.
+#[macro_export]
+macro_rules! input_error {
+    ($($arg:tt)*) => {
+        anyhow::Error::new($crate::InputError(format!($($arg)*)))
+    };
+}

@@ -1,0 +1,160 @@
+//! Figures: a small description of panels and series, rendered with plotters to PNG or SVG.
+//!
+//! Text is drawn with an embedded DejaVu Sans (the `dejavu` crate), so a machine with no fonts
+//! installed renders the same labels. Log axes are drawn as log10 of the data on a linear axis
+//! with labels `1e-3`, `0.01`, ..., which keeps tick labels readable whatever the range.
+
+mod render;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+pub use render::render_to;
+
+use crate::experiments::RunData;
+use crate::table::Table;
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Line,
+    /// Theory bounds and reference curves.
+    Dashed,
+    /// A cloud of small grey points (e.g. the value polytope), not in the legend.
+    Cloud,
+    /// A line with a marker at every point (trajectories).
+    LineWithMarkers,
+}
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub style: Style,
+    /// Index into the palette.
+    pub color: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Panel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub logx: bool,
+    pub logy: bool,
+    pub series: Vec<Series>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub title: String,
+    pub panels: Vec<Panel>,
+    /// Panels per row.
+    pub columns: usize,
+    /// Size of one panel in pixels.
+    pub panel_size: (u32, u32),
+}
+
+impl Figure {
+    pub fn single(panel: Panel) -> Figure {
+        Figure {
+            title: String::new(),
+            panels: vec![panel],
+            columns: 1,
+            panel_size: (900, 620),
+        }
+    }
+}
+
+/// Writes `figure` to `path`; the extension (`.png` or `.svg`) chooses the format.
+pub fn render(figure: &Figure, path: &Path) -> Result<()> {
+    render_to(figure, path)
+}
+
+/// What a line panel shows: x, one or more y columns, and how to split rows into series.
+pub struct LineRequest<'a> {
+    pub title: &'a str,
+    pub x: &'a str,
+    pub ys: &'a [&'a str],
+    /// Text columns whose joint values split a run's rows into series.
+    pub group: &'a [&'a str],
+    pub logx: bool,
+    pub logy: bool,
+    pub y_label: &'a str,
+}
+
+/// Whether a column is a theory bound (drawn dashed in the colour of its series).
+pub fn is_bound(column: &str) -> bool {
+    column.starts_with("bound_")
+}
+
+/// One panel with a line per (run, group, y column). Columns absent from a run or without a
+/// single number are skipped, so one request serves runs of different settings.
+pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
+    let mut panel = Panel {
+        title: request.title.to_string(),
+        x_label: request.x.to_string(),
+        y_label: request.y_label.to_string(),
+        logx: request.logx,
+        logy: request.logy,
+        series: Vec::new(),
+    };
+    let several_ys = request.ys.iter().filter(|y| !is_bound(y)).count() > 1;
+    let mut color = 0usize;
+    for run in runs {
+        let group: Vec<&str> = request
+            .group
+            .iter()
+            .copied()
+            .filter(|g| run.rows.text(g).is_some())
+            .collect();
+        for (group_label, rows) in run.rows.groups(&group) {
+            let mut drew_any = false;
+            for y in request.ys {
+                let Some(points) = xy_points(&rows, request.x, y) else {
+                    continue;
+                };
+                let bound = is_bound(y);
+                if !bound && drew_any {
+                    color += 1;
+                }
+                let mut label_parts: Vec<&str> = Vec::new();
+                if !run.label.is_empty() {
+                    label_parts.push(&run.label);
+                }
+                if !group_label.is_empty() {
+                    label_parts.push(&group_label);
+                }
+                if several_ys || bound || label_parts.is_empty() {
+                    label_parts.push(y);
+                }
+                panel.series.push(Series {
+                    label: label_parts.join(", "),
+                    points,
+                    style: if bound { Style::Dashed } else { Style::Line },
+                    color,
+                });
+                drew_any = true;
+            }
+            if drew_any {
+                color += 1;
+            }
+        }
+    }
+    panel
+}
+
+/// The (x, y) pairs of two numeric columns, skipping missing values; `None` if either column
+/// is absent or has no number at all.
+pub fn xy_points(rows: &Table, x: &str, y: &str) -> Option<Vec<(f64, f64)>> {
+    let xs = rows.num(x)?;
+    let ys = rows.num(y)?;
+    let points: Vec<(f64, f64)> = xs
+        .iter()
+        .zip(ys)
+        .filter(|(a, b)| !a.is_nan() && !b.is_nan())
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    (!points.is_empty()).then_some(points)
+}

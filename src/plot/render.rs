@@ -1,0 +1,344 @@
+//! Drawing a [`Figure`] with plotters, the same code for the PNG and the SVG backend.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use super::{Figure, Panel, Style};
+
+const FONT: &str = "sans-serif";
+
+/// A colour-blind-friendly qualitative palette (the "tab10" colours).
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Registers the embedded DejaVu Sans once per process; plotters' ab_glyph backend has no
+/// other source of glyphs.
+fn register_fonts() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular()).is_ok()
+            && plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold()).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!("the embedded font could not be loaded"))
+    }
+}
+
+fn plot_err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("drawing failed: {e}")
+}
+
+pub fn render_to(figure: &Figure, path: &Path) -> Result<()> {
+    register_fonts()?;
+    let rows = figure.panels.len().div_ceil(figure.columns.max(1)).max(1) as u32;
+    let columns = figure.columns.max(1) as u32;
+    let title_height = if figure.title.is_empty() { 0 } else { 40 };
+    let size = (
+        figure.panel_size.0 * columns,
+        figure.panel_size.1 * rows + title_height,
+    );
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("png") => {
+            let root = BitMapBackend::new(path, size).into_drawing_area();
+            draw(&root, figure)?;
+            root.present().map_err(plot_err)
+        }
+        Some("svg") => {
+            let root = SVGBackend::new(path, size).into_drawing_area();
+            draw(&root, figure)?;
+            root.present().map_err(plot_err)
+        }
+        _ => Err(crate::input_error!(
+            "{}: unknown image type: expected a file name ending in .png or .svg",
+            path.display()
+        )),
+    }
+}
+
+fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figure: &Figure) -> Result<()> {
+    root.fill(&WHITE).map_err(plot_err)?;
+    let area = if figure.title.is_empty() {
+        root.clone()
+    } else {
+        root.titled(&figure.title, (FONT, 20).into_font())
+            .map_err(plot_err)?
+    };
+    let columns = figure.columns.max(1);
+    let rows = figure.panels.len().div_ceil(columns).max(1);
+    let cells = area.split_evenly((rows, columns));
+    for (panel, cell) in figure.panels.iter().zip(cells.iter()) {
+        draw_panel(cell, panel)?;
+    }
+    Ok(())
+}
+
+/// Maps a data value to plot coordinates: log10 on log axes (non-positive values dropped).
+fn to_axis(v: f64, log: bool) -> Option<f64> {
+    let t = if log {
+        if v > 0.0 { v.log10() } else { return None }
+    } else {
+        v
+    };
+    t.is_finite().then_some(t)
+}
+
+/// Tick label: on log axes the decades (`0.01`, `1`, `1e-6`), nothing between them.
+fn tick_label(v: f64, log: bool) -> String {
+    if log {
+        let k = v.round();
+        if (v - k).abs() > 1e-6 {
+            return String::new();
+        }
+        let k = k as i32;
+        match k {
+            -3..=-1 => format!("{}", 10f64.powi(k)),
+            0..=3 => format!("{}", 10i64.pow(k as u32)),
+            _ => format!("1e{k}"),
+        }
+    } else if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-3) {
+        format!("{v:.1e}")
+    } else {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" { "0".into() } else { s.to_string() }
+    }
+}
+
+fn axis_range(values: impl Iterator<Item = f64>, log: bool) -> Option<(f64, f64)> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() || !hi.is_finite() {
+        return None;
+    }
+    Some(if log {
+        let (lo, hi) = (lo.floor(), hi.ceil());
+        if lo == hi {
+            (lo - 1.0, hi + 1.0)
+        } else {
+            (lo, hi)
+        }
+    } else if lo == hi {
+        let pad = lo.abs().max(1.0) * 0.5;
+        (lo - pad, hi + pad)
+    } else {
+        let pad = (hi - lo) * 0.04;
+        (lo - pad, hi + pad)
+    })
+}
+
+fn label_count(range: (f64, f64), log: bool) -> usize {
+    if log {
+        // One label per decade when that is few enough; otherwise plotters picks a round step.
+        ((range.1 - range.0) as usize + 1).clamp(2, 10)
+    } else {
+        8
+    }
+}
+
+/// The corner of the plot area with the fewest data points, for the legend.
+fn emptiest_corner(
+    series: &[(usize, Vec<(f64, f64)>)],
+    xr: (f64, f64),
+    yr: (f64, f64),
+) -> SeriesLabelPosition {
+    // (position, x side, y side): side true = high end of the axis.
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let fraction = |v: f64, r: (f64, f64)| (v - r.0) / (r.1 - r.0);
+    let count = |high_x: bool, high_y: bool| {
+        series
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .filter(|&&(x, y)| {
+                let (fx, fy) = (fraction(x, xr), fraction(y, yr));
+                (if high_x { fx > 0.55 } else { fx < 0.45 })
+                    && (if high_y { fy > 0.6 } else { fy < 0.4 })
+            })
+            .count()
+    };
+    corners
+        .into_iter()
+        .min_by_key(|&(_, hx, hy)| count(hx, hy))
+        .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
+}
+
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> Result<()> {
+    let series: Vec<(usize, Vec<(f64, f64)>)> = panel
+        .series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let points = s
+                .points
+                .iter()
+                .filter_map(|&(x, y)| Some((to_axis(x, panel.logx)?, to_axis(y, panel.logy)?)))
+                .collect();
+            (i, points)
+        })
+        .collect();
+    let all = || series.iter().flat_map(|(_, p)| p.iter());
+    let (Some(xr), Some(yr)) = (
+        axis_range(all().map(|p| p.0), panel.logx),
+        axis_range(all().map(|p| p.1), panel.logy),
+    ) else {
+        let message = format!(
+            "{}: nothing to draw{}",
+            panel.title,
+            if panel.logy {
+                " (no positive values on the log axis)"
+            } else {
+                ""
+            }
+        );
+        area.draw(&Text::new(message, (40, 40), (FONT, 16).into_font()))
+            .map_err(plot_err)?;
+        return Ok(());
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, (FONT, 18).into_font())
+        .margin(14)
+        .x_label_area_size(48)
+        .y_label_area_size(76)
+        .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+        .map_err(plot_err)?;
+    let (logx, logy) = (panel.logx, panel.logy);
+    let x_fmt = move |v: &f64| tick_label(*v, logx);
+    let y_fmt = move |v: &f64| tick_label(*v, logy);
+    chart
+        .configure_mesh()
+        .x_desc(&panel.x_label)
+        .y_desc(&panel.y_label)
+        .x_labels(label_count(xr, logx))
+        .y_labels(label_count(yr, logy))
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
+        .label_style((FONT, 14).into_font())
+        .axis_desc_style((FONT, 15).into_font())
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw()
+        .map_err(plot_err)?;
+
+    let mut has_legend = false;
+    for (i, points) in &series {
+        let spec = &panel.series[*i];
+        if points.is_empty() {
+            continue;
+        }
+        let color = PALETTE[spec.color % PALETTE.len()];
+        let line = color.stroke_width(2);
+        let label = spec.label.clone();
+        match spec.style {
+            Style::Line => {
+                let drawn = chart
+                    .draw_series(LineSeries::new(points.iter().copied(), line))
+                    .map_err(plot_err)?;
+                if !label.is_empty() {
+                    has_legend = true;
+                    drawn.label(label).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))
+                    });
+                }
+            }
+            Style::Dashed => {
+                let drawn = chart
+                    .draw_series(DashedLineSeries::new(
+                        points.iter().copied(),
+                        7,
+                        5,
+                        color.stroke_width(2),
+                    ))
+                    .map_err(plot_err)?;
+                if !label.is_empty() {
+                    has_legend = true;
+                    drawn.label(label).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 8, y)], color.stroke_width(2))
+                    });
+                }
+            }
+            Style::LineWithMarkers => {
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), line))
+                    .map_err(plot_err)?;
+                let drawn = chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled())))
+                    .map_err(plot_err)?;
+                if !label.is_empty() {
+                    has_legend = true;
+                    drawn
+                        .label(label)
+                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+                }
+            }
+            Style::Cloud => {
+                let grey = RGBColor(170, 170, 170);
+                let drawn = chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 1, grey.filled())))
+                    .map_err(plot_err)?;
+                if !label.is_empty() {
+                    has_legend = true;
+                    drawn
+                        .label(label)
+                        .legend(move |(x, y)| Circle::new((x + 10, y), 3, grey.filled()));
+                }
+            }
+        }
+    }
+    if has_legend {
+        chart
+            .configure_series_labels()
+            .position(emptiest_corner(&series, xr, yr))
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .label_font((FONT, 13).into_font())
+            .draw()
+            .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_tick_labels_are_decades() {
+        assert_eq!(tick_label(-2.0, true), "0.01");
+        assert_eq!(tick_label(0.0, true), "1");
+        assert_eq!(tick_label(2.0, true), "100");
+        assert_eq!(tick_label(-12.0, true), "1e-12");
+        assert_eq!(tick_label(-1.5, true), "");
+        assert_eq!(tick_label(0.30000000000000004, false), "0.3");
+        assert_eq!(tick_label(25000.0, false), "25000");
+        assert_eq!(tick_label(250000.0, false), "2.5e5");
+    }
+
+    #[test]
+    fn log_axis_drops_non_positive_values() {
+        assert_eq!(to_axis(0.0, true), None);
+        assert_eq!(to_axis(-1.0, true), None);
+        assert_eq!(to_axis(100.0, true), Some(2.0));
+        assert_eq!(to_axis(-1.0, false), Some(-1.0));
+    }
+}
