@@ -237,12 +237,14 @@ impl Field {
     }
 }
 
-/// The closest known word to `word`, if it is close enough to be a likely typo.
+/// The closest known word to `word`, if it is close enough to be a likely typo: at most one
+/// edit (insertion, deletion, substitution or swap of neighbours) per three letters.
 pub fn nearest<'a>(candidates: impl Iterator<Item = &'a str>, word: &str) -> Option<&'a str> {
+    let allowed = (word.chars().count() / 3).max(1);
     candidates
-        .map(|c| (strsim::jaro_winkler(c, word), c))
-        .filter(|(score, _)| *score > 0.7)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|c| (strsim::osa_distance(c, word), c))
+        .filter(|(distance, _)| *distance <= allowed)
+        .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
 }
 
@@ -364,7 +366,8 @@ fn read_spec_file(experiment: &str, path: &Path) -> Result<Table> {
 pub fn render_commented(title: &str, fields: &[Field], spec: &Table) -> Result<String> {
     let mut out = String::new();
     for line in title.lines() {
-        out.push_str(&format!("# {line}\n"));
+        out.push_str(format!("# {line}").trim_end());
+        out.push('\n');
     }
     let mut group = "";
     for field in fields {

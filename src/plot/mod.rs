@@ -101,18 +101,33 @@ pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
         series: Vec::new(),
     };
     let several_ys = request.ys.iter().filter(|y| !is_bound(y)).count() > 1;
+    let grouped: Vec<Vec<(String, Table)>> = runs
+        .iter()
+        .map(|run| {
+            let group: Vec<&str> = request
+                .group
+                .iter()
+                .copied()
+                .filter(|g| run.rows.text(g).is_some())
+                .collect();
+            run.rows.groups(&group)
+        })
+        .collect();
+    // A group label shared by every series tells nothing: leave it out of the legend.
+    let mut distinct: Vec<&str> = grouped.iter().flatten().map(|(l, _)| l.as_str()).collect();
+    distinct.dedup();
+    let show_groups = distinct.len() > 1;
     let mut color = 0usize;
-    for run in runs {
-        let group: Vec<&str> = request
-            .group
-            .iter()
-            .copied()
-            .filter(|g| run.rows.text(g).is_some())
-            .collect();
-        for (group_label, rows) in run.rows.groups(&group) {
+    for (run, groups) in runs.iter().zip(&grouped) {
+        for (group_label, rows) in groups {
+            let group_label = if show_groups {
+                group_label.as_str()
+            } else {
+                ""
+            };
             let mut drew_any = false;
             for y in request.ys {
-                let Some(points) = xy_points(&rows, request.x, y) else {
+                let Some(points) = xy_points(rows, request.x, y) else {
                     continue;
                 };
                 let bound = is_bound(y);
@@ -124,7 +139,7 @@ pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
                     label_parts.push(&run.label);
                 }
                 if !group_label.is_empty() {
-                    label_parts.push(&group_label);
+                    label_parts.push(group_label);
                 }
                 if several_ys || bound || label_parts.is_empty() {
                     label_parts.push(y);

@@ -455,3 +455,82 @@ pub fn check_run(spec: &PmdSpec, rows: &Table, summary: &Map<String, Value>) -> 
     }
     results
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checks on synthetic rows with known answers: each one can fail.
+    use super::*;
+    use crate::table::Cell;
+
+    fn table(columns: &[&str], rows: &[Vec<f64>]) -> Table {
+        let names: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let mut t = Table::with_columns(&names, &vec![false; names.len()]);
+        for row in rows {
+            t.push(&row.iter().map(|x| Cell::Real(*x)).collect::<Vec<_>>());
+        }
+        t
+    }
+
+    #[test]
+    fn monotone_catches_a_decrease() {
+        let ok = table(
+            &["min_improvement"],
+            &[vec![f64::NAN], vec![0.0], vec![1e-3]],
+        );
+        assert_eq!(monotone(&ok, 1e-10).0, Verdict::Pass);
+        let bad = table(&["min_improvement"], &[vec![f64::NAN], vec![-1e-6]]);
+        assert_eq!(monotone(&bad, 1e-10).0, Verdict::Fail);
+    }
+
+    #[test]
+    fn bounds_are_checked_where_defined() {
+        let cols = ["iter", "gap", "bound"];
+        let ok = table(&cols, &[vec![0.0, 1.0, f64::NAN], vec![1.0, 0.5, 0.6]]);
+        assert_eq!(bound_holds(&ok, "gap", "bound").unwrap().0, Verdict::Pass);
+        let bad = table(&cols, &[vec![0.0, 1.0, f64::NAN], vec![1.0, 0.7, 0.6]]);
+        assert_eq!(bound_holds(&bad, "gap", "bound").unwrap().0, Verdict::Fail);
+        let none = table(&cols, &[vec![0.0, 1.0, f64::NAN]]);
+        assert!(bound_holds(&none, "gap", "bound").is_none());
+    }
+
+    #[test]
+    fn finite_step_needs_to_reach_and_stay() {
+        let cols = ["iter", "optimal", "value_gap_inf", "nonopt_mass"];
+        let rows = |opt: &[f64]| -> Vec<Vec<f64>> {
+            opt.iter()
+                .enumerate()
+                .map(|(k, &o)| vec![k as f64, o, if o == 1.0 { 0.0 } else { 0.1 }, 1.0 - o])
+                .collect()
+        };
+        let hit = table(&cols, &rows(&[0.0, 0.0, 1.0, 1.0]));
+        assert_eq!(finite_step(&hit, 1e-9).0, Verdict::Pass);
+        assert_eq!(hitting_iteration(&hit), Some(2));
+        let left = table(&cols, &rows(&[0.0, 1.0, 0.0]));
+        assert_eq!(finite_step(&left, 1e-9).0, Verdict::Fail);
+        let never = table(&cols, &rows(&[0.0, 0.0]));
+        assert_eq!(finite_step(&never, 1e-9).0, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn rates_are_compared_with_the_prediction() {
+        // log m_k = -0.03 k: ratio exp(-0.03) per step.
+        let geometric: Vec<Vec<f64>> = (0..100).map(|k| vec![-0.03 * k as f64]).collect();
+        let t = table(&["log_nonopt_mass"], &geometric);
+        assert_eq!(kl_tail_ratio(&t, 1.0, 0.03).0, Verdict::Pass);
+        assert_eq!(kl_tail_ratio(&t, 1.0, 0.05).0, Verdict::Fail);
+        // m_k = k^-2.
+        let power: Vec<Vec<f64>> = (1..200)
+            .map(|k| vec![k as f64, -2.0 * (k as f64).ln()])
+            .collect();
+        let t = table(&["iter", "log_nonopt_mass"], &power);
+        assert_eq!(polynomial_decay(&t, -2.0).0, Verdict::Pass);
+        assert_eq!(polynomial_decay(&t, -1.0).0, Verdict::Fail);
+        // -log m_k = 0.5 gamma^-k with gamma = 0.9.
+        let superlinear: Vec<Vec<f64>> = (0..60)
+            .map(|k| vec![k as f64, -0.5 * 0.9f64.powi(-k), 1.0])
+            .collect();
+        let t = table(&["iter", "log_nonopt_mass", "eta"], &superlinear);
+        assert_eq!(kl_superlinear(&t, 0.9).0, Verdict::Pass);
+        assert_eq!(kl_superlinear(&t, 0.8).0, Verdict::Fail);
+    }
+}

@@ -262,11 +262,8 @@ pub fn solve_optimum(eval: &Evaluator, start: ArrayView2<f64>) -> Optimum {
     }
     let pi_trace = values.iter().map(|v| sup_distance(&v_star, v)).collect();
     let first_optimal: Vec<usize> = (0..mdp.states)
-        .map(|s| {
-            (0..mdp.actions)
-                .find(|&a| optimal[(s, a)])
-                .expect("an optimal action")
-        })
+        // With non-finite values no action qualifies; the run then fails on its first row.
+        .map(|s| (0..mdp.actions).find(|&a| optimal[(s, a)]).unwrap_or(0))
         .collect();
     Optimum {
         policy: deterministic_policy(&first_optimal, mdp.actions),

@@ -15,7 +15,7 @@ pub mod mdp;
 pub mod mirror;
 pub mod spec;
 pub mod theory;
-mod verify;
+pub mod verify;
 
 use std::path::Path;
 use std::time::Instant;

@@ -1,0 +1,536 @@
+//! The command line as a user meets it: runs, outputs, bad input, overwrites, plots, Ctrl-C.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use tempfile::TempDir;
+
+fn lab(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
+    cmd.current_dir(dir);
+    cmd
+}
+
+fn read_manifest(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Files under `dir/out`, sorted.
+fn outputs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir.join("out"))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn is_png(path: &Path) -> bool {
+    fs::read(path).is_ok_and(|b| b.starts_with(b"\x89PNG\r\n\x1a\n") && b.len() > 10_000)
+}
+
+/// The text elements of an SVG (labels, legend entries), trimmed.
+fn svg_labels(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap();
+    assert!(
+        text.contains("<svg") && text.contains("</svg>"),
+        "{}",
+        path.display()
+    );
+    text.split("<text")
+        .skip(1)
+        .filter_map(|part| {
+            let body = part.split_once('>')?.1;
+            Some(body.split_once("</text>")?.0.trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_writes_csv_manifest_and_plots() {
+    let dir = TempDir::new().unwrap();
+    lab(dir.path())
+        .args([
+            "run",
+            "pmd",
+            "--divergence",
+            "euclidean,kl",
+            "iterations=30",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("pmd.monotone"));
+    let prefix = dir
+        .path()
+        .join("out/pmd-divergence=euclidean+kl-iterations=30-seed=0");
+    let csv = fs::read_to_string(prefix.with_extension("csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "divergence,iter,eta,value_gap_inf,value_gap_rho,nonopt_mass,log_nonopt_mass,\
+         kl_to_optimal,optimal,min_improvement,bound_xiao_thm8,bound_xiao_thm10,bound_johnson,wall_s"
+    );
+    // One row for the initial policy and one per iteration, for each divergence.
+    assert_eq!(lines.count(), 2 * 31);
+    let manifest = read_manifest(&prefix.with_extension("run.json"));
+    assert_eq!(manifest["status"], "done");
+    assert_eq!(manifest["experiment"], "pmd");
+    assert_eq!(manifest["spec"]["iterations"], 30);
+    assert_eq!(manifest["seed"], 0);
+    assert!(manifest["claims"].as_array().unwrap().len() >= 4);
+    assert!(manifest["summary"]["gap_delta"].as_f64().unwrap() > 0.0);
+    assert!(is_png(&prefix.with_extension("png")));
+    let labels = svg_labels(&prefix.with_extension("svg"));
+    assert!(
+        labels.iter().any(|l| l == "divergence=kl"),
+        "legend in the SVG: {labels:?}"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_problem_and_writes_nothing() {
+    let dir = TempDir::new().unwrap();
+    fs::write(dir.path().join("typo.toml"), "eta = 5\netaa = 1\n").unwrap();
+    fs::write(dir.path().join("broken.toml"), "eta = \n").unwrap();
+    fs::write(dir.path().join("wrong.toml"), "gamma = \"high\"\n").unwrap();
+    fs::write(
+        dir.path().join("bad.mdp"),
+        "lab-mdp 1\nstates 1\nactions 2\nr 0 0 1\np 0 0 0 1\nr 0 1 1\np 0 1 0 0.5\n",
+    )
+    .unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["run", "pmd", "gama=0.5"],
+            &["unknown key 'gama'", "did you mean 'gamma'"],
+        ),
+        (
+            &["run", "pmd", "--gamma", "1.5"],
+            &["gamma", "1.5", "(0, 1)"],
+        ),
+        (
+            &["run", "pmd", "states=0"],
+            &["states", "0", "[1, 10000000]"],
+        ),
+        (
+            &["run", "pmd", "--divergence", "euclidian"],
+            &["euclidian", "did you mean 'euclidean'"],
+        ),
+        (&["run", "pmd", "eta=-3"], &["eta", "-3", "> 0"]),
+        (
+            &["run", "pmd", "--spec", "typo.toml"],
+            &["typo.toml", "unknown key 'etaa'", "did you mean 'eta'"],
+        ),
+        (
+            &["run", "pmd", "--spec", "broken.toml"],
+            &["broken.toml", "not valid TOML", "line 1"],
+        ),
+        (
+            &["run", "pmd", "--spec", "wrong.toml"],
+            &["wrong.toml", "gamma", "wrong type"],
+        ),
+        (&["run", "pmd", "--spec", "missing.toml"], &["missing.toml"]),
+        (
+            &["run", "pmd", "mdp=file", "mdp_file=bad.mdp"],
+            &["bad.mdp", "sum to 0.5"],
+        ),
+        (
+            &["run", "pmd", "mdp=file", "mdp_file=nowhere.mdp"],
+            &["nowhere.mdp"],
+        ),
+        (
+            &["run", "pmd", "branching=80"],
+            &["branching = 80", "states = 50"],
+        ),
+        (&["run", "pmd", "eta"], &["expected key=value"]),
+        (
+            &["show", "pdm"],
+            &["unknown experiment 'pdm'", "did you mean 'pmd'"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let assert = lab(dir.path()).args(*args).assert().code(2);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        for needle in *needles {
+            assert!(
+                stderr.contains(needle),
+                "{args:?}: {needle:?} not in {stderr:?}"
+            );
+        }
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error")).count(),
+            1,
+            "{stderr}"
+        );
+        assert!(
+            outputs(dir.path()).is_empty(),
+            "{args:?} wrote {:?}",
+            outputs(dir.path())
+        );
+    }
+}
+
+#[test]
+fn a_finished_run_is_never_overwritten_silently() {
+    let dir = TempDir::new().unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = lab(dir.path());
+        cmd.args(["run", "pmd", "--out", "out/x", "iterations=5", "-q"])
+            .args(extra);
+        cmd
+    };
+    run(&[]).assert().success();
+    let csv = dir.path().join("out/x.csv");
+    let first = fs::read_to_string(&csv).unwrap();
+    run(&["eta=1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already holds a run (status done"))
+        .stderr(predicate::str::contains("--force"));
+    assert_eq!(fs::read_to_string(&csv).unwrap(), first, "untouched");
+    run(&["eta=1", "--force"]).assert().success();
+    assert_ne!(fs::read_to_string(&csv).unwrap(), first);
+    assert_eq!(
+        read_manifest(&dir.path().join("out/x.run.json"))["spec"]["eta"],
+        1.0
+    );
+}
+
+#[test]
+fn show_prints_a_spec_that_runs_as_is() {
+    let dir = TempDir::new().unwrap();
+    let shown = lab(dir.path()).args(["show", "pmd"]).assert().success();
+    let text = String::from_utf8_lossy(&shown.get_output().stdout).into_owned();
+    assert!(text.contains("# allowed: a number in (0, 1)\ngamma = 0.9"));
+    assert!(text.contains("[reconstructed]") && text.contains("[verified in source]"));
+    fs::write(dir.path().join("spec.toml"), &text).unwrap();
+    lab(dir.path())
+        .args(["run", "pmd", "--spec", "spec.toml", "--out", "out/a", "-q"])
+        .assert()
+        .success();
+    lab(dir.path())
+        .args(["run", "pmd", "--out", "out/b", "-q"])
+        .assert()
+        .success();
+    let metrics = |name: &str| metric_columns(&dir.path().join(format!("out/{name}.csv")));
+    assert_eq!(metrics("a"), metrics("b"));
+    // A manifest re-runs the same experiment too.
+    lab(dir.path())
+        .args([
+            "run",
+            "pmd",
+            "--spec",
+            "out/a.run.json",
+            "--out",
+            "out/c",
+            "-q",
+        ])
+        .assert()
+        .success();
+    assert_eq!(metrics("a"), metrics("c"));
+}
+
+/// Every column but wall-clock time, row by row.
+fn metric_columns(csv: &Path) -> Vec<String> {
+    let text = fs::read_to_string(csv).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let time = header.iter().position(|h| *h == "wall_s").unwrap();
+    text.lines()
+        .map(|l| {
+            let mut cells: Vec<&str> = l.split(',').collect();
+            cells.remove(time);
+            cells.join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let dir = TempDir::new().unwrap();
+    // Iterative evaluation (parallel sweeps) and every divergence (parallel per-state steps).
+    let common = [
+        "run",
+        "pmd",
+        "states=400",
+        "branching=6",
+        "evaluation=iterative",
+        "divergence=euclidean,kl,tsallis,burg",
+        "iterations=25",
+        "-q",
+    ];
+    for threads in ["1", "2", "3"] {
+        lab(dir.path())
+            .args(["--threads", threads])
+            .args(common)
+            .args(["--out", &format!("out/t{threads}")])
+            .assert()
+            .success();
+    }
+    let one = metric_columns(&dir.path().join("out/t1.csv"));
+    assert_eq!(one.len(), 4 * 26 + 1);
+    assert_eq!(one, metric_columns(&dir.path().join("out/t2.csv")));
+    assert_eq!(one, metric_columns(&dir.path().join("out/t3.csv")));
+}
+
+#[test]
+fn exported_mdp_reproduces_the_run() {
+    let dir = TempDir::new().unwrap();
+    lab(dir.path())
+        .args(["run", "pmd", "states=30", "--export-mdp", "g.mdp"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "30 states, 10 actions, 1500 transitions",
+        ));
+    lab(dir.path())
+        .args(["run", "pmd", "states=30", "--export-mdp", "g.mdp"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("g.mdp exists"));
+    // The file is found relative to the spec that names it.
+    fs::create_dir(dir.path().join("specs")).unwrap();
+    fs::rename(dir.path().join("g.mdp"), dir.path().join("specs/g.mdp")).unwrap();
+    fs::write(
+        dir.path().join("specs/file.toml"),
+        "mdp = \"file\"\nmdp_file = \"g.mdp\"\n",
+    )
+    .unwrap();
+    lab(dir.path())
+        .args([
+            "run",
+            "pmd",
+            "--spec",
+            "specs/file.toml",
+            "--out",
+            "out/file",
+            "-q",
+        ])
+        .assert()
+        .success();
+    lab(dir.path())
+        .args(["run", "pmd", "states=30", "--out", "out/garnet", "-q"])
+        .assert()
+        .success();
+    assert_eq!(
+        metric_columns(&dir.path().join("out/file.csv")),
+        metric_columns(&dir.path().join("out/garnet.csv"))
+    );
+}
+
+#[test]
+fn diverging_values_end_the_run_as_failed_naming_the_iteration() {
+    let dir = TempDir::new().unwrap();
+    // Valid numbers, but V = r / (1 - gamma) overflows to infinity.
+    fs::write(
+        dir.path().join("huge.mdp"),
+        "lab-mdp 1\nstates 1\nactions 2\nr 0 0 1e308\np 0 0 0 1\nr 0 1 0\np 0 1 0 1\n",
+    )
+    .unwrap();
+    lab(dir.path())
+        .args([
+            "run",
+            "pmd",
+            "mdp=file",
+            "mdp_file=huge.mdp",
+            "--out",
+            "out/huge",
+            "-q",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("iteration 0"));
+    let manifest = read_manifest(&dir.path().join("out/huge.run.json"));
+    let status = manifest["status"].as_str().unwrap();
+    assert!(status.starts_with("failed: non-finite value"), "{status}");
+}
+
+#[test]
+fn plot_overlays_runs_with_a_legend_of_what_differs() {
+    let dir = TempDir::new().unwrap();
+    for eta in ["1", "10"] {
+        lab(dir.path())
+            .args(["run", "pmd", "--eta", eta, "iterations=20", "-q"])
+            .assert()
+            .success();
+    }
+    lab(dir.path())
+        .args([
+            "plot",
+            "out/pmd-eta=1-iterations=20-seed=0.csv",
+            "out/pmd-iterations=20-seed=0.csv",
+            "--y",
+            "value_gap_inf",
+            "--logy",
+            "--out",
+            "cmp.svg",
+        ])
+        .assert()
+        .success();
+    let labels = svg_labels(&dir.path().join("cmp.svg"));
+    assert!(
+        labels.iter().any(|l| l == "eta=1"),
+        "legend names eta=1: {labels:?}"
+    );
+    assert!(
+        labels.iter().any(|l| l == "eta=10"),
+        "legend names eta=10: {labels:?}"
+    );
+    assert!(
+        labels.iter().any(|l| l == "0.01"),
+        "log tick labels: {labels:?}"
+    );
+    // Without --y: the experiment's standard figure, as PNG.
+    lab(dir.path())
+        .args([
+            "plot",
+            "out/pmd-iterations=20-seed=0.csv",
+            "--out",
+            "std.png",
+        ])
+        .assert()
+        .success();
+    assert!(is_png(&dir.path().join("std.png")));
+}
+
+#[test]
+fn plot_rejects_bad_csvs_clearly() {
+    let dir = TempDir::new().unwrap();
+    fs::write(dir.path().join("empty.csv"), "").unwrap();
+    fs::write(dir.path().join("ragged.csv"), "iter,x\n0,1\n1\n").unwrap();
+    fs::write(dir.path().join("ok.csv"), "iter,x\n0,1\n1,2\n").unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["plot", "empty.csv", "--y", "x"], &["empty.csv", "empty"]),
+        (
+            &["plot", "ragged.csv", "--y", "x"],
+            &["ragged.csv", "line 3"],
+        ),
+        (
+            &["plot", "ok.csv", "--y", "z"],
+            &["ok.csv", "'z'", "iter, x"],
+        ),
+        (&["plot", "ok.csv"], &["--y", "no manifest"]),
+        (&["plot", "none.csv", "--y", "x"], &["none.csv"]),
+        (
+            &["plot", "ok.csv", "--y", "x", "--out", "pic.jpg"],
+            &["pic.jpg", ".png or .svg"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let assert = lab(dir.path()).args(*args).assert().code(2);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+        for needle in *needles {
+            assert!(
+                stderr.contains(needle),
+                "{args:?}: {needle:?} not in {stderr:?}"
+            );
+        }
+    }
+    lab(dir.path())
+        .args(["plot", "ok.csv", "--y", "x", "--out", "ok.png"])
+        .assert()
+        .success();
+    assert!(
+        fs::read(dir.path().join("ok.png"))
+            .unwrap()
+            .starts_with(b"\x89PNG")
+    );
+}
+
+#[test]
+fn ctrl_c_keeps_the_rows_and_marks_the_run_interrupted() {
+    let dir = TempDir::new().unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "pmd",
+            "states=3000",
+            "branching=10",
+            "iterations=1000000",
+            "--out",
+            "out/long",
+            "-q",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let csv = dir.path().join("out/long.csv");
+    let start = Instant::now();
+    while fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no rows after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let manifest = read_manifest(&dir.path().join("out/long.run.json"));
+    assert_eq!(manifest["status"], "interrupted");
+    let text = fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert!(rows.len() >= 4);
+    assert!(text.ends_with('\n'), "the last row is complete");
+    let width = text.lines().next().unwrap().split(',').count();
+    assert!(rows.iter().all(|r| r.split(',').count() == width));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("rows kept"));
+}
+
+#[test]
+fn every_spec_in_experiments_runs_without_a_failed_claim() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = TempDir::new().unwrap();
+    let mut specs: Vec<PathBuf> = fs::read_dir(root.join("experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    specs.sort();
+    assert!(specs.len() >= 5);
+    for spec in specs {
+        let name = spec.file_stem().unwrap().to_string_lossy().into_owned();
+        let experiment = name.split('-').next().unwrap().to_string();
+        lab(dir.path())
+            .args(["run", &experiment, "--spec"])
+            .arg(&spec)
+            .args(["--out", &format!("out/{name}"), "-q"])
+            .assert()
+            .success();
+        let manifest = read_manifest(&dir.path().join(format!("out/{name}.run.json")));
+        assert_eq!(manifest["status"], "done", "{name}");
+        for claim in manifest["claims"].as_array().unwrap() {
+            assert_ne!(claim["verdict"], "fail", "{name}: {claim}");
+        }
+    }
+}
+
+#[test]
+fn list_and_verify() {
+    let dir = TempDir::new().unwrap();
+    lab(dir.path())
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("pmd").and(predicate::str::contains("arXiv:2205.08176")));
+    lab(dir.path())
+        .args(["verify", "pmd"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("PASS").and(predicate::str::contains(" 0 failed")));
+    assert!(outputs(dir.path()).is_empty(), "verify writes nothing");
+}
