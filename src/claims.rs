@@ -73,12 +73,12 @@ pub fn render_table(results: &[ClaimResult]) -> String {
     let id_w = results.iter().map(|r| r.id.len()).max().unwrap_or(5).max(5);
     let on_w = results.iter().map(|r| r.on.len()).max().unwrap_or(2).max(2);
     out.push_str(&format!(
-        "{:<12} {:<id_w$}  {:<on_w$}  {:<17}  measured\n",
+        "{:<12} {:<id_w$}  {:<on_w$}  {:<18}  measured\n",
         "verdict", "claim", "on", "source"
     ));
     for r in results {
         out.push_str(&format!(
-            "{:<12} {:<id_w$}  {:<on_w$}  {:<17}  {}\n",
+            "{:<12} {:<id_w$}  {:<on_w$}  {:<18}  {}\n",
             r.verdict.word(),
             r.id,
             r.on,

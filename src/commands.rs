@@ -152,14 +152,18 @@ fn print_report(exp: &dyn Experiment, report: &run::RunReport) {
             .collect();
         println!("  {label}: {iter}: {}", figures.join(", "));
     }
-    if let Some(hits) = report.summary.get("hitting_iteration") {
-        println!("  first iteration from which the policy is exactly optimal: {hits}");
-    }
-    if let Some(delta) = report.summary.get("gap_delta") {
-        println!("  action gap Delta: {delta}");
+    for line in exp.describe_summary(&report.summary) {
+        println!("  {line}");
     }
     if !report.claims.is_empty() {
-        println!("claims:");
+        let count = |v: Verdict| report.claims.iter().filter(|c| c.verdict == v).count();
+        println!(
+            "theory: {} claims checked: {} pass, {} fail, {} inconclusive",
+            report.claims.len(),
+            count(Verdict::Pass),
+            count(Verdict::Fail),
+            count(Verdict::Inconclusive)
+        );
         for line in render_table(&report.claims).lines() {
             println!("  {line}");
         }
@@ -328,7 +332,15 @@ fn plot(args: &PlotArgs) -> Result<ExitCode> {
                 ));
             }
         };
-        exp.figures(&runs)?
+        let mut figures = exp.figures(&runs)?;
+        // --logx / --logy switch the axes of the standard convergence figure.
+        if let Some((_, main)) = figures.iter_mut().find(|(suffix, _)| suffix.is_empty()) {
+            for panel in &mut main.panels {
+                panel.logx |= args.logx;
+                panel.logy |= args.logy;
+            }
+        }
+        figures
     } else {
         let x = args.x.clone().unwrap_or_else(|| {
             if runs[0].rows.has("iter") {

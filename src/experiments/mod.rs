@@ -62,6 +62,9 @@ pub trait Experiment: Sync {
     fn verify(&self) -> Result<Vec<ClaimResult>>;
     /// Columns whose final values the end-of-run summary prints.
     fn headline_columns(&self) -> &'static [&'static str];
+    /// Lines for the end-of-run summary from the run's summary figures.
+    fn describe_summary(&self, summary: &serde_json::Map<String, serde_json::Value>)
+    -> Vec<String>;
 }
 
 /// Every experiment, in `lab list` order.

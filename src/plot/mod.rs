@@ -120,10 +120,17 @@ pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
     let mut color = 0usize;
     for (run, groups) in runs.iter().zip(&grouped) {
         for (group_label, rows) in groups {
+            // Leave out what the legend says already: a group shared by every series, or a
+            // setting the run label names (a group column that is also a differing setting).
+            let run_parts: Vec<&str> = run.label.split(", ").collect();
             let group_label = if show_groups {
-                group_label.as_str()
+                group_label
+                    .split(", ")
+                    .filter(|part| !run_parts.contains(part))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             } else {
-                ""
+                String::new()
             };
             let mut drew_any = false;
             for y in request.ys {
@@ -139,7 +146,7 @@ pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
                     label_parts.push(&run.label);
                 }
                 if !group_label.is_empty() {
-                    label_parts.push(group_label);
+                    label_parts.push(&group_label);
                 }
                 if several_ys || bound || label_parts.is_empty() {
                     label_parts.push(y);

@@ -233,6 +233,33 @@ impl Experiment for Pmd {
     fn headline_columns(&self) -> &'static [&'static str] {
         &["value_gap_inf", "value_gap_rho", "nonopt_mass", "optimal"]
     }
+
+    fn describe_summary(
+        &self,
+        summary: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(delta) = summary.get("gap_delta") {
+            let delta = delta
+                .as_f64()
+                .map_or("none (every action optimal)".into(), |d| format!("{d:.4e}"));
+            let pi = summary.get("pi_iterations").map_or(String::new(), |p| {
+                format!(", policy iteration took {p} iterations")
+            });
+            lines.push(format!("action gap Delta = {delta}{pi}"));
+        }
+        if let Some(hits) = summary.get("hitting_iteration").and_then(|h| h.as_object()) {
+            let parts: Vec<String> = hits
+                .iter()
+                .map(|(d, k)| match k.as_u64() {
+                    Some(k) => format!("{d} from iteration {k}"),
+                    None => format!("{d} not reached"),
+                })
+                .collect();
+            lines.push(format!("exactly optimal policy: {}", parts.join(", ")));
+        }
+        lines
+    }
 }
 
 struct PmdRun {
