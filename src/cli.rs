@@ -135,15 +135,13 @@ fn experiment_command(exp: &dyn Experiment) -> Command {
                 .num_args(0..)
                 .help("Settings overriding the spec file and flags, e.g. eta=10 gamma=0.99"),
         );
-    if exp.name() == "pmd" {
+    if let Some(exporter) = exp.exporter() {
         cmd = cmd.arg(
-            Arg::new("export-mdp")
-                .long("export-mdp")
+            Arg::new("export")
+                .long(exporter.flag)
                 .value_name("FILE")
                 .value_parser(value_parser!(PathBuf))
-                .help(
-                    "Write the MDP of these settings to FILE (lab-mdp format) instead of running",
-                ),
+                .help(exporter.help),
         );
     }
     for field in exp.fields() {

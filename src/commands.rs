@@ -85,14 +85,14 @@ fn run(exp: &'static dyn Experiment, m: &ArgMatches) -> Result<ExitCode> {
         exp.default_spec(),
         &spec_layers(exp, m),
     )?;
-    if let Some(path) = m.get_one::<PathBuf>("export-mdp") {
+    if let (Some(exporter), Some(path)) = (exp.exporter(), m.get_one::<PathBuf>("export")) {
         if path.exists() && !m.get_flag("force") {
             return Err(input_error!(
                 "{} exists; not overwriting it (use --force)",
                 path.display()
             ));
         }
-        println!("{}", experiments::pmd::export_mdp(&spec, path)?);
+        println!("{}", (exporter.write)(&spec, path)?);
         return Ok(ExitCode::SUCCESS);
     }
     let quiet = m.get_flag("quiet");

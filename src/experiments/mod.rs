@@ -26,6 +26,15 @@ pub struct ClaimDoc {
     pub provenance: Provenance,
 }
 
+/// An input an experiment can write instead of running (`lab run pmd --export-mdp FILE`).
+pub struct Exporter {
+    /// The long flag, without dashes.
+    pub flag: &'static str,
+    pub help: &'static str,
+    /// Writes the input of a resolved spec to a path; returns a one-line report.
+    pub write: fn(&toml::Table, &std::path::Path) -> Result<String>,
+}
+
 /// A checked, ready-to-start run: inputs loaded, settings cross-checked.
 pub trait PreparedRun: Send {
     /// Runs the experiment, emitting rows and summary figures through `ctx`.
@@ -62,6 +71,10 @@ pub trait Experiment: Sync {
     fn verify(&self) -> Result<Vec<ClaimResult>>;
     /// Columns whose final values the end-of-run summary prints.
     fn headline_columns(&self) -> &'static [&'static str];
+    /// An input the experiment can export instead of running, if any.
+    fn exporter(&self) -> Option<Exporter> {
+        None
+    }
     /// Lines for the end-of-run summary from the run's summary figures.
     fn describe_summary(&self, summary: &serde_json::Map<String, serde_json::Value>)
     -> Vec<String>;

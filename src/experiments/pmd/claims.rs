@@ -388,6 +388,8 @@ fn summary_number(summary: &Map<String, Value>, path: &[&str]) -> Option<f64> {
 pub fn check_run(spec: &PmdSpec, rows: &Table, summary: &Map<String, Value>) -> Vec<ClaimResult> {
     let range = summary_number(summary, &["mdp", "reward_range"]).unwrap_or(1.0);
     let scale = (range / (1.0 - spec.gamma)).max(f64::MIN_POSITIVE);
+    // Each evaluation is exact to round-off (LU) or to eval_tol (sweeps).
+    let value_tol = 1e-10 * scale + 2.0 * spec.eval_tol;
     // Gap Delta is null in the summary when every action is optimal.
     let delta = summary_number(summary, &["gap_delta"]).unwrap_or(f64::INFINITY);
     let mut results = Vec::new();
@@ -401,7 +403,7 @@ pub fn check_run(spec: &PmdSpec, rows: &Table, summary: &Map<String, Value>) -> 
         if part.is_empty() {
             continue;
         }
-        results.push(result(&MONOTONE, &on, monotone(&part, 1e-10 * scale)));
+        results.push(result(&MONOTONE, &on, monotone(&part, value_tol)));
         let (bound_doc, metric, bound) = match spec.schedule {
             Schedule::Constant => (&XIAO_THM8, "value_gap_rho", "bound_xiao_thm8"),
             Schedule::Geometric | Schedule::Pi => {
@@ -425,7 +427,7 @@ pub fn check_run(spec: &PmdSpec, rows: &Table, summary: &Map<String, Value>) -> 
                     "finite-step for Tsallis q > 1: reconstructed from the KKT mechanism (notes section 5)",
                 );
             }
-            results.push(result(&doc, &on, finite_step(&part, 1e-9 * scale)));
+            results.push(result(&doc, &on, finite_step(&part, value_tol)));
         } else if !divergence.reaches_faces() && spec.schedule != Schedule::Pi {
             results.push(result(&NEVER_EXACT, &on, never_exact(&part)));
         }

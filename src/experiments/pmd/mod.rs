@@ -29,7 +29,7 @@ use self::evaluation::{EvalMethod, Evaluator, LU_MAX_STATES, Optimum, solve_opti
 use self::mdp::Mdp;
 use self::mirror::{Divergence, greedy_set, log_sum_exp};
 use self::spec::{EvalChoice, InitPolicy, MdpKind, PmdSpec, Schedule};
-use super::{ClaimDoc, Experiment, PreparedRun, RunData};
+use super::{ClaimDoc, Experiment, Exporter, PreparedRun, RunData};
 use crate::claims::ClaimResult;
 use crate::input_error;
 use crate::plot::Figure;
@@ -232,6 +232,14 @@ impl Experiment for Pmd {
 
     fn headline_columns(&self) -> &'static [&'static str] {
         &["value_gap_inf", "value_gap_rho", "nonopt_mass", "optimal"]
+    }
+
+    fn exporter(&self) -> Option<Exporter> {
+        Some(Exporter {
+            flag: "export-mdp",
+            help: "Write the MDP of these settings to FILE (lab-mdp format) instead of running",
+            write: export_mdp,
+        })
     }
 
     fn describe_summary(
@@ -526,6 +534,15 @@ impl PreparedRun for PmdRun {
                 .filter(|r| r.iter().filter(|o| **o).count() > 1)
                 .count(),
         );
+        if mdp.states <= 50 {
+            let sets: Vec<Vec<usize>> = opt
+                .optimal
+                .rows()
+                .into_iter()
+                .map(|row| (0..row.len()).filter(|&a| row[a]).collect())
+                .collect();
+            ctx.summarize("optimal_actions", sets);
+        }
         ctx.summarize("theta_rho", theta);
         ctx.summarize("pi_iterations", opt.pi_trace.len() - 1);
         ctx.summarize("pi_trace", &opt.pi_trace);

@@ -239,7 +239,7 @@ pub const FIELDS: &[Field] = &[
         doc: "PMD iterations; the CSV has a row for the initial policy and one per iteration.",
         domain: Domain::Int {
             min: 1,
-            max: 100_000_000,
+            max: 1_000_000,
         },
     },
     Field {
