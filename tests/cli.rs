@@ -32,6 +32,19 @@ fn outputs(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Runs `lab args`, expects exit code 2 and every needle in stderr; returns stderr.
+fn input_error(dir: &Path, args: &[&str], needles: &[&str]) -> String {
+    let assert = lab(dir).args(args).assert().code(2);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {needle:?} not in {stderr:?}"
+        );
+    }
+    stderr
+}
+
 fn is_png(path: &Path) -> bool {
     fs::read(path).is_ok_and(|b| b.starts_with(b"\x89PNG\r\n\x1a\n") && b.len() > 10_000)
 }
@@ -155,14 +168,7 @@ fn bad_input_exits_2_naming_the_problem_and_writes_nothing() {
         ),
     ];
     for (args, needles) in cases {
-        let assert = lab(dir.path()).args(*args).assert().code(2);
-        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
-        for needle in *needles {
-            assert!(
-                stderr.contains(needle),
-                "{args:?}: {needle:?} not in {stderr:?}"
-            );
-        }
+        let stderr = input_error(dir.path(), args, needles);
         assert_eq!(
             stderr.lines().filter(|l| l.starts_with("error")).count(),
             1,
@@ -422,14 +428,7 @@ fn plot_rejects_bad_csvs_clearly() {
         ),
     ];
     for (args, needles) in cases {
-        let assert = lab(dir.path()).args(*args).assert().code(2);
-        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
-        for needle in *needles {
-            assert!(
-                stderr.contains(needle),
-                "{args:?}: {needle:?} not in {stderr:?}"
-            );
-        }
+        input_error(dir.path(), args, needles);
     }
     lab(dir.path())
         .args(["plot", "ok.csv", "--y", "x", "--out", "ok.png"])

@@ -42,24 +42,34 @@ impl<'a> Evaluator<'a> {
         Evaluator { mdp, gamma, method }
     }
 
+    /// The transitions of pi from state s: (next state t, pi(a|s) P(t|s, a)) over actions a.
+    fn policy_transitions<'b>(
+        &'b self,
+        policy: ArrayView2<'b, f64>,
+        s: usize,
+    ) -> impl Iterator<Item = (usize, f64)> + 'b {
+        (0..self.mdp.actions)
+            .filter(move |&a| policy[(s, a)] != 0.0)
+            .flat_map(move |a| {
+                let w = policy[(s, a)];
+                let (next, prob) = self.mdp.transitions(s, a);
+                next.iter()
+                    .zip(prob)
+                    .map(move |(&t, &p)| (t as usize, w * p))
+            })
+    }
+
     /// r_pi(s) + gamma (P_pi v)(s), the Bellman operator of pi at one state.
     #[inline]
     fn backup(&self, policy: ArrayView2<f64>, v: &[f64], s: usize) -> f64 {
-        let mut total = 0.0;
-        for a in 0..self.mdp.actions {
-            let w = policy[(s, a)];
-            if w == 0.0 {
-                continue;
-            }
-            let (next, prob) = self.mdp.transitions(s, a);
-            let ev: f64 = next
-                .iter()
-                .zip(prob)
-                .map(|(&t, &p)| p * v[t as usize])
-                .sum();
-            total += w * (self.mdp.reward[(s, a)] + self.gamma * ev);
-        }
-        total
+        let reward: f64 = (0..self.mdp.actions)
+            .map(|a| policy[(s, a)] * self.mdp.reward[(s, a)])
+            .sum();
+        let ev: f64 = self
+            .policy_transitions(policy, s)
+            .map(|(t, wp)| wp * v[t])
+            .sum();
+        reward + self.gamma * ev
     }
 
     /// V^pi. `warm` (e.g. the previous iterate's values) speeds up the iterative method.
@@ -75,15 +85,8 @@ impl<'a> Evaluator<'a> {
         let mut m = Mat::<f64>::zeros(n, n);
         for s in 0..n {
             m[(s, s)] = 1.0;
-            for a in 0..self.mdp.actions {
-                let w = policy[(s, a)];
-                if w == 0.0 {
-                    continue;
-                }
-                let (next, prob) = self.mdp.transitions(s, a);
-                for (&t, &p) in next.iter().zip(prob) {
-                    m[(s, t as usize)] -= self.gamma * w * p;
-                }
+            for (t, wp) in self.policy_transitions(policy, s) {
+                m[(s, t)] -= self.gamma * wp;
             }
         }
         m
@@ -173,15 +176,8 @@ impl<'a> Evaluator<'a> {
                 loop {
                     let mut next: Vec<f64> = rho.iter().map(|r| (1.0 - self.gamma) * r).collect();
                     for (s, &ds) in d.iter().enumerate() {
-                        for a in 0..self.mdp.actions {
-                            let w = policy[(s, a)];
-                            if w == 0.0 {
-                                continue;
-                            }
-                            let (targets, prob) = self.mdp.transitions(s, a);
-                            for (&t, &p) in targets.iter().zip(prob) {
-                                next[t as usize] += self.gamma * w * p * ds;
-                            }
+                        for (t, wp) in self.policy_transitions(policy, s) {
+                            next[t] += self.gamma * wp * ds;
                         }
                     }
                     let change: f64 = next.iter().zip(&d).map(|(a, b)| (a - b).abs()).sum();
