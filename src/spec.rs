@@ -318,6 +318,15 @@ pub fn resolve(
             .map_err(|e| input_error!("'{word}': {key}: {e}"))?;
         spec.insert(key.to_string(), value);
     }
+    // Paths are saved absolute, so the manifest re-runs from any working directory.
+    for field in fields.iter().filter(|f| matches!(f.domain, Domain::Path)) {
+        if let Some(Value::String(s)) = spec.get_mut(field.key)
+            && !s.is_empty()
+            && let Ok(absolute) = std::path::absolute(Path::new(s.as_str()))
+        {
+            *s = absolute.to_string_lossy().into_owned();
+        }
+    }
     Ok(spec)
 }
 

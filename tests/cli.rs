@@ -191,7 +191,11 @@ fn a_finished_run_is_never_overwritten_silently() {
             .args(extra);
         cmd
     };
-    run(&[]).assert().success();
+    run(&["mdp=two_state"]).assert().success();
+    let landscape = dir.path().join("out/x.landscape.png");
+    assert!(is_png(&landscape));
+    // An unrelated file with a similar name is never touched.
+    fs::write(dir.path().join("out/x.notes.png"), "mine").unwrap();
     let csv = dir.path().join("out/x.csv");
     let first = fs::read_to_string(&csv).unwrap();
     run(&["eta=1"])
@@ -202,6 +206,11 @@ fn a_finished_run_is_never_overwritten_silently() {
     assert_eq!(fs::read_to_string(&csv).unwrap(), first, "untouched");
     run(&["eta=1", "--force"]).assert().success();
     assert_ne!(fs::read_to_string(&csv).unwrap(), first);
+    assert!(!landscape.exists(), "the replaced run's figures go with it");
+    assert_eq!(
+        fs::read_to_string(dir.path().join("out/x.notes.png")).unwrap(),
+        "mine"
+    );
     assert_eq!(
         read_manifest(&dir.path().join("out/x.run.json"))["spec"]["eta"],
         1.0

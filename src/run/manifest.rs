@@ -55,6 +55,7 @@ pub struct Ending<'a> {
     pub finished: SystemTime,
     pub summary: &'a serde_json::Map<String, Value>,
     pub claims: &'a [ClaimResult],
+    /// The run's data and figure files (the manifest records their names).
     pub files: &'a [PathBuf],
 }
 
@@ -77,7 +78,10 @@ impl Manifest {
             "wall_seconds": wall.map(|d| d.as_secs_f64()),
             "summary": ending.map_or(json!({}), |e| Value::Object(e.summary.clone())),
             "claims": ending.map_or(json!([]), |e| json!(e.claims)),
-            "files": ending.map_or(json!([]), |e| json!(e.files)),
+            // File names only: the files sit beside the manifest wherever it is moved.
+            "files": ending.map_or(json!([]), |e| {
+                json!(e.files.iter().filter_map(|f| f.file_name()).map(|f| f.to_string_lossy()).collect::<Vec<_>>())
+            }),
         })
     }
 

@@ -134,13 +134,22 @@ fn guard_overwrite(prefix: &Path, force: bool) -> Result<()> {
             prefix.display()
         ));
     }
+    // The manifest lists its run's files by name, beside it; nothing else is touched.
+    let dir = prefix.parent().unwrap_or(Path::new(""));
     let mut files = vec![manifest_path, csv_path];
     if let Some(listed) = old
         .as_ref()
         .and_then(|m| m.get("files"))
         .and_then(|f| f.as_array())
     {
-        files.extend(listed.iter().filter_map(|f| f.as_str()).map(PathBuf::from));
+        files.extend(
+            listed
+                .iter()
+                .filter_map(|f| f.as_str())
+                .map(Path::new)
+                .filter(|f| f.components().count() == 1)
+                .map(|f| dir.join(f)),
+        );
     }
     for file in files {
         match std::fs::remove_file(&file) {
