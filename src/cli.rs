@@ -29,7 +29,7 @@ Examples:
 
 Settings resolve as: defaults < --spec FILE < named flags < KEY=VALUE overrides.
 Exit codes: 0 success; 1 the run failed (or a claim failed under --strict / in verify);
-2 bad input (spec, flags, files); 130 interrupted by Ctrl-C (rows kept).";
+2 bad input (spec, flags, files); 130 interrupted by Ctrl-C or SIGTERM (rows kept).";
 
 /// The whole `lab` command.
 pub fn command() -> Command {

@@ -96,7 +96,8 @@ fn run(exp: &'static dyn Experiment, m: &ArgMatches) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let quiet = m.get_flag("quiet");
-    // First Ctrl-C: stop at the next iteration and keep the rows. Second: leave at once.
+    // First Ctrl-C (or SIGTERM): stop at the next iteration and keep the rows. Second: leave
+    // at once.
     let _ = ctrlc::set_handler(|| {
         if run::CANCEL.swap(true, Ordering::SeqCst) {
             std::process::exit(i32::from(INTERRUPTED));

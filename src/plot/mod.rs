@@ -108,7 +108,7 @@ pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
                 .group
                 .iter()
                 .copied()
-                .filter(|g| run.rows.text(g).is_some())
+                .filter(|g| run.rows.has(g))
                 .collect();
             run.rows.groups(&group)
         })
