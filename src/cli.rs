@@ -108,7 +108,7 @@ fn experiment_command(exp: &dyn Experiment) -> Command {
                 .long("out")
                 .value_name("PREFIX")
                 .value_parser(value_parser!(PathBuf))
-                .help("Output prefix: PREFIX.csv, PREFIX.run.json, PREFIX.png, ..."),
+                .help("Output prefix: PREFIX.csv, PREFIX.run.json, PREFIX.png, ...; a directory gets the default name"),
         )
         .arg(
             Arg::new("force")

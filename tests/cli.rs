@@ -564,3 +564,24 @@ fn list_and_verify() {
         .stdout(predicate::str::contains("PASS").and(predicate::str::contains(" 0 failed")));
     assert!(outputs(dir.path()).is_empty(), "verify writes nothing");
 }
+
+#[test]
+fn out_may_name_a_directory() {
+    let dir = TempDir::new().unwrap();
+    lab(dir.path())
+        .args([
+            "run",
+            "pmd",
+            "--out",
+            "runs/",
+            "eta=2",
+            "iterations=3",
+            "-q",
+        ])
+        .assert()
+        .success();
+    let manifest = dir
+        .path()
+        .join("runs/pmd-eta=2-iterations=3-seed=0.run.json");
+    assert_eq!(read_manifest(&manifest)["status"], "done");
+}

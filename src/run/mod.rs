@@ -166,17 +166,15 @@ fn guard_overwrite(prefix: &Path, force: bool) -> Result<()> {
 /// Runs an experiment with outputs on disk: the whole of `lab run EXP`.
 pub fn execute(exp: &dyn Experiment, spec: toml::Table, options: &RunOptions) -> Result<RunReport> {
     let prepared = exp.prepare(&spec)?;
+    let name = || default_name(exp.name(), exp.fields(), &exp.default_spec(), &spec);
     let prefix = match &options.out {
+        // A directory (existing, or written with a trailing slash) gets the default name.
+        Some(out) if out.is_dir() || out.to_string_lossy().ends_with('/') => out.join(name()),
         Some(out) => {
             let s = out.to_string_lossy();
             PathBuf::from(s.strip_suffix(".csv").unwrap_or(&s).to_string())
         }
-        None => Path::new("out").join(default_name(
-            exp.name(),
-            exp.fields(),
-            &exp.default_spec(),
-            &spec,
-        )),
+        None => Path::new("out").join(name()),
     };
     if let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
