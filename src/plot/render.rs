@@ -184,17 +184,40 @@ fn emptiest_corner(
         .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
+/// Most points a line keeps: a panel is under 1000 pixels wide, and an SVG of a million-row
+/// run stays small.
+const MAX_LINE_POINTS: usize = 4000;
+
+/// Every k-th point of a long line, always keeping the last.
+fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    if points.len() <= MAX_LINE_POINTS {
+        return points;
+    }
+    let stride = points.len().div_ceil(MAX_LINE_POINTS);
+    let last = *points.last().expect("non-empty");
+    let mut kept: Vec<(f64, f64)> = points.into_iter().step_by(stride).collect();
+    if kept.last() != Some(&last) {
+        kept.push(last);
+    }
+    kept
+}
+
 fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> Result<()> {
     let series: Vec<(usize, Vec<(f64, f64)>)> = panel
         .series
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let points = s
+            let points: Vec<(f64, f64)> = s
                 .points
                 .iter()
                 .filter_map(|&(x, y)| Some((to_axis(x, panel.logx)?, to_axis(y, panel.logy)?)))
                 .collect();
+            let points = if s.style == Style::Cloud {
+                points
+            } else {
+                thin(points)
+            };
             (i, points)
         })
         .collect();
@@ -332,6 +355,15 @@ mod tests {
         assert_eq!(tick_label(0.30000000000000004, false), "0.3");
         assert_eq!(tick_label(25000.0, false), "25000");
         assert_eq!(tick_label(250000.0, false), "2.5e5");
+    }
+
+    #[test]
+    fn long_lines_are_thinned_keeping_both_ends() {
+        let points: Vec<(f64, f64)> = (0..10_001).map(|i| (i as f64, 1.0)).collect();
+        let kept = thin(points);
+        assert!(kept.len() <= MAX_LINE_POINTS + 1);
+        assert_eq!(kept[0].0, 0.0);
+        assert_eq!(kept.last().unwrap().0, 10_000.0);
     }
 
     #[test]

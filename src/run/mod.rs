@@ -214,13 +214,15 @@ pub fn execute(exp: &dyn Experiment, spec: toml::Table, options: &RunOptions) ->
         Vec::new()
     };
     let mut files = vec![csv_path];
-    if !rows.is_empty() {
-        let run = RunData {
-            label: String::new(),
-            spec: Some(spec.clone()),
-            summary: Some(summary.clone()),
-            rows: rows.clone(),
-        };
+    // The figures see the run as `lab plot` would (rows, spec, summary); the rows are lent to
+    // them and taken back, not copied.
+    let run = RunData {
+        label: String::new(),
+        spec: Some(spec.clone()),
+        summary: Some(summary.clone()),
+        rows,
+    };
+    if !run.rows.is_empty() {
         // A figure that cannot be drawn must not lose the run: record why and go on.
         match exp.figures(std::slice::from_ref(&run)) {
             Ok(figures) => {
@@ -239,6 +241,7 @@ pub fn execute(exp: &dyn Experiment, spec: toml::Table, options: &RunOptions) ->
             Err(e) => eprintln!("warning: could not build the figures: {e:#}"),
         }
     }
+    let rows = run.rows;
     manifest.finish(&manifest::Ending {
         status: &status,
         finished: SystemTime::now(),
