@@ -59,25 +59,26 @@ impl<'a> Evaluator<'a> {
             })
     }
 
-    /// r_pi(s) + gamma (P_pi v)(s), the Bellman operator of pi at one state. A plain loop
-    /// rather than `policy_transitions`: this is the hot path of the sweeps (measured 0.12
-    /// against 0.16 s per PMD iteration at S = 100,000).
+    /// Q(s, a) = r(s, a) + gamma sum_t P(t|s, a) v(t).
+    #[inline]
+    fn q_value(&self, v: &[f64], s: usize, a: usize) -> f64 {
+        let (next, prob) = self.mdp.transitions(s, a);
+        let ev: f64 = next
+            .iter()
+            .zip(prob)
+            .map(|(&t, &p)| p * v[t as usize])
+            .sum();
+        self.mdp.reward[(s, a)] + self.gamma * ev
+    }
+
+    /// r_pi(s) + gamma (P_pi v)(s), the Bellman operator of pi at one state: the hot path of
+    /// the sweeps, skipping actions pi never takes.
     #[inline]
     fn backup(&self, policy: ArrayView2<f64>, v: &[f64], s: usize) -> f64 {
-        let mut total = 0.0;
-        for a in 0..self.mdp.actions {
-            let w = policy[(s, a)];
-            if w != 0.0 {
-                let (next, prob) = self.mdp.transitions(s, a);
-                let ev: f64 = next
-                    .iter()
-                    .zip(prob)
-                    .map(|(&t, &p)| p * v[t as usize])
-                    .sum();
-                total += w * (self.mdp.reward[(s, a)] + self.gamma * ev);
-            }
-        }
-        total
+        (0..self.mdp.actions)
+            .filter(|&a| policy[(s, a)] != 0.0)
+            .map(|a| policy[(s, a)] * self.q_value(v, s, a))
+            .sum()
     }
 
     /// V^pi. `warm` (e.g. the previous iterate's values) speeds up the iterative method.
@@ -156,17 +157,7 @@ impl<'a> Evaluator<'a> {
         let v = v.as_slice().expect("contiguous values");
         let rows: Vec<f64> = (0..n)
             .into_par_iter()
-            .flat_map_iter(|s| {
-                (0..k).map(move |a| {
-                    let (next, prob) = self.mdp.transitions(s, a);
-                    let ev: f64 = next
-                        .iter()
-                        .zip(prob)
-                        .map(|(&t, &p)| p * v[t as usize])
-                        .sum();
-                    self.mdp.reward[(s, a)] + self.gamma * ev
-                })
-            })
+            .flat_map_iter(|s| (0..k).map(move |a| self.q_value(v, s, a)))
             .collect();
         Array2::from_shape_vec((n, k), rows).expect("S x A")
     }
