@@ -6,11 +6,7 @@
 
 mod render;
 
-use std::path::Path;
-
-use anyhow::Result;
-
-pub use render::render_to;
+pub use render::render;
 
 use crate::experiments::RunData;
 use crate::table::Table;
@@ -65,11 +61,6 @@ impl Figure {
             panel_size: (900, 620),
         }
     }
-}
-
-/// Writes `figure` to `path`; the extension (`.png` or `.svg`) chooses the format.
-pub fn render(figure: &Figure, path: &Path) -> Result<()> {
-    render_to(figure, path)
 }
 
 /// What a line panel shows: x, one or more y columns, and how to split rows into series.

@@ -45,7 +45,8 @@ fn plot_err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing failed: {e}")
 }
 
-pub fn render_to(figure: &Figure, path: &Path) -> Result<()> {
+/// Writes `figure` to `path`; the extension (`.png` or `.svg`) chooses the format.
+pub fn render(figure: &Figure, path: &Path) -> Result<()> {
     register_fonts()?;
     let rows = figure.panels.len().div_ceil(figure.columns.max(1)).max(1) as u32;
     let columns = figure.columns.max(1) as u32;

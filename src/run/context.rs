@@ -116,10 +116,6 @@ impl<'a> RunContext<'a> {
         }
     }
 
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-
     /// The random stream of one component of the run (e.g. `"mdp"`, `"init_policy"`).
     pub fn rng(&self, component: &str) -> ChaCha8Rng {
         component_rng(self.seed, component)
