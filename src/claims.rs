@@ -67,6 +67,21 @@ pub struct ClaimResult {
     pub measured: String,
 }
 
+/// A verdict with the measured figure behind it.
+pub type Check = (Verdict, String);
+
+/// A checked claim from its documentation, the instance and the check.
+pub fn result(doc: &crate::experiments::ClaimDoc, on: &str, check: Check) -> ClaimResult {
+    ClaimResult {
+        id: doc.id.to_string(),
+        on: on.to_string(),
+        statement: doc.statement.to_string(),
+        provenance: doc.provenance.clone(),
+        verdict: check.0,
+        measured: check.1,
+    }
+}
+
 /// A row of claims as a fixed-width text table (for `lab verify` and run summaries).
 pub fn render_table(results: &[ClaimResult]) -> String {
     let mut out = String::new();
@@ -87,4 +102,13 @@ pub fn render_table(results: &[ClaimResult]) -> String {
         ));
     }
     out
+}
+
+/// Least-squares slope of y against x.
+pub fn least_squares_slope(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    sxy / sxx
 }

@@ -1,6 +1,7 @@
 //! One module (folder) per paper; the registry maps experiment names to their entries.
 
 pub mod pmd;
+pub mod svrs;
 
 use anyhow::Result;
 
@@ -82,7 +83,7 @@ pub trait Experiment: Sync {
 
 /// Every experiment, in `lab list` order.
 pub fn registry() -> Vec<&'static dyn Experiment> {
-    vec![&pmd::Pmd]
+    vec![&pmd::Pmd, &svrs::Svrs]
 }
 
 /// Looks an experiment up by name; unknown names are input errors with a suggestion.

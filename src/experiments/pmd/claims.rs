@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 
 use super::mirror::Divergence;
 use super::spec::{PmdSpec, Schedule};
-use crate::claims::{ClaimResult, Provenance, Verdict};
+pub use crate::claims::{Check, result};
+use crate::claims::{ClaimResult, Provenance, Verdict, least_squares_slope};
 use crate::experiments::ClaimDoc;
 use crate::table::Table;
 
@@ -133,20 +134,6 @@ pub fn docs() -> Vec<ClaimDoc> {
         PI_LIMIT,
         HUGE_CONSTANT_STEP,
     ]
-}
-
-/// A verdict with its measured figure.
-pub type Check = (Verdict, String);
-
-pub fn result(doc: &ClaimDoc, on: &str, check: Check) -> ClaimResult {
-    ClaimResult {
-        id: doc.id.to_string(),
-        on: on.to_string(),
-        statement: doc.statement.to_string(),
-        provenance: doc.provenance.clone(),
-        verdict: check.0,
-        measured: check.1,
-    }
 }
 
 fn column<'a>(rows: &'a Table, name: &str) -> &'a [f64] {
@@ -296,15 +283,6 @@ pub fn kl_tail_ratio(rows: &Table, eta: f64, delta: f64) -> Check {
     }
 }
 
-/// Least-squares slope of y against x.
-pub fn slope(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
-    sxy / sxx
-}
-
 /// Minus the least-squares slope of ln(column) against iter, over values above `floor`
 /// (below it round-off takes over); `None` with fewer than 5 such rows.
 pub fn decay_rate(rows: &Table, name: &str, floor: f64) -> Option<f64> {
@@ -314,7 +292,7 @@ pub fn decay_rate(rows: &Table, name: &str, floor: f64) -> Option<f64> {
         .filter(|(_, v)| **v > floor)
         .map(|(k, v)| (*k, v.ln()))
         .unzip();
-    (x.len() >= 5).then(|| -slope(&x, &y))
+    (x.len() >= 5).then(|| -least_squares_slope(&x, &y))
 }
 
 /// KL, geometric steps: log(-log m_k) grows with slope -log gamma in k.
@@ -338,7 +316,7 @@ pub fn kl_superlinear(rows: &Table, gamma: f64) -> Check {
     }
     let fit = |p: &[(f64, f64)]| {
         let (x, y): (Vec<f64>, Vec<f64>) = p.iter().copied().unzip();
-        slope(&x, &y)
+        least_squares_slope(&x, &y)
     };
     let n = points.len();
     let last = fit(&points[n - 10..]);
@@ -367,7 +345,7 @@ pub fn polynomial_decay(rows: &Table, predicted: f64) -> Check {
     }
     let fit = |range: std::ops::Range<usize>| {
         let x: Vec<f64> = iters[range.clone()].iter().map(|k| k.ln()).collect();
-        slope(&x, &logs[range])
+        least_squares_slope(&x, &logs[range])
     };
     let last = fit(n / 2..n);
     let earlier = fit(n / 4..n / 2);

@@ -87,7 +87,7 @@ pub fn hitting_time_slope() -> Result<Check> {
     }
     let x: Vec<f64> = etas.iter().map(|e: &f64| e.ln()).collect();
     let y: Vec<f64> = ks.iter().map(|k| k.ln()).collect();
-    let s = claims::slope(&x, &y);
+    let s = crate::claims::least_squares_slope(&x, &y);
     Ok((
         Verdict::from_bool((-1.25..=-0.75).contains(&s)),
         format!("K = {ks:?} for eta = {etas:?}: log-log slope {s:.3}"),

@@ -1,0 +1,461 @@
+//! The distributed finite-sum problem f(x) = (1/n) sum_i f_i(x), node 1 the master.
+//!
+//! f_i(x) = (1/m_i) sum_{r in node i} loss(a_r . x, b_r) + (lambda/2) ||x||^2 with
+//! * ridge: loss = (a.x - b)^2 / 2, so H_i = A_i^T A_i / m_i + lambda I exactly;
+//! * logistic: loss = log(1 + exp(-b a.x)), b = +-1.
+//!
+//! Nodes are views: node i is a slice of one shuffled row order over the single CSR matrix.
+
+use anyhow::Result;
+use faer::linalg::solvers::{Llt, Solve};
+use faer::{Mat, Side};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::data::Dataset;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    Ridge,
+    Logistic,
+}
+
+impl Loss {
+    /// d loss / d (a.x) at margin t = a.x for label b.
+    #[inline]
+    fn derivative(self, t: f64, b: f64) -> f64 {
+        match self {
+            Loss::Ridge => t - b,
+            // -b sigma(-b t), written to stay finite for large |t|.
+            Loss::Logistic => -b * sigmoid(-b * t),
+        }
+    }
+
+    /// d^2 loss / d (a.x)^2.
+    #[inline]
+    fn curvature(self, t: f64) -> f64 {
+        match self {
+            Loss::Ridge => 1.0,
+            Loss::Logistic => {
+                let s = sigmoid(t);
+                s * (1.0 - s)
+            }
+        }
+    }
+
+    #[inline]
+    fn value(self, t: f64, b: f64) -> f64 {
+        match self {
+            Loss::Ridge => 0.5 * (t - b) * (t - b),
+            // log(1 + exp(-bt)) without overflow.
+            Loss::Logistic => {
+                let z = -b * t;
+                if z > 0.0 {
+                    z + (-z).exp().ln_1p()
+                } else {
+                    z.exp().ln_1p()
+                }
+            }
+        }
+    }
+}
+
+#[inline]
+fn sigmoid(t: f64) -> f64 {
+    if t >= 0.0 {
+        1.0 / (1.0 + (-t).exp())
+    } else {
+        let e = t.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Nodes per block of a full gradient: node gradients are summed in blocks of this many, in
+/// a fixed order, so the result does not depend on the thread count.
+const BLOCK: usize = 8;
+
+pub struct Problem {
+    pub data: Dataset,
+    pub loss: Loss,
+    pub lambda: f64,
+    /// The shuffled row order; node i holds order[bounds[i]..bounds[i+1]].
+    order: Vec<u32>,
+    bounds: Vec<usize>,
+    /// Ridge with few features: each node's quadratic in closed form (see [`Quadratic`]).
+    quadratics: Option<Vec<Quadratic>>,
+}
+
+/// A ridge node as a quadratic: f_i(x) = x^T G x / 2 - c . x + k + (lambda/2)||x||^2 with
+/// G = A_i^T A_i / m_i, c = A_i^T b_i / m_i, k = mean b^2 / 2. Used when d^2 is below the
+/// node's non-zeros, so a gradient costs d^2 instead of a pass over the rows; the values are
+/// the same up to rounding.
+struct Quadratic {
+    gram: Vec<f64>,
+    linear: Vec<f64>,
+    constant: f64,
+}
+
+impl Problem {
+    /// Splits the rows into `nodes` iid shards of (almost) equal size by a random shuffle.
+    pub fn split(
+        data: Dataset,
+        loss: Loss,
+        lambda: f64,
+        nodes: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Problem {
+        let rows = data.features.rows();
+        let mut order: Vec<u32> = (0..rows as u32).collect();
+        order.shuffle(rng);
+        let bounds = (0..=nodes).map(|i| i * rows / nodes).collect();
+        let mut problem = Problem {
+            data,
+            loss,
+            lambda,
+            order,
+            bounds,
+            quadratics: None,
+        };
+        let d = problem.dim();
+        let nnz_per_node = problem.data.features.nnz() / nodes;
+        if loss == Loss::Ridge && d * d < nnz_per_node {
+            let quadratics = (0..nodes)
+                .into_par_iter()
+                .map(|i| problem.node_quadratic(i))
+                .collect();
+            problem.quadratics = Some(quadratics);
+        }
+        problem
+    }
+
+    fn node_quadratic(&self, i: usize) -> Quadratic {
+        let d = self.dim();
+        let mut h = Mat::<f64>::zeros(d, d);
+        self.add_node_data_hessian(i, None, 1.0, &mut h);
+        let rows = self.node_rows(i);
+        let m = rows.len() as f64;
+        let mut linear = vec![0.0; d];
+        let mut constant = 0.0;
+        for &r in rows {
+            let b = self.data.labels[r as usize];
+            self.data.features.axpy(r as usize, b / m, &mut linear);
+            constant += 0.5 * b * b / m;
+        }
+        Quadratic {
+            gram: (0..d * d).map(|k| h[(k / d, k % d)]).collect(),
+            linear,
+            constant,
+        }
+    }
+
+    /// Whether ridge gradients come from the cached Gram matrices.
+    pub fn uses_gram(&self) -> bool {
+        self.quadratics.is_some()
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.bounds.len() - 1
+    }
+
+    pub fn dim(&self) -> usize {
+        self.data.features.cols
+    }
+
+    /// The rows of node i (0 is the master).
+    #[inline]
+    pub fn node_rows(&self, i: usize) -> &[u32] {
+        &self.order[self.bounds[i]..self.bounds[i + 1]]
+    }
+
+    /// f_i(x).
+    pub fn node_value(&self, i: usize, x: &[f64]) -> f64 {
+        if let Some(q) = &self.quadratics {
+            let q = &q[i];
+            let d = x.len();
+            let quad: f64 = (0..d)
+                .map(|j| x[j] * dot(&q.gram[j * d..(j + 1) * d], x))
+                .sum();
+            return 0.5 * quad - dot(&q.linear, x) + q.constant + 0.5 * self.lambda * dot(x, x);
+        }
+        let a = &self.data.features;
+        let rows = self.node_rows(i);
+        let sum: f64 = rows
+            .iter()
+            .map(|&r| {
+                let r = r as usize;
+                self.loss.value(a.dot(r, x), self.data.labels[r])
+            })
+            .sum();
+        sum / rows.len() as f64 + 0.5 * self.lambda * dot(x, x)
+    }
+
+    /// out = grad f_i(x).
+    pub fn node_grad(&self, i: usize, x: &[f64], out: &mut [f64]) {
+        for (o, xj) in out.iter_mut().zip(x) {
+            *o = self.lambda * xj;
+        }
+        self.add_data_grad(i, x, out);
+    }
+
+    /// out += (1/m_i) sum_r loss'(a_r.x) a_r: the data part of grad f_i(x).
+    fn add_data_grad(&self, i: usize, x: &[f64], out: &mut [f64]) {
+        if let Some(q) = &self.quadratics {
+            let q = &q[i];
+            let d = x.len();
+            for (j, o) in out.iter_mut().enumerate() {
+                *o += dot(&q.gram[j * d..(j + 1) * d], x) - q.linear[j];
+            }
+            return;
+        }
+        let a = &self.data.features;
+        let rows = self.node_rows(i);
+        let inv_m = 1.0 / rows.len() as f64;
+        for &r in rows {
+            let r = r as usize;
+            let g = self.loss.derivative(a.dot(r, x), self.data.labels[r]);
+            a.axpy(r, g * inv_m, out);
+        }
+    }
+
+    /// out += grad f_i(x) - grad f_i(w), in one pass over node i's rows (the SVRG
+    /// correction of a sampled node). For ridge it is the node Hessian times x - w.
+    pub fn add_node_grad_difference(&self, i: usize, x: &[f64], w: &[f64], out: &mut [f64]) {
+        let a = &self.data.features;
+        let rows = self.node_rows(i);
+        let inv_m = 1.0 / rows.len() as f64;
+        let diff: Vec<f64> = x.iter().zip(w).map(|(xj, wj)| xj - wj).collect();
+        for (o, dj) in out.iter_mut().zip(&diff) {
+            *o += self.lambda * dj;
+        }
+        if let Some(q) = &self.quadratics {
+            let d = x.len();
+            for (j, o) in out.iter_mut().enumerate() {
+                *o += dot(&q[i].gram[j * d..(j + 1) * d], &diff);
+            }
+            return;
+        }
+        for &r in rows {
+            let r = r as usize;
+            let g = match self.loss {
+                Loss::Ridge => a.dot(r, &diff),
+                Loss::Logistic => {
+                    let b = self.data.labels[r];
+                    self.loss.derivative(a.dot(r, x), b) - self.loss.derivative(a.dot(r, w), b)
+                }
+            };
+            a.axpy(r, g * inv_m, out);
+        }
+    }
+
+    /// out = grad f(x) = (1/n) sum_i grad f_i(x), nodes in parallel, summed in a fixed order.
+    pub fn full_grad(&self, x: &[f64], out: &mut [f64]) {
+        let (n, d) = (self.nodes(), self.dim());
+        let blocks: Vec<Vec<f64>> = (0..n.div_ceil(BLOCK))
+            .into_par_iter()
+            .map(|b| {
+                let mut sum = vec![0.0; d];
+                let mut node = vec![0.0; d];
+                for i in b * BLOCK..((b + 1) * BLOCK).min(n) {
+                    node.fill(0.0);
+                    self.add_data_grad(i, x, &mut node);
+                    for (s, g) in sum.iter_mut().zip(&node) {
+                        *s += g;
+                    }
+                }
+                sum
+            })
+            .collect();
+        for (j, (o, xj)) in out.iter_mut().zip(x).enumerate() {
+            let data: f64 = blocks.iter().map(|b| b[j]).sum();
+            *o = data / n as f64 + self.lambda * xj;
+        }
+    }
+
+    /// f(x).
+    pub fn value(&self, x: &[f64]) -> f64 {
+        let n = self.nodes();
+        let values: Vec<f64> = (0..n)
+            .into_par_iter()
+            .map(|i| self.node_value(i, x))
+            .collect();
+        values.iter().sum::<f64>() / n as f64
+    }
+
+    /// `scale` times the data part of the Hessian of f_i at x,
+    /// (1/m_i) sum_r loss''(a_r.x) a_r a_r^T, added into the dense `h`; with `x = None` the
+    /// Gram matrix A_i^T A_i / m_i (curvature 1).
+    pub fn add_node_data_hessian(&self, i: usize, x: Option<&[f64]>, scale: f64, h: &mut Mat<f64>) {
+        let a = &self.data.features;
+        let rows = self.node_rows(i);
+        let w0 = scale / rows.len() as f64;
+        for &r in rows {
+            let r = r as usize;
+            let c = match (self.loss, x) {
+                (Loss::Logistic, Some(x)) => w0 * self.loss.curvature(a.dot(r, x)),
+                _ => w0,
+            };
+            let (idx, val) = a.row(r);
+            for (p, &j) in idx.iter().enumerate() {
+                let cj = c * val[p];
+                for (&k, &vk) in idx.iter().zip(val) {
+                    h[(j as usize, k as usize)] += cj * vk;
+                }
+            }
+        }
+    }
+
+    /// The Hessian of f_i at x, dense.
+    pub fn node_hessian(&self, i: usize, x: &[f64]) -> Mat<f64> {
+        let d = self.dim();
+        let mut h = Mat::<f64>::zeros(d, d);
+        self.add_node_data_hessian(i, Some(x), 1.0, &mut h);
+        for j in 0..d {
+            h[(j, j)] += self.lambda;
+        }
+        h
+    }
+
+    /// The Hessian of f at x, dense.
+    pub fn hessian(&self, x: &[f64]) -> Mat<f64> {
+        let mut h = self.data_hessian(Some(x));
+        for j in 0..self.dim() {
+            h[(j, j)] += self.lambda;
+        }
+        h
+    }
+
+    /// (1/n) sum_i of the data parts of the node Hessians at x (`None`: the Gram matrices).
+    pub fn data_hessian(&self, x: Option<&[f64]>) -> Mat<f64> {
+        let (n, d) = (self.nodes(), self.dim());
+        let mut h = Mat::<f64>::zeros(d, d);
+        for i in 0..n {
+            self.add_node_data_hessian(i, x, 1.0 / n as f64, &mut h);
+        }
+        h
+    }
+}
+
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+pub fn norm2(a: &[f64]) -> f64 {
+    dot(a, a)
+}
+
+/// ||a - b||^2.
+pub fn dist2(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// Solves A x = rhs in place with a Cholesky factor.
+pub fn solve_in_place(factor: &Llt<f64>, rhs: &mut [f64]) {
+    let mut col = faer::MatMut::from_column_major_slice_mut(rhs, rhs.len(), 1);
+    factor.solve_in_place(col.as_mut());
+}
+
+/// Cholesky of a symmetric positive definite matrix; an error names what it was for.
+pub fn cholesky(h: &Mat<f64>, what: &str) -> Result<Llt<f64>> {
+    h.llt(Side::Lower)
+        .map_err(|e| anyhow::anyhow!("{what} is not positive definite ({e:?})"))
+}
+
+/// Eigenvalues of a symmetric matrix, ascending.
+pub fn eigenvalues(h: &Mat<f64>) -> Result<Vec<f64>> {
+    h.self_adjoint_eigenvalues(Side::Lower)
+        .map_err(|e| anyhow::anyhow!("eigenvalue computation failed ({e:?})"))
+}
+
+/// Spectral norm of a symmetric matrix.
+pub fn spectral_norm(h: &Mat<f64>) -> Result<f64> {
+    let ev = eigenvalues(h)?;
+    Ok(ev
+        .first()
+        .map_or(0.0, |l| l.abs())
+        .max(ev.last().map_or(0.0, |l| l.abs())))
+}
+
+/// The exact constants of a problem at a point (for ridge the point does not matter).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Constants {
+    /// lambda_min of the Hessian of f.
+    pub mu: f64,
+    /// lambda_max of the Hessian of f (at x* for logistic).
+    pub l: f64,
+    /// sqrt((1/n) sum_i ||H_i - H||_2^2): average second-order similarity.
+    pub delta_avg: f64,
+    /// max_i ||H_i - H||_2.
+    pub delta_max: f64,
+    /// ||H_1 - H||_2 for the master (the constant of AccEG and the composite gradient method).
+    pub delta_master: f64,
+}
+
+/// mu, L and the similarity constants from the Hessians at x: every H_i - H is formed
+/// densely, one at a time in one reused buffer, and ||H_i - H||_2 comes from its eigenvalues
+/// (exact, O(n d^3)). One thread on purpose: the dense eigensolver keeps a few MB of packing
+/// buffers per thread that calls it, and this keeps the peak memory near the data size.
+pub fn constants(problem: &Problem, x: &[f64]) -> Result<Constants> {
+    let h = problem.hessian(x);
+    let ev = eigenvalues(&h)?;
+    let d = problem.dim();
+    let mut diff = Mat::<f64>::zeros(d, d);
+    let mut norms = Vec::with_capacity(problem.nodes());
+    for i in 0..problem.nodes() {
+        // H_i - H = data Hessian of node i - data Hessian of f (the lambda I terms cancel).
+        for j in 0..d {
+            for k in 0..d {
+                diff[(j, k)] = problem.lambda * f64::from(u8::from(j == k)) - h[(j, k)];
+            }
+        }
+        problem.add_node_data_hessian(i, Some(x), 1.0, &mut diff);
+        norms.push(spectral_norm(&diff)?);
+    }
+    let n = norms.len() as f64;
+    Ok(Constants {
+        mu: ev[0],
+        l: *ev.last().expect("d >= 1"),
+        delta_avg: (norms.iter().map(|v| v * v).sum::<f64>() / n).sqrt(),
+        delta_max: norms.iter().copied().fold(0.0, f64::max),
+        delta_master: norms[0],
+    })
+}
+
+/// x* and f*: for ridge a Cholesky solve of H x = (1/n) sum_i A_i^T b_i / m_i refined by one
+/// Newton step on the gradient as the methods compute it; for logistic Newton's method from
+/// 0 until the gradient stops shrinking. Returns (x*, Newton steps).
+pub fn solve_optimum(problem: &Problem) -> Result<(Vec<f64>, usize)> {
+    let d = problem.dim();
+    let mut x = vec![0.0; d];
+    let mut g = vec![0.0; d];
+    let mut steps = 0;
+    let mut best = f64::INFINITY;
+    // Ridge: a Newton step from 0 is the direct solve; the second one refines it. Logistic:
+    // quadratic convergence, then rounding; stop when the gradient no longer decreases.
+    for _ in 0..100 {
+        problem.full_grad(&x, &mut g);
+        let size = norm2(&g).sqrt();
+        if size >= best || size == 0.0 {
+            break;
+        }
+        best = size;
+        let factor = cholesky(&problem.hessian(&x), "the Hessian of f")?;
+        solve_in_place(&factor, &mut g);
+        // Damped only if a full step would increase f (far from x* in the logistic case).
+        let f0 = problem.value(&x);
+        let mut t = 1.0;
+        loop {
+            let trial: Vec<f64> = x.iter().zip(&g).map(|(xi, gi)| xi - t * gi).collect();
+            if problem.value(&trial) <= f0 || t < 1e-8 {
+                x = trial;
+                break;
+            }
+            t *= 0.5;
+        }
+        steps += 1;
+        if problem.loss == Loss::Ridge && steps == 2 {
+            break;
+        }
+    }
+    Ok((x, steps))
+}

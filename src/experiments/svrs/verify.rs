@@ -1,0 +1,125 @@
+//! `lab verify svrs`: the claims of notes section 8 on small synthetic instances, including
+//! the scaling claim that needs a sweep. The tests call the same cases.
+
+use super::Svrs;
+use super::claims::{self, SCALING};
+use crate::claims::ClaimResult;
+use crate::claims::result;
+use crate::experiments::Experiment;
+use crate::run::run_in_memory;
+use crate::spec::{SpecLayers, resolve};
+use crate::table::Table;
+use anyhow::Result;
+
+/// Below the crossover: the first instance of the notes' table (delta/mu ~ 7 < sqrt(n) = 10).
+pub const BELOW: &[&str] = &[
+    "samples=5000",
+    "nodes=100",
+    "features=20",
+    "decay=0.5",
+    "lambda=1e-3",
+    "method=gd,agd,dane,cgm,acceg,svrp,catalyzed_svrp,svrs,accsvrs",
+];
+
+/// Above the crossover: 1000 rows per node keep delta small against L (delta/mu ~ 370 >
+/// 2 sqrt(n) = 20); SVRP would need millions of communications, so the budget stops it.
+pub const ABOVE: &[&str] = &[
+    "samples=100000",
+    "nodes=100",
+    "features=20",
+    "decay=1.5",
+    "lambda=1e-5",
+    "method=acceg,svrp,svrs,accsvrs",
+    "max_comms=600000",
+];
+
+/// The sweep of the scaling claim: fixed data with n = 16, lambda moves mu and so delta/mu
+/// from about 27 to 175 (all above 4 sqrt(n) = 16, where the delta/mu terms dominate).
+pub const SWEEP_BASE: &[&str] = &[
+    "samples=32000",
+    "nodes=16",
+    "features=20",
+    "decay=1.5",
+    "method=svrs,accsvrs",
+];
+pub const SWEEP_LAMBDAS: &[&str] = &["1e-3", "5e-4", "2.5e-4", "1.2e-4", "5e-5"];
+
+/// A run of the default spec with `settings` applied.
+pub fn run_case(
+    settings: &[&str],
+) -> Result<(
+    toml::Table,
+    Table,
+    serde_json::Map<String, serde_json::Value>,
+)> {
+    let spec = resolve(
+        "svrs",
+        Svrs.fields(),
+        Svrs.default_spec(),
+        &SpecLayers {
+            overrides: settings.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    )?;
+    let (rows, summary) = run_in_memory(&Svrs, &spec)?;
+    Ok((spec, rows, summary))
+}
+
+/// The single-run claims of a case, labelled with the case.
+pub fn single_run(label: &str, settings: &[&str]) -> Result<Vec<ClaimResult>> {
+    let (spec, rows, summary) = run_case(settings)?;
+    let mut results = Svrs.check_claims(&spec, &rows, &summary);
+    for r in &mut results {
+        r.on = format!("{label}: {}", r.on);
+    }
+    Ok(results)
+}
+
+/// (delta/mu, median communications to tol) points of one method.
+pub type CostPoints = Vec<(f64, f64)>;
+
+/// The cost points of SVRS and AccSVRS over the sweep.
+pub fn sweep() -> Result<(CostPoints, CostPoints)> {
+    // One run after the other: each is parallel over its jobs already, and a run must not be
+    // started from a rayon worker (it waits on its jobs, which would need that worker).
+    let runs: Vec<_> = SWEEP_LAMBDAS
+        .iter()
+        .map(|lambda| {
+            let setting = format!("lambda={lambda}");
+            let settings: Vec<&str> = SWEEP_BASE
+                .iter()
+                .copied()
+                .chain([setting.as_str()])
+                .collect();
+            run_case(&settings)
+        })
+        .collect::<Result<_>>()?;
+    let mut svrs = Vec::new();
+    let mut accsvrs = Vec::new();
+    for (_, _, summary) in &runs {
+        let ratio = summary["delta_over_mu"].as_f64().unwrap_or(f64::NAN);
+        let comms = |m: &str| summary["cost_to_tol"][m]["comms"].as_f64();
+        if let Some(c) = comms("svrs") {
+            svrs.push((ratio, c));
+        }
+        if let Some(c) = comms("accsvrs") {
+            accsvrs.push((ratio, c));
+        }
+    }
+    let by_ratio = |a: &(f64, f64), b: &(f64, f64)| a.0.total_cmp(&b.0);
+    svrs.sort_by(by_ratio);
+    accsvrs.sort_by(by_ratio);
+    Ok((svrs, accsvrs))
+}
+
+pub fn verify() -> Result<Vec<ClaimResult>> {
+    let mut results = single_run("below", BELOW)?;
+    results.extend(single_run("above", ABOVE)?);
+    let (svrs, accsvrs) = sweep()?;
+    results.push(result(
+        &SCALING,
+        "sweep of lambda, n = 16",
+        claims::scaling(&svrs, &accsvrs),
+    ));
+    Ok(results)
+}
