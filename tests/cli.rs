@@ -9,9 +9,22 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 use tempfile::TempDir;
 
+/// $LAB_DATA (or ../shared/data beside the checkout) as an absolute path, for specs that
+/// name a LIBSVM data set; lab runs in a temporary directory.
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("LAB_DATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+        PathBuf::from,
+    );
+    fs::canonicalize(dir).ok()
+}
+
 fn lab(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
     cmd.current_dir(dir);
+    if let Some(data) = data_dir() {
+        cmd.env("LAB_DATA", data);
+    }
     cmd
 }
 

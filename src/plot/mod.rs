@@ -21,6 +21,9 @@ pub enum Style {
     Cloud,
     /// A line with a marker at every point (trajectories).
     LineWithMarkers,
+    /// A filled polygon, light, not in the legend: the spread around a median line. Its
+    /// points run along the upper edge and back along the lower one.
+    Band,
 }
 
 #[derive(Debug, Clone)]
@@ -170,4 +173,44 @@ pub fn xy_points(rows: &Table, x: &str, y: &str) -> Option<Vec<(f64, f64)>> {
         .map(|(a, b)| (*a, *b))
         .collect();
     (!points.is_empty()).then_some(points)
+}
+
+/// The median of several step paths (each sorted by x) and the min-max band around it, on
+/// the union of their x values. A path's value at x is its last point at or before x; past
+/// its end it keeps its final value (a run that stopped at the tolerance stays there).
+/// Returns (median line, band polygon).
+pub fn median_band(paths: &[Vec<(f64, f64)>]) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+    let mut grid: Vec<f64> = paths.iter().flatten().map(|p| p.0).collect();
+    grid.sort_by(f64::total_cmp);
+    grid.dedup();
+    let mut cursor = vec![0usize; paths.len()];
+    let (mut median, mut upper, mut lower) = (Vec::new(), Vec::new(), Vec::new());
+    let mut values = Vec::with_capacity(paths.len());
+    for &x in &grid {
+        values.clear();
+        for (path, k) in paths.iter().zip(cursor.iter_mut()) {
+            while *k + 1 < path.len() && path[*k + 1].0 <= x {
+                *k += 1;
+            }
+            if path.first().is_some_and(|p| p.0 <= x) {
+                values.push(path[*k].1);
+            }
+        }
+        if values.is_empty() {
+            continue;
+        }
+        values.sort_by(f64::total_cmp);
+        let m = values.len();
+        let mid = if m % 2 == 1 {
+            values[m / 2]
+        } else {
+            0.5 * (values[m / 2 - 1] + values[m / 2])
+        };
+        median.push((x, mid));
+        upper.push((x, values[m - 1]));
+        lower.push((x, values[0]));
+    }
+    lower.reverse();
+    upper.extend(lower);
+    (median, upper)
 }

@@ -214,10 +214,9 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                 .iter()
                 .filter_map(|&(x, y)| Some((to_axis(x, panel.logx)?, to_axis(y, panel.logy)?)))
                 .collect();
-            let points = if s.style == Style::Cloud {
-                points
-            } else {
-                thin(points)
+            let points = match s.style {
+                Style::Cloud | Style::Band => points,
+                _ => thin(points),
             };
             (i, points)
         })
@@ -315,6 +314,14 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                         .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
                 }
             }
+            Style::Band => {
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        points.clone(),
+                        color.mix(0.18).filled(),
+                    )))
+                    .map_err(plot_err)?;
+            }
             Style::Cloud => {
                 let grey = RGBColor(170, 170, 170);
                 let drawn = chart
@@ -365,6 +372,25 @@ mod tests {
         assert!(kept.len() <= MAX_LINE_POINTS + 1);
         assert_eq!(kept[0].0, 0.0);
         assert_eq!(kept.last().unwrap().0, 10_000.0);
+    }
+
+    #[test]
+    fn median_band_follows_step_paths_and_carries_ends() {
+        let paths = vec![
+            vec![(0.0, 1.0), (10.0, 0.1), (20.0, 0.01)],
+            vec![(0.0, 1.0), (5.0, 0.5)],
+            vec![(0.0, 1.0), (15.0, 0.001)],
+        ];
+        let (median, band) = crate::plot::median_band(&paths);
+        let at = |x: f64| median.iter().find(|p| p.0 == x).unwrap().1;
+        assert_eq!(at(0.0), 1.0);
+        assert_eq!(at(5.0), 1.0); // values 1, 0.5, 1
+        assert_eq!(at(10.0), 0.5); // 0.1, 0.5 (carried), 1
+        assert_eq!(at(20.0), 0.01); // 0.01, 0.5, 0.001
+        // Upper edge forward, lower edge back: max then min at x = 20.
+        assert_eq!(band.len(), 2 * median.len());
+        assert_eq!(band[median.len() - 1], (20.0, 0.5));
+        assert_eq!(band[median.len()], (20.0, 0.001));
     }
 
     #[test]
