@@ -175,11 +175,14 @@ pub fn xy_points(rows: &Table, x: &str, y: &str) -> Option<Vec<(f64, f64)>> {
     (!points.is_empty()).then_some(points)
 }
 
+/// (x, y) points of a line or polygon.
+pub type Points = Vec<(f64, f64)>;
+
 /// The median of several step paths (each sorted by x) and the min-max band around it, on
 /// the union of their x values. A path's value at x is its last point at or before x; past
 /// its end it keeps its final value (a run that stopped at the tolerance stays there).
 /// Returns (median line, band polygon).
-pub fn median_band(paths: &[Vec<(f64, f64)>]) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+pub fn median_band(paths: &[Points]) -> (Points, Points) {
     let mut grid: Vec<f64> = paths.iter().flatten().map(|p| p.0).collect();
     grid.sort_by(f64::total_cmp);
     grid.dedup();
