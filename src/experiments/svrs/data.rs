@@ -47,11 +47,25 @@ impl Csr {
         (&self.indices[range.clone()], &self.values[range])
     }
 
-    /// a_r . x
+    /// a_r . x, with four partial sums so the additions do not wait on each other (the
+    /// summation order is fixed, so results stay bit-for-bit reproducible).
     #[inline]
     pub fn dot(&self, r: usize, x: &[f64]) -> f64 {
         let (idx, val) = self.row(r);
-        idx.iter().zip(val).map(|(&j, &v)| v * x[j as usize]).sum()
+        let mut acc = [0.0f64; 4];
+        let (i4, v4) = (idx.chunks_exact(4), val.chunks_exact(4));
+        let tail: f64 = i4
+            .remainder()
+            .iter()
+            .zip(v4.remainder())
+            .map(|(&j, &v)| v * x[j as usize])
+            .sum();
+        for (i, v) in i4.zip(v4) {
+            for k in 0..4 {
+                acc[k] += v[k] * x[i[k] as usize];
+            }
+        }
+        (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
     }
 
     /// out += alpha * a_r

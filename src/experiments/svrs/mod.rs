@@ -168,9 +168,19 @@ pub fn solve(problem: &Problem, spec: &SvrsSpec) -> Result<Solved> {
     let x0 = vec![0.0; problem.dim()];
     let grad_scale = methods::gradient_scale(problem, &x0);
     let f_star = problem.value(&x_star);
+    let hessian = (problem.loss == Loss::Ridge).then(|| {
+        let h = problem.hessian(&x_star);
+        let d = problem.dim();
+        (0..d * d).map(|k| h[(k / d, k % d)]).collect()
+    });
     let master_factor = local::LocalSolver::master_factor(problem, 1.0 / parameters.theta)?;
     Ok(Solved {
-        reference: Reference { x_star, f_star, x0 },
+        reference: Reference {
+            x_star,
+            f_star,
+            x0,
+            hessian,
+        },
         constants,
         l_global,
         parameters,

@@ -82,19 +82,48 @@ pub struct Problem {
     /// The shuffled row order; node i holds order[bounds[i]..bounds[i+1]].
     order: Vec<u32>,
     bounds: Vec<usize>,
-    /// Ridge with few features: each node's quadratic in closed form (see [`Quadratic`]).
-    quadratics: Option<Vec<Quadratic>>,
+    /// Ridge with few features: each node's quadratic in closed form (see [`Quadratic`]),
+    /// and their mean, the data part of f.
+    quadratics: Option<(Vec<Quadratic>, Quadratic)>,
 }
 
 /// A ridge node as a quadratic: f_i(x) = x^T G x / 2 - c . x + k + (lambda/2)||x||^2 with
-/// G = A_i^T A_i / m_i, c = A_i^T b_i / m_i, k = mean b^2 / 2. Used when d^2 is below the
-/// node's non-zeros, so a gradient costs d^2 instead of a pass over the rows; the values are
-/// the same up to rounding.
+/// G = A_i^T A_i / m_i, c = A_i^T b_i / m_i, k = mean b^2 / 2. Used when a dense d x d
+/// product is cheaper than a pass over the node's rows (see [`Problem::split`]); the values
+/// are the same up to rounding.
 struct Quadratic {
-    gram: Vec<f64>,
+    gram: Mat<f64>,
     linear: Vec<f64>,
     constant: f64,
 }
+
+impl Quadratic {
+    /// out += alpha G v (faer's SIMD matrix-vector product).
+    fn apply(&self, v: &[f64], alpha: f64, out: &mut [f64]) {
+        let d = v.len();
+        faer::linalg::matmul::matmul(
+            faer::MatMut::from_column_major_slice_mut(out, d, 1),
+            faer::Accum::Add,
+            self.gram.as_ref(),
+            faer::MatRef::from_column_major_slice(v, d, 1),
+            alpha,
+            faer::Par::Seq,
+        );
+    }
+
+    /// x^T G x / 2 - c . x + k.
+    fn value(&self, x: &[f64]) -> f64 {
+        let mut gx = vec![0.0; x.len()];
+        self.apply(x, 1.0, &mut gx);
+        0.5 * dot(&gx, x) - dot(&self.linear, x) + self.constant
+    }
+}
+
+/// A dense d x d product costs d^2 multiply-adds at SIMD speed; a sparse row pass costs
+/// about this many times more per non-zero (gathers, short rows).
+const SPARSE_COST: usize = 8;
+/// Most memory the node Gram matrices may take.
+const GRAM_BYTES: usize = 128 << 20;
 
 impl Problem {
     /// Splits the rows into `nodes` iid shards of (almost) equal size by a random shuffle.
@@ -108,7 +137,11 @@ impl Problem {
         let rows = data.features.rows();
         let mut order: Vec<u32> = (0..rows as u32).collect();
         order.shuffle(rng);
-        let bounds = (0..=nodes).map(|i| i * rows / nodes).collect();
+        let bounds: Vec<usize> = (0..=nodes).map(|i| i * rows / nodes).collect();
+        // Within a node the rows are read in storage order: same shards, fewer cache misses.
+        for i in 0..nodes {
+            order[bounds[i]..bounds[i + 1]].sort_unstable();
+        }
         let mut problem = Problem {
             data,
             loss,
@@ -119,12 +152,29 @@ impl Problem {
         };
         let d = problem.dim();
         let nnz_per_node = problem.data.features.nnz() / nodes;
-        if loss == Loss::Ridge && d * d < nnz_per_node {
-            let quadratics = (0..nodes)
+        let gram_bytes = (nodes + 1).saturating_mul(d * d * 8);
+        if loss == Loss::Ridge && d * d <= SPARSE_COST * nnz_per_node && gram_bytes <= GRAM_BYTES {
+            let quadratics: Vec<Quadratic> = (0..nodes)
                 .into_par_iter()
                 .map(|i| problem.node_quadratic(i))
                 .collect();
-            problem.quadratics = Some(quadratics);
+            let mut mean = Quadratic {
+                gram: Mat::zeros(d, d),
+                linear: vec![0.0; d],
+                constant: 0.0,
+            };
+            for q in &quadratics {
+                mean.gram += &q.gram;
+                for (m, c) in mean.linear.iter_mut().zip(&q.linear) {
+                    *m += c;
+                }
+                mean.constant += q.constant;
+            }
+            let inv_n = 1.0 / nodes as f64;
+            mean.gram *= faer::Scale(inv_n);
+            mean.linear.iter_mut().for_each(|c| *c *= inv_n);
+            mean.constant *= inv_n;
+            problem.quadratics = Some((quadratics, mean));
         }
         problem
     }
@@ -143,7 +193,7 @@ impl Problem {
             constant += 0.5 * b * b / m;
         }
         Quadratic {
-            gram: (0..d * d).map(|k| h[(k / d, k % d)]).collect(),
+            gram: h,
             linear,
             constant,
         }
@@ -170,13 +220,8 @@ impl Problem {
 
     /// f_i(x).
     pub fn node_value(&self, i: usize, x: &[f64]) -> f64 {
-        if let Some(q) = &self.quadratics {
-            let q = &q[i];
-            let d = x.len();
-            let quad: f64 = (0..d)
-                .map(|j| x[j] * dot(&q.gram[j * d..(j + 1) * d], x))
-                .sum();
-            return 0.5 * quad - dot(&q.linear, x) + q.constant + 0.5 * self.lambda * dot(x, x);
+        if let Some((q, _)) = &self.quadratics {
+            return q[i].value(x) + 0.5 * self.lambda * dot(x, x);
         }
         let a = &self.data.features;
         let rows = self.node_rows(i);
@@ -200,11 +245,10 @@ impl Problem {
 
     /// out += (1/m_i) sum_r loss'(a_r.x) a_r: the data part of grad f_i(x).
     fn add_data_grad(&self, i: usize, x: &[f64], out: &mut [f64]) {
-        if let Some(q) = &self.quadratics {
-            let q = &q[i];
-            let d = x.len();
-            for (j, o) in out.iter_mut().enumerate() {
-                *o += dot(&q.gram[j * d..(j + 1) * d], x) - q.linear[j];
+        if let Some((q, _)) = &self.quadratics {
+            q[i].apply(x, 1.0, out);
+            for (o, c) in out.iter_mut().zip(&q[i].linear) {
+                *o -= c;
             }
             return;
         }
@@ -228,11 +272,8 @@ impl Problem {
         for (o, dj) in out.iter_mut().zip(&diff) {
             *o += self.lambda * dj;
         }
-        if let Some(q) = &self.quadratics {
-            let d = x.len();
-            for (j, o) in out.iter_mut().enumerate() {
-                *o += dot(&q[i].gram[j * d..(j + 1) * d], &diff);
-            }
+        if let Some((q, _)) = &self.quadratics {
+            q[i].apply(&diff, 1.0, out);
             return;
         }
         for &r in rows {
@@ -249,7 +290,15 @@ impl Problem {
     }
 
     /// out = grad f(x) = (1/n) sum_i grad f_i(x), nodes in parallel, summed in a fixed order.
+    /// With the Gram matrices, the mean quadratic gives the same sum in one product.
     pub fn full_grad(&self, x: &[f64], out: &mut [f64]) {
+        if let Some((_, mean)) = &self.quadratics {
+            for ((o, xj), c) in out.iter_mut().zip(x).zip(&mean.linear) {
+                *o = self.lambda * xj - c;
+            }
+            mean.apply(x, 1.0, out);
+            return;
+        }
         let (n, d) = (self.nodes(), self.dim());
         let blocks: Vec<Vec<f64>> = (0..n.div_ceil(BLOCK))
             .into_par_iter()
@@ -274,6 +323,9 @@ impl Problem {
 
     /// f(x).
     pub fn value(&self, x: &[f64]) -> f64 {
+        if let Some((_, mean)) = &self.quadratics {
+            return mean.value(x) + 0.5 * self.lambda * dot(x, x);
+        }
         let n = self.nodes();
         let values: Vec<f64> = (0..n)
             .into_par_iter()
@@ -286,6 +338,11 @@ impl Problem {
     /// (1/m_i) sum_r loss''(a_r.x) a_r a_r^T, added into the dense `h`; with `x = None` the
     /// Gram matrix A_i^T A_i / m_i (curvature 1).
     pub fn add_node_data_hessian(&self, i: usize, x: Option<&[f64]>, scale: f64, h: &mut Mat<f64>) {
+        if let Some((q, _)) = &self.quadratics {
+            // Ridge: the data Hessian is the cached Gram matrix.
+            *h += faer::Scale(scale) * &q[i].gram;
+            return;
+        }
         let a = &self.data.features;
         let rows = self.node_rows(i);
         let w0 = scale / rows.len() as f64;
