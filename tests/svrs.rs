@@ -72,19 +72,19 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn gradients_match_finite_differences() {
-    // The row path (4 rows of 5 features per node: d^2 > nnz per node) and the Gram path of
-    // ridge (1000 rows per node) both against differences of the values.
-    for (loss, rows) in [
-        (Loss::Ridge, 12),
-        (Loss::Logistic, 120),
-        (Loss::Ridge, 3000),
+    // The row path (2 rows of 20 features per node: d^2 > 8 nnz per node) and the Gram path
+    // of ridge (1000 rows of 5 features per node) both against differences of the values.
+    for (loss, rows, d) in [
+        (Loss::Ridge, 6, 20),
+        (Loss::Logistic, 120, 5),
+        (Loss::Ridge, 3000, 5),
     ] {
-        let p = tiny_problem(loss, rows, 5, 3, 1);
+        let p = tiny_problem(loss, rows, d, 3, 1);
         assert_eq!(p.uses_gram(), loss == Loss::Ridge && rows == 3000);
-        let x = random_point(5, 2);
-        let w = random_point(5, 3);
+        let x = random_point(d, 2);
+        let w = random_point(d, 3);
         for i in 0..3 {
-            let mut g = vec![0.0; 5];
+            let mut g = vec![0.0; d];
             p.node_grad(i, &x, &mut g);
             let fd = fd_gradient(|y| p.node_value(i, y), &x);
             assert!(
@@ -92,14 +92,14 @@ fn gradients_match_finite_differences() {
                 "{loss:?} node {i}: {g:?} vs {fd:?}"
             );
             // The SVRG correction equals the difference of two gradients.
-            let mut gw = vec![0.0; 5];
+            let mut gw = vec![0.0; d];
             p.node_grad(i, &w, &mut gw);
-            let mut diff = vec![0.0; 5];
+            let mut diff = vec![0.0; d];
             p.add_node_grad_difference(i, &x, &w, &mut diff);
             let expected: Vec<f64> = g.iter().zip(&gw).map(|(a, b)| a - b).collect();
             assert!(max_abs_diff(&diff, &expected) < 1e-12);
         }
-        let mut g = vec![0.0; 5];
+        let mut g = vec![0.0; d];
         p.full_grad(&x, &mut g);
         let fd = fd_gradient(|y| p.value(y), &x);
         assert!(
@@ -108,16 +108,16 @@ fn gradients_match_finite_differences() {
         );
         // Hessians against differences of gradients.
         let h = p.node_hessian(1, &x);
-        for k in 0..5 {
+        for k in 0..d {
             let column = fd_gradient(
                 |y| {
-                    let mut gy = vec![0.0; 5];
+                    let mut gy = vec![0.0; d];
                     p.node_grad(1, y, &mut gy);
                     gy[k]
                 },
                 &x,
             );
-            for j in 0..5 {
+            for j in 0..d {
                 assert!((h[(k, j)] - column[j]).abs() < 1e-6);
             }
         }
