@@ -589,3 +589,23 @@ fn ctrl_c_keeps_the_rows_of_a_parallel_run() {
     assert!(text.lines().count() >= 20);
     assert!(text.ends_with('\n'), "the last row is complete");
 }
+
+#[test]
+fn lab_verify_svrs_passes_every_claim() {
+    let dir = TempDir::new().unwrap();
+    let out = lab(dir.path()).args(["verify", "svrs"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    for id in [
+        "svrs.linear",
+        "svrs.epoch_rate",
+        "svrs.beats_svrp_above",
+        "svrs.svrp_wins_below",
+        "accsvrs.beats_acceg",
+        "acceg.fewer_rounds",
+        "svrs.scaling",
+    ] {
+        assert!(text.contains(id), "{id} missing from lab verify svrs");
+    }
+    assert!(text.contains(" 0 failed, 0 inconclusive"), "{text}");
+    assert!(!dir.path().join("out").exists(), "verify writes nothing");
+}

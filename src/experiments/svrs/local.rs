@@ -7,6 +7,10 @@
 //! * Ridge: phi is quadratic, so u = center - (H_i + s I)^{-1} g0 exactly; the Cholesky
 //!   factor of H_i + s I is computed once per node (the master's always kept, the others
 //!   while n d^2 doubles fit in [`CACHE_BYTES`], otherwise recomputed). No gradient call.
+//!   The master, which solves at every step, applies (H_1 + s I)^{-1} formed once from its
+//!   factor: one mat-vec instead of two triangular solves (about twice as fast), accurate
+//!   because cond(H_1 + s I) <= 1 + L_1 / s stays small (below [`MAX_CONDITION`], else the
+//!   triangular solves are kept).
 //! * Logistic: Newton's method from the center, each iterate's gradient one local gradient
 //!   call, halving the step while the gradient norm does not decrease, until
 //!   ||grad phi(u)|| <= 1e-3 (s + lambda) ||u - center|| (the error in u is then at most 1e-3
@@ -16,9 +20,40 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use faer::linalg::solvers::Llt;
+use faer::Mat;
+use faer::linalg::solvers::{DenseSolveCore, Llt};
 
 use super::problem::{Loss, Problem, cholesky, dist2, norm2, solve_in_place};
+
+/// Largest bound on cond(H_1 + s I) for which the master applies an explicit inverse.
+pub const MAX_CONDITION: f64 = 1e4;
+
+/// A cached way to apply (H_i + s I)^{-1}.
+pub enum Factor {
+    Cholesky(Llt<f64>),
+    Inverse(Mat<f64>),
+}
+
+impl Factor {
+    /// out = (H_i + s I)^{-1} out.
+    fn apply(&self, out: &mut [f64]) {
+        match self {
+            Factor::Cholesky(llt) => solve_in_place(llt, out),
+            Factor::Inverse(inverse) => {
+                let d = out.len();
+                let rhs = out.to_vec();
+                faer::linalg::matmul::matmul(
+                    faer::MatMut::from_column_major_slice_mut(out, d, 1),
+                    faer::Accum::Replace,
+                    inverse.as_ref(),
+                    faer::MatRef::from_column_major_slice(&rhs, d, 1),
+                    1.0,
+                    faer::Par::Seq,
+                );
+            }
+        }
+    }
+}
 
 /// Most memory the per-node Cholesky factors may take.
 const CACHE_BYTES: usize = 256 << 20;
@@ -30,7 +65,7 @@ pub struct LocalSolver<'a> {
     problem: &'a Problem,
     /// s = 1/theta (0 for DANE's unregularized local problem).
     pub shift: f64,
-    factors: Vec<Option<Arc<Llt<f64>>>>,
+    factors: Vec<Option<Arc<Factor>>>,
     /// Whether the factors of nodes other than the master are kept.
     cache_all: bool,
     /// Absolute floor of the logistic stopping rule.
@@ -64,11 +99,11 @@ impl<'a> LocalSolver<'a> {
                 out.copy_from_slice(g0);
                 if node == 0 || self.cache_all {
                     if self.factors[node].is_none() {
-                        self.factors[node] = Some(Arc::new(self.factor(node, center)?));
+                        self.factors[node] = Some(Arc::new(self.ridge_factor(node)?));
                     }
-                    solve_in_place(self.factors[node].as_ref().expect("just set"), out);
+                    self.factors[node].as_ref().expect("just set").apply(out);
                 } else {
-                    solve_in_place(&self.factor(node, center)?, out);
+                    self.ridge_factor(node)?.apply(out);
                 }
                 for (o, c) in out.iter_mut().zip(center) {
                     *o = c - *o;
@@ -85,7 +120,7 @@ impl<'a> LocalSolver<'a> {
         problem: &'a Problem,
         shift: f64,
         scale: f64,
-        factor: Option<Arc<Llt<f64>>>,
+        factor: Option<Arc<Factor>>,
     ) -> LocalSolver<'a> {
         let mut solver = LocalSolver::new(problem, shift, scale);
         if let Some(f) = factor {
@@ -94,13 +129,34 @@ impl<'a> LocalSolver<'a> {
         solver
     }
 
-    /// Cholesky of H_1 + s I for ridge, computed where the caller wants it.
-    pub fn master_factor(problem: &Problem, shift: f64) -> Result<Option<Arc<Llt<f64>>>> {
+    /// The master's ridge factor, computed where the caller wants it.
+    pub fn master_factor(problem: &Problem, shift: f64) -> Result<Option<Arc<Factor>>> {
         if problem.loss != Loss::Ridge {
             return Ok(None);
         }
         let solver = LocalSolver::new(problem, shift, 1.0);
-        Ok(Some(Arc::new(solver.factor(0, &vec![0.0; problem.dim()])?)))
+        Ok(Some(Arc::new(solver.ridge_factor(0)?)))
+    }
+
+    /// The cached form of (H_i + s I)^{-1} for ridge: the master's inverse when it is well
+    /// conditioned (Gershgorin bound on lambda_max(H_1)), otherwise the Cholesky factor.
+    fn ridge_factor(&self, node: usize) -> Result<Factor> {
+        let mut h = self
+            .problem
+            .node_hessian(node, &vec![0.0; self.problem.dim()]);
+        for j in 0..h.nrows() {
+            h[(j, j)] += self.shift;
+        }
+        let llt = cholesky(&h, &format!("the local Hessian of node {}", node + 1))?;
+        if node == 0 {
+            let largest = (0..h.nrows())
+                .map(|j| (0..h.ncols()).map(|k| h[(j, k)].abs()).sum::<f64>())
+                .fold(0.0, f64::max);
+            if self.shift > 0.0 && largest / self.shift <= MAX_CONDITION {
+                return Ok(Factor::Inverse(llt.inverse()));
+            }
+        }
+        Ok(Factor::Cholesky(llt))
     }
 
     /// Cholesky of H_i(x) + s I.

@@ -342,7 +342,7 @@ pub struct Setup<'a> {
     /// Norm of grad f(x0), the scale of the inexact solvers' floor.
     pub grad_scale: f64,
     /// Ridge: the Cholesky factor of H_1 + I/theta shared by SVRS and AccSVRS.
-    pub master_factor: Option<std::sync::Arc<faer::linalg::solvers::Llt<f64>>>,
+    pub master_factor: Option<std::sync::Arc<super::local::Factor>>,
 }
 
 impl Setup<'_> {

@@ -133,7 +133,7 @@ pub struct Solved {
     pub parameters: Parameters,
     pub newton_steps: usize,
     pub grad_scale: f64,
-    pub master_factor: Option<std::sync::Arc<faer::linalg::solvers::Llt<f64>>>,
+    pub master_factor: Option<std::sync::Arc<local::Factor>>,
 }
 
 pub fn solve(problem: &Problem, spec: &SvrsSpec) -> Result<Solved> {

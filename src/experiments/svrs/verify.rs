@@ -114,7 +114,11 @@ pub fn sweep() -> Result<(CostPoints, CostPoints)> {
 
 pub fn verify() -> Result<Vec<ClaimResult>> {
     let mut results = single_run("below", BELOW)?;
-    results.extend(single_run("above", ABOVE)?);
+    // Above the crossover SVRP is only the comparator, stopped by the budget on purpose (it
+    // would need millions of communications); its linear rate is checked below.
+    let mut above = single_run("above", ABOVE)?;
+    above.retain(|r| !(r.id == claims::LINEAR.id && r.on.ends_with("method=svrp")));
+    results.extend(above);
     let (svrs, accsvrs) = sweep()?;
     results.push(result(
         &SCALING,
