@@ -138,7 +138,7 @@ impl Problem {
         let mut order: Vec<u32> = (0..rows as u32).collect();
         order.shuffle(rng);
         let bounds: Vec<usize> = (0..=nodes).map(|i| i * rows / nodes).collect();
-        // Within a node the rows are read in storage order: same shards, fewer cache misses.
+        // Within a node the rows are read in storage order (the shards are unchanged).
         for i in 0..nodes {
             order[bounds[i]..bounds[i + 1]].sort_unstable();
         }
