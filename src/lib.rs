@@ -9,6 +9,7 @@ pub mod claims;
 pub mod cli;
 pub mod commands;
 pub mod experiments;
+pub mod flow;
 pub mod plot;
 pub mod run;
 pub mod spec;
