@@ -49,15 +49,29 @@ pub struct Trajectory {
     pub evaluations: usize,
 }
 
-/// The vector field -grad L as the crate's ODE.
-struct Flow<'a, O: Objective>(&'a O);
+/// An autonomous vector field dx/dt = v(x).
+pub trait VectorField: Sync {
+    fn velocity(&self, x: &[f64], out: &mut [f64]);
+}
 
-impl<O: Objective> ODE<f64, Vec<f64>> for Flow<'_, O> {
-    fn diff(&self, _t: f64, y: &Vec<f64>, dydt: &mut Vec<f64>) {
-        self.0.gradient(y, dydt);
-        for v in dydt.iter_mut() {
+/// The field -grad L of an objective.
+struct Descent<'a, O: Objective>(&'a O);
+
+impl<O: Objective> VectorField for Descent<'_, O> {
+    fn velocity(&self, x: &[f64], out: &mut [f64]) {
+        self.0.gradient(x, out);
+        for v in out.iter_mut() {
             *v = -*v;
         }
+    }
+}
+
+/// A vector field as the crate's ODE.
+struct AsOde<'a, F: VectorField + ?Sized>(&'a F);
+
+impl<F: VectorField + ?Sized> ODE<f64, Vec<f64>> for AsOde<'_, F> {
+    fn diff(&self, _t: f64, y: &Vec<f64>, dydt: &mut Vec<f64>) {
+        self.0.velocity(y, dydt);
     }
 }
 
@@ -69,11 +83,23 @@ pub fn gradient_flow<O: Objective>(
     times: &[f64],
     tolerances: Tolerances,
 ) -> Result<Trajectory> {
+    integrate(&Descent(objective), theta0, times, tolerances)
+}
+
+/// Integrates dx/dt = v(x) from x0 at t = times[0] and returns the states at `times`
+/// (increasing).
+pub fn integrate<F: VectorField + ?Sized>(
+    field: &F,
+    x0: &[f64],
+    times: &[f64],
+    tolerances: Tolerances,
+) -> Result<Trajectory> {
+    let theta0 = x0;
     let Some(&t0) = times.first() else {
-        return Err(anyhow!("gradient_flow: no output times"));
+        return Err(anyhow!("integration: no output times"));
     };
     if times.windows(2).any(|w| w[1] <= w[0]) || !times.iter().all(|t| t.is_finite()) {
-        return Err(anyhow!("gradient_flow: output times must increase"));
+        return Err(anyhow!("integration: output times must increase"));
     }
     if times.len() == 1 {
         return Ok(Trajectory {
@@ -87,7 +113,7 @@ pub fn gradient_flow<O: Objective>(
         .rtol(tolerances.rtol)
         .atol(tolerances.atol)
         .max_steps(tolerances.max_steps);
-    let flow = Flow(objective);
+    let flow = AsOde(field);
     let mut trajectory = Trajectory {
         times: vec![t0],
         states: vec![theta0.to_vec()],
@@ -101,14 +127,14 @@ pub fn gradient_flow<O: Objective>(
             .solve()
             .map_err(|e| match e {
                 Error::MaxSteps { t, .. } => anyhow!(
-                    "gradient flow: {} integrator steps reached at t = {t:.6e} (stiff or too \
+                    "integration: {} steps reached at t = {t:.6e} (stiff or too \
                      long)",
                     tolerances.max_steps
                 ),
                 Error::StepSize { t, .. } => {
-                    anyhow!("gradient flow: the step size underflowed at t = {t:.6e}")
+                    anyhow!("integration: the step size underflowed at t = {t:.6e}")
                 }
-                other => anyhow!("gradient flow: {other:?}"),
+                other => anyhow!("integration: {other:?}"),
             })?;
         trajectory.steps += solution.steps.accepted;
         trajectory.evaluations += solution.evals.function;
@@ -295,6 +321,6 @@ mod tests {
             ..Default::default()
         };
         let err = gradient_flow(&Diagonal(vec![1e6]), &[1.0], &[0.0, 100.0], tiny).unwrap_err();
-        assert!(format!("{err}").contains("3 integrator steps"), "{err}");
+        assert!(format!("{err}").contains("3 steps reached"), "{err}");
     }
 }

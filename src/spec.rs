@@ -30,6 +30,10 @@ pub enum Domain {
     Choice(&'static [&'static str]),
     /// One or more of the listed words (TOML array, or comma-separated on the command line).
     ChoiceList(&'static [&'static str]),
+    /// One or more integers in `[min, max]` (TOML array, or comma-separated).
+    IntList { min: i64, max: i64 },
+    /// One or more real numbers in `[min, max]` (TOML array, or comma-separated).
+    RealList { min: f64, max: f64 },
     /// A file path; empty means "none". Relative paths in a spec file are taken relative to
     /// that file, never to a changed working directory.
     Path,
@@ -89,6 +93,14 @@ impl Domain {
             Domain::ChoiceList(options) => {
                 format!("one or more of: {} (comma-separated)", options.join(", "))
             }
+            Domain::IntList { min, max } => {
+                format!("one or more integers in [{min}, {max}] (comma-separated)")
+            }
+            Domain::RealList { min, max } => format!(
+                "numbers in [{}, {}] (comma-separated; [] for none)",
+                fmt_num(min),
+                fmt_num(max)
+            ),
             Domain::Path => "a file path (\"\" for none)".to_string(),
         }
     }
@@ -110,6 +122,26 @@ impl Domain {
                 text.split(',')
                     .map(|word| Value::String(word.trim().to_string()))
                     .collect(),
+            ),
+            Domain::IntList { .. } => Value::Array(
+                text.split(',')
+                    .map(|word| {
+                        let word = word.trim();
+                        word.parse::<i64>()
+                            .map(Value::Integer)
+                            .map_err(|_| format!("'{word}' is not an integer"))
+                    })
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+            Domain::RealList { .. } => Value::Array(
+                text.split(',')
+                    .map(|word| {
+                        let word = word.trim();
+                        word.parse::<f64>()
+                            .map(Value::Float)
+                            .map_err(|_| format!("'{word}' is not a number"))
+                    })
+                    .collect::<std::result::Result<_, _>>()?,
             ),
         };
         self.check(value)
@@ -184,6 +216,54 @@ impl Domain {
                 }
                 Ok(Value::Array(words))
             }
+            (Domain::IntList { .. }, v @ Value::Integer(_))
+            | (Domain::RealList { .. }, v @ (Value::Integer(_) | Value::Float(_))) => {
+                self.check(Value::Array(vec![v]))
+            }
+            (&Domain::IntList { min, max }, Value::Array(items)) => {
+                if items.is_empty() {
+                    return Err(format!("the list is empty: expected {}", self.describe()));
+                }
+                items
+                    .into_iter()
+                    .map(|item| match item {
+                        Value::Integer(i) if (min..=max).contains(&i) => Ok(Value::Integer(i)),
+                        Value::Integer(i) => {
+                            Err(format!("{i} is out of range: expected {}", self.describe()))
+                        }
+                        other => Err(format!(
+                            "{other} is not an integer: expected {}",
+                            self.describe()
+                        )),
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map(Value::Array)
+            }
+            // An empty list of reals is allowed: it stands for "none" (e.g. no custom weights).
+            (&Domain::RealList { min, max }, Value::Array(items)) => items
+                .into_iter()
+                .map(|item| {
+                    let x = match item {
+                        Value::Float(x) => x,
+                        Value::Integer(i) => i as f64,
+                        other => {
+                            return Err(format!(
+                                "{other} is not a number: expected {}",
+                                self.describe()
+                            ));
+                        }
+                    };
+                    if x.is_nan() || x < min || x > max {
+                        return Err(format!(
+                            "{} is out of range: expected {}",
+                            fmt_num(x),
+                            self.describe()
+                        ));
+                    }
+                    Ok(Value::Float(x))
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(Value::Array),
             (Domain::Path, Value::String(s)) => Ok(Value::String(s)),
             (_, other) => Err(format!(
                 "{} has the wrong type ({}): expected {}",
@@ -427,6 +507,58 @@ pub fn value_label(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn number_lists_parse_check_and_name_bad_items() {
+        let widths = Domain::IntList { min: 1, max: 100 };
+        assert_eq!(
+            widths.parse_text("4, 1,2").unwrap(),
+            Value::Array(vec![
+                Value::Integer(4),
+                Value::Integer(1),
+                Value::Integer(2)
+            ])
+        );
+        assert_eq!(
+            widths.check(Value::Integer(3)).unwrap(),
+            Value::Array(vec![Value::Integer(3)])
+        );
+        assert!(
+            widths
+                .parse_text("4,0")
+                .unwrap_err()
+                .contains("0 is out of range")
+        );
+        assert!(
+            widths
+                .parse_text("4,x")
+                .unwrap_err()
+                .contains("'x' is not an integer")
+        );
+        let spectrum = Domain::RealList { min: 0.0, max: 1e6 };
+        assert_eq!(
+            spectrum
+                .check(Value::Array(vec![Value::Integer(3), Value::Float(0.5)]))
+                .unwrap(),
+            Value::Array(vec![Value::Float(3.0), Value::Float(0.5)])
+        );
+        assert!(
+            spectrum
+                .parse_text("-1")
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert_eq!(
+            spectrum.check(Value::Array(vec![])).unwrap(),
+            Value::Array(vec![])
+        );
+        assert!(
+            widths
+                .check(Value::Array(vec![]))
+                .unwrap_err()
+                .contains("empty")
+        );
+    }
 
     const FIELDS: &[Field] = &[
         Field {

@@ -1,5 +1,6 @@
 //! One module (folder) per paper; the registry maps experiment names to their entries.
 
+pub mod deeplinear;
 pub mod pmd;
 pub mod svrs;
 
@@ -83,7 +84,7 @@ pub trait Experiment: Sync {
 
 /// Every experiment, in `lab list` order.
 pub fn registry() -> Vec<&'static dyn Experiment> {
-    vec![&pmd::Pmd, &svrs::Svrs]
+    vec![&pmd::Pmd, &svrs::Svrs, &deeplinear::DeepLinearExperiment]
 }
 
 /// Looks an experiment up by name; unknown names are input errors with a suggestion.

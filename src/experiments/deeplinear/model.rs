@@ -1,0 +1,218 @@
+//! Deep linear networks W = W_N ... W_1 with W_j in R^{d_j x d_{j-1}} and whitened data
+//! (X X^T = I), so the loss is L = 1/2 ||Z - W||_F^2 up to a constant, Z = Y X^T (notes
+//! `nn_theory.md` (a), "Model and loss"). Parameters are the layers' entries, row-major,
+//! layer 1 first.
+
+use ndarray::{Array1, Array2};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::flow::{Objective, VectorField};
+
+pub struct DeepLinear {
+    /// d_0 (input), d_1, ..., d_N (output).
+    pub widths: Vec<usize>,
+    pub z: Array2<f64>,
+}
+
+impl DeepLinear {
+    /// N, the number of layers.
+    pub fn depth(&self) -> usize {
+        self.widths.len() - 1
+    }
+
+    /// Offsets of the layers in the flat parameter vector.
+    fn offsets(&self) -> Vec<usize> {
+        let mut offsets = vec![0];
+        for j in 1..self.widths.len() {
+            let last = *offsets.last().expect("non-empty");
+            offsets.push(last + self.widths[j] * self.widths[j - 1]);
+        }
+        offsets
+    }
+
+    pub fn layers(&self, theta: &[f64]) -> Vec<Array2<f64>> {
+        let offsets = self.offsets();
+        (1..self.widths.len())
+            .map(|j| {
+                let block = &theta[offsets[j - 1]..offsets[j]];
+                Array2::from_shape_vec((self.widths[j], self.widths[j - 1]), block.to_vec())
+                    .expect("shape matches the offsets")
+            })
+            .collect()
+    }
+
+    pub fn pack(layers: &[Array2<f64>]) -> Vec<f64> {
+        layers.iter().flat_map(|w| w.iter().copied()).collect()
+    }
+
+    /// W = W_N ... W_1.
+    pub fn product(layers: &[Array2<f64>]) -> Array2<f64> {
+        let mut w = layers[0].clone();
+        for layer in &layers[1..] {
+            w = layer.dot(&w);
+        }
+        w
+    }
+
+    /// D_j = W_{j+1}^T W_{j+1} - W_j W_j^T, j = 1..N-1: constant along gradient flow.
+    pub fn balance(layers: &[Array2<f64>]) -> Vec<Array2<f64>> {
+        (0..layers.len() - 1)
+            .map(|j| layers[j + 1].t().dot(&layers[j + 1]) - layers[j].dot(&layers[j].t()))
+            .collect()
+    }
+}
+
+impl Objective for DeepLinear {
+    fn dim(&self) -> usize {
+        *self.offsets().last().expect("non-empty")
+    }
+
+    fn loss(&self, theta: &[f64]) -> f64 {
+        let w = Self::product(&self.layers(theta));
+        0.5 * (&self.z - &w).mapv(|e| e * e).sum()
+    }
+
+    /// grad_{W_j} L = (W_N ... W_{j+1})^T (W - Z) (W_{j-1} ... W_1)^T.
+    fn gradient(&self, theta: &[f64], out: &mut [f64]) {
+        let layers = self.layers(theta);
+        let n = layers.len();
+        // prefix[j] = W_j ... W_1 (prefix[0] = I_{d_0}); suffix[j] = W_N ... W_{j+1}.
+        let mut prefix = vec![Array2::eye(self.widths[0])];
+        for layer in &layers {
+            let next = layer.dot(prefix.last().expect("non-empty"));
+            prefix.push(next);
+        }
+        let mut suffix = vec![Array2::eye(self.widths[n]); n + 1];
+        for j in (0..n).rev() {
+            suffix[j] = suffix[j + 1].dot(&layers[j]);
+        }
+        let error = &prefix[n] - &self.z;
+        let offsets = self.offsets();
+        for j in 0..n {
+            // Layer j+1: suffix after it is suffix[j+1], prefix before it is prefix[j].
+            let g = suffix[j + 1].t().dot(&error).dot(&prefix[j].t());
+            out[offsets[j]..offsets[j + 1]].copy_from_slice(g.as_slice().expect("standard"));
+        }
+    }
+}
+
+/// A random matrix with orthonormal columns (Gram-Schmidt of Gaussian columns), each column
+/// signed so that its first non-negligible entry is positive.
+pub fn orthonormal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Array2<f64> {
+    let mut q = Array2::<f64>::zeros((rows, cols));
+    let mut k = 0;
+    while k < cols {
+        let mut v: Array1<f64> = (0..rows).map(|_| normal(rng)).collect();
+        for i in 0..k {
+            let c = q.column(i).dot(&v);
+            v -= &(&q.column(i) * c);
+        }
+        let norm = v.dot(&v).sqrt();
+        if norm < 1e-8 {
+            continue;
+        }
+        v /= norm;
+        if v.iter().find(|x| x.abs() > 1e-12).is_some_and(|x| *x < 0.0) {
+            v.mapv_inplace(|x| -x);
+        }
+        q.column_mut(k).assign(&v);
+        k += 1;
+    }
+    q
+}
+
+pub fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u: f64 = 1.0 - rng.random::<f64>();
+    let v: f64 = rng.random();
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
+/// Z = U diag(s) V^T with U (d_N x r) and V (d_0 x r) orthonormal.
+pub struct Target {
+    pub u: Array2<f64>,
+    pub v: Array2<f64>,
+    pub s: Vec<f64>,
+}
+
+impl Target {
+    pub fn z(&self) -> Array2<f64> {
+        let scaled = &self.u * &Array1::from(self.s.clone());
+        scaled.dot(&self.v.t())
+    }
+
+    /// L* = 1/2 sum_{i >= 2} s_i^2: the best rank-one fit (a one-neuron layer caps the rank).
+    pub fn optimal_loss(&self) -> f64 {
+        0.5 * self.s[1..].iter().map(|x| x * x).sum::<f64>()
+    }
+}
+
+/// The balanced rank-one dynamics W = sigma u v^T (notes (a), item 1):
+/// sigma' = N sigma^(2-2/N) (u^T Z v - sigma), u' = sigma^(1-2/N) (I - u u^T) Z v,
+/// v' = sigma^(1-2/N) (I - v v^T) Z^T u. State: (sigma, u, v).
+pub struct ReducedRankOne<'a> {
+    pub z: &'a Array2<f64>,
+    pub depth: usize,
+}
+
+impl VectorField for ReducedRankOne<'_> {
+    fn velocity(&self, x: &[f64], out: &mut [f64]) {
+        let (dn, d0) = self.z.dim();
+        let n = self.depth as f64;
+        let sigma = x[0];
+        let u = Array1::from(x[1..1 + dn].to_vec());
+        let v = Array1::from(x[1 + dn..1 + dn + d0].to_vec());
+        let zv = self.z.dot(&v);
+        let ztu = self.z.t().dot(&u);
+        let uzv = u.dot(&zv);
+        let a = sigma.abs().powf(1.0 - 2.0 / n);
+        out[0] = n * sigma.abs().powf(2.0 - 2.0 / n) * (uzv - sigma);
+        let du = (&zv - &(&u * uzv)) * a;
+        let dv = (&ztu - &(&v * uzv)) * a;
+        out[1..1 + dn].copy_from_slice(du.as_slice().expect("standard"));
+        out[1 + dn..1 + dn + d0].copy_from_slice(dv.as_slice().expect("standard"));
+    }
+}
+
+/// Singular values of a small matrix, descending.
+pub fn singular_values(w: &Array2<f64>) -> Vec<f64> {
+    let (r, c) = w.dim();
+    let m = faer::Mat::<f64>::from_fn(r, c, |i, j| w[(i, j)]);
+    m.singular_values().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::component_rng;
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let mut rng = component_rng(3, "test");
+        let widths = vec![3, 2, 1, 2];
+        let z = Array2::from_shape_fn((2, 3), |_| normal(&mut rng));
+        let model = DeepLinear { widths, z };
+        let theta: Vec<f64> = (0..model.dim()).map(|_| normal(&mut rng)).collect();
+        let mut g = vec![0.0; theta.len()];
+        model.gradient(&theta, &mut g);
+        for k in 0..theta.len() {
+            let (mut plus, mut minus) = (theta.clone(), theta.clone());
+            plus[k] += 1e-6;
+            minus[k] -= 1e-6;
+            let fd = (model.loss(&plus) - model.loss(&minus)) / 2e-6;
+            assert!((g[k] - fd).abs() < 1e-7, "{k}: {} vs {fd}", g[k]);
+        }
+    }
+
+    #[test]
+    fn orthonormal_columns_are_orthonormal() {
+        let q = orthonormal(5, 3, &mut component_rng(1, "q"));
+        let gram = q.t().dot(&q);
+        for i in 0..3 {
+            for j in 0..3 {
+                let expected = if i == j { 1.0 } else { 0.0 };
+                assert!((gram[(i, j)] - expected).abs() < 1e-12);
+            }
+        }
+    }
+}

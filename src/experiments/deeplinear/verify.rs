@@ -1,0 +1,110 @@
+//! `lab verify deeplinear`: the claims of notes (a) on small instances, including the
+//! plateau scaling that needs a sweep of sigma_0. The tests call the same cases.
+
+use anyhow::Result;
+
+use super::DeepLinearExperiment;
+use super::claims::{self, PLATEAU};
+use crate::claims::{ClaimResult, result};
+use crate::experiments::Experiment;
+use crate::run::run_in_memory;
+use crate::spec::{SpecLayers, resolve};
+use crate::table::Table;
+
+/// The cases: (label, settings). Each exercises the claims its start predicts.
+pub const CASES: &[(&str, &[&str])] = &[
+    ("N=3 balanced", &[]),
+    (
+        "N=2 scalar chain",
+        &["widths=1,1,1", "spectrum=2", "init_scale=0.01", "t_end=6"],
+    ),
+    // The invariant set is unstable: rounding errors grow like exp(1.26 t) near the second
+    // saddle and would carry the run to the global minimum after t ~ 30.
+    ("invariant set", &["init=invariant", "t_end=15"]),
+    (
+        "N=3 scalar, wrong sign",
+        &[
+            "widths=1,1,1,1",
+            "spectrum=2",
+            "init_sign=negative",
+            "init_scale=0.1",
+            "t_end=10000",
+            "outputs=200",
+        ],
+    ),
+    (
+        "N=3 scalar, unbalanced",
+        &[
+            "widths=1,1,1,1",
+            "spectrum=2",
+            "init=custom",
+            "init_weights=0.5,0.6,-0.45",
+        ],
+    ),
+];
+
+/// sigma_0 of the plateau sweep (N = 3 scalar chain, z = 1).
+pub const PLATEAU_SCALES: &[&str] = &["1e-3", "1e-4", "1e-5", "1e-6"];
+
+pub fn run_case(
+    settings: &[&str],
+) -> Result<(
+    toml::Table,
+    Table,
+    serde_json::Map<String, serde_json::Value>,
+)> {
+    let exp = DeepLinearExperiment;
+    let spec = resolve(
+        "deeplinear",
+        exp.fields(),
+        exp.default_spec(),
+        &SpecLayers {
+            overrides: settings.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    )?;
+    let (rows, summary) = run_in_memory(&exp, &spec)?;
+    Ok((spec, rows, summary))
+}
+
+pub fn single_run(label: &str, settings: &[&str]) -> Result<Vec<ClaimResult>> {
+    let (spec, rows, summary) = run_case(settings)?;
+    let mut results = DeepLinearExperiment.check_claims(&spec, &rows, &summary);
+    for r in &mut results {
+        r.on = format!("{label}: {}", r.on);
+    }
+    Ok(results)
+}
+
+/// (sigma_0, escape time) over the plateau sweep.
+pub fn plateau_points() -> Result<Vec<(f64, f64)>> {
+    let mut points = Vec::new();
+    for scale in PLATEAU_SCALES {
+        let setting = format!("init_scale={scale}");
+        let settings = [
+            "widths=1,1,1,1",
+            "spectrum=1",
+            "t_end=150",
+            "outputs=15000",
+            setting.as_str(),
+        ];
+        let (_, _, summary) = run_case(&settings)?;
+        if let Some(t) = summary["escape_time"]["flow"].as_f64() {
+            points.push((scale.parse::<f64>()?, t));
+        }
+    }
+    Ok(points)
+}
+
+pub fn verify() -> Result<Vec<ClaimResult>> {
+    let mut results = Vec::new();
+    for (label, settings) in CASES {
+        results.extend(single_run(label, settings)?);
+    }
+    results.push(result(
+        &PLATEAU,
+        "N=3 scalar chain, sigma_0 = 1e-3..1e-6",
+        claims::plateau(&plateau_points()?, 3.0),
+    ));
+    Ok(results)
+}

@@ -1,0 +1,109 @@
+//! deeplinear: every claim on its instance (the cases of `lab verify deeplinear`), the plateau
+//! sweep, gradient descent against the flow, and bad input on the command line.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use lab::claims::Verdict;
+use lab::experiments::deeplinear::{claims, verify};
+use tempfile::TempDir;
+
+#[test]
+fn every_case_passes_the_claims_its_start_predicts() {
+    for (label, settings) in verify::CASES {
+        let results = verify::single_run(label, settings).unwrap();
+        assert!(results.len() >= 2, "{label}: {results:?}");
+        for r in &results {
+            assert_eq!(r.verdict, Verdict::Pass, "{label}: {} {}", r.id, r.measured);
+        }
+    }
+}
+
+#[test]
+fn each_claim_is_exercised_by_some_case() {
+    let mut seen = Vec::new();
+    for (label, settings) in verify::CASES {
+        for r in verify::single_run(label, settings).unwrap() {
+            seen.push(r.id);
+        }
+    }
+    for doc in claims::docs() {
+        if doc.id != claims::PLATEAU.id {
+            assert!(
+                seen.iter().any(|id| id == doc.id),
+                "{} never checked",
+                doc.id
+            );
+        }
+    }
+}
+
+#[test]
+fn the_escape_plateau_scales_like_the_theory() {
+    let points = verify::plateau_points().unwrap();
+    assert_eq!(points.len(), verify::PLATEAU_SCALES.len());
+    let (verdict, measured) = claims::plateau(&points, 3.0);
+    assert_eq!(verdict, Verdict::Pass, "{measured}");
+}
+
+#[test]
+fn gradient_descent_tracks_the_flow_at_first_order() {
+    // Same start, eta = 1e-3 and 5e-4: the gap to the flow halves (Euler is first order).
+    let gap = |eta: &str| {
+        let setting = format!("eta={eta}");
+        let (_, rows, _) =
+            verify::run_case(&["method=flow,gd", "t_end=2", setting.as_str()]).unwrap();
+        let methods = rows.text("method").unwrap();
+        let sv = rows.num("sv_1").unwrap();
+        let flow: Vec<f64> = (0..sv.len())
+            .filter(|&i| methods[i] == "flow")
+            .map(|i| sv[i])
+            .collect();
+        let gd: Vec<f64> = (0..sv.len())
+            .filter(|&i| methods[i] == "gd")
+            .map(|i| sv[i])
+            .collect();
+        assert_eq!(flow.len(), gd.len());
+        flow.iter()
+            .zip(&gd)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    };
+    let (coarse, fine) = (gap("1e-3"), gap("5e-4"));
+    assert!(coarse > 0.0);
+    assert!((coarse / fine - 2.0).abs() < 0.2, "{coarse} / {fine}");
+}
+
+fn lab(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
+    cmd.current_dir(dir);
+    cmd
+}
+
+#[test]
+fn bad_input_names_what_is_wrong() {
+    let dir = TempDir::new().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["widths=3,2,3"], "no width 1"),
+        (&["widths=3,1"], "expected at least 2 layers"),
+        (&["spectrum=3,2,1,0.5"], "expected 1 to min(d_0, d_N) = 3"),
+        (&["spectrum=1,2"], "non-increasing"),
+        (&["init=custom"], "init_weights with 12 values"),
+        (&["init_weights=1,2"], "expected init = custom"),
+        (&["widths=4,1,x"], "'x' is not an integer"),
+        (
+            &["init=invariant", "widths=1,1,3", "spectrum=2"],
+            "init = invariant needs",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = lab(dir.path())
+            .args(["run", "deeplinear", "-q"])
+            .args(*args)
+            .assert()
+            .code(2);
+        let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(err.contains(needle), "{args:?}: {needle:?} not in {err:?}");
+    }
+    assert!(!dir.path().join("out").exists());
+}
