@@ -107,3 +107,26 @@ fn bad_input_names_what_is_wrong() {
     }
     assert!(!dir.path().join("out").exists());
 }
+
+#[test]
+fn a_two_layer_scalar_chain_gets_a_phase_portrait_and_a_basin_map() {
+    let dir = TempDir::new().unwrap();
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/deeplinear-chain.toml");
+    lab(dir.path())
+        .args(["run", "deeplinear", "--spec"])
+        .arg(&spec)
+        .args(["--out", "out/chain", "-q"])
+        .assert()
+        .success();
+    let svg = std::fs::read_to_string(dir.path().join("out/chain.landscape.svg")).unwrap();
+    for label in [
+        "minima w1 w2 = z",
+        "this run",
+        "global, w1 &lt; 0",
+        "origin",
+        "basin map",
+    ] {
+        assert!(svg.contains(label), "{label} missing from the landscape");
+    }
+    assert!(dir.path().join("out/chain.landscape.png").exists());
+}

@@ -4,6 +4,7 @@
 //! installed renders the same labels. Log axes are drawn as log10 of the data on a linear axis
 //! with labels `1e-3`, `0.01`, ..., which keeps tick labels readable whatever the range.
 
+pub mod landscape;
 mod render;
 
 pub use render::render;
@@ -24,6 +25,10 @@ pub enum Style {
     /// A filled polygon, light, not in the legend: the spread around a median line. Its
     /// points run along the upper edge and back along the lower one.
     Band,
+    /// Thin grey lines, not in the legend (contour lines); points separated by NaN breaks.
+    Contour,
+    /// Vertical bars from 0 to y, centred at x, of the width of the points' spacing.
+    Bars,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +48,37 @@ pub struct Panel {
     pub logx: bool,
     pub logy: bool,
     pub series: Vec<Series>,
+    /// Drawn first, under the series: a scalar field or a map of categories.
+    pub heatmap: Option<Heatmap>,
+    /// A vector field: (x, y, dx, dy) arrows, drawn over the heatmap.
+    pub arrows: Vec<[f64; 4]>,
+}
+
+/// Values on a regular grid: `values[iy * nx + ix]` at x_range.0 + ix * step, etc.
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    pub x_range: (f64, f64),
+    pub y_range: (f64, f64),
+    pub nx: usize,
+    pub ny: usize,
+    pub values: Vec<f64>,
+    /// Category names: values are indices into them (a basin map); `None`: a continuous
+    /// field drawn with the viridis colour map (of log10 values when `log`).
+    pub categories: Option<Vec<String>>,
+    pub log: bool,
+}
+
+impl Heatmap {
+    /// The grid point (ix, iy).
+    pub fn point(&self, ix: usize, iy: usize) -> (f64, f64) {
+        let step = |(lo, hi): (f64, f64), n: usize, i: usize| {
+            lo + (hi - lo) * i as f64 / (n.max(2) - 1) as f64
+        };
+        (
+            step(self.x_range, self.nx, ix),
+            step(self.y_range, self.ny, iy),
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +129,7 @@ pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
         logx: request.logx,
         logy: request.logy,
         series: Vec::new(),
+        ..Default::default()
     };
     let several_ys = request.ys.iter().filter(|y| !is_bound(y)).count() > 1;
     let grouped: Vec<Vec<(String, Table)>> = runs

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
@@ -209,19 +210,38 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .iter()
         .enumerate()
         .map(|(i, s)| {
+            // Contour lines keep their breaks as NaN points.
             let points: Vec<(f64, f64)> = s
                 .points
                 .iter()
-                .filter_map(|&(x, y)| Some((to_axis(x, panel.logx)?, to_axis(y, panel.logy)?)))
+                .filter_map(
+                    |&(x, y)| match (to_axis(x, panel.logx), to_axis(y, panel.logy)) {
+                        (Some(x), Some(y)) => Some((x, y)),
+                        _ if s.style == Style::Contour => Some((f64::NAN, f64::NAN)),
+                        _ => None,
+                    },
+                )
                 .collect();
             let points = match s.style {
-                Style::Cloud | Style::Band => points,
+                Style::Cloud | Style::Band | Style::Contour | Style::Bars => points,
                 _ => thin(points),
             };
             (i, points)
         })
         .collect();
-    let all = || series.iter().flat_map(|(_, p)| p.iter());
+    let corners: Vec<(f64, f64)> = panel
+        .heatmap
+        .iter()
+        .flat_map(|h| [(h.x_range.0, h.y_range.0), (h.x_range.1, h.y_range.1)])
+        .filter_map(|(x, y)| Some((to_axis(x, panel.logx)?, to_axis(y, panel.logy)?)))
+        .collect();
+    let all = || {
+        series
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .filter(|p| p.0.is_finite())
+            .chain(corners.iter())
+    };
     let (Some(xr), Some(yr)) = (
         axis_range(all().map(|p| p.0), panel.logx),
         axis_range(all().map(|p| p.1), panel.logy),
@@ -264,6 +284,38 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
         .map_err(plot_err)?;
 
     let mut has_legend = false;
+    if let Some(map) = &panel.heatmap {
+        has_legend |= draw_heatmap(&mut chart, map)?;
+    }
+    for &[x, y, dx, dy] in &panel.arrows {
+        let (Some(x0), Some(y0), Some(x1), Some(y1)) = (
+            to_axis(x, logx),
+            to_axis(y, logy),
+            to_axis(x + dx, logx),
+            to_axis(y + dy, logy),
+        ) else {
+            continue;
+        };
+        // A head of two short strokes at 25 degrees either side of the shaft.
+        let (ux, uy) = (x0 - x1, y0 - y1);
+        let head = |angle: f64| {
+            let (c, s) = (angle.cos(), angle.sin());
+            (x1 + 0.3 * (c * ux - s * uy), y1 + 0.3 * (s * ux + c * uy))
+        };
+        let grey = RGBColor(90, 90, 90);
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(x0, y0), (x1, y1)],
+                grey.stroke_width(1),
+            )))
+            .map_err(plot_err)?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![head(0.44), (x1, y1), head(-0.44)],
+                grey.stroke_width(1),
+            )))
+            .map_err(plot_err)?;
+    }
     for (i, points) in &series {
         let spec = &panel.series[*i];
         if points.is_empty() {
@@ -314,6 +366,37 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                         .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
                 }
             }
+            Style::Contour => {
+                let grey = RGBColor(255, 255, 255).mix(0.7);
+                for piece in points.split(|p| p.0.is_nan()) {
+                    if piece.len() > 1 {
+                        chart
+                            .draw_series(LineSeries::new(
+                                piece.iter().copied(),
+                                grey.stroke_width(1),
+                            ))
+                            .map_err(plot_err)?;
+                    }
+                }
+            }
+            Style::Bars => {
+                let width = points
+                    .windows(2)
+                    .map(|w| (w[1].0 - w[0].0).abs())
+                    .fold(f64::INFINITY, f64::min);
+                let half = if width.is_finite() { 0.45 * width } else { 0.5 };
+                let drawn = chart
+                    .draw_series(points.iter().map(|&(x, y)| {
+                        Rectangle::new([(x - half, 0.0), (x + half, y)], color.mix(0.75).filled())
+                    }))
+                    .map_err(plot_err)?;
+                if !label.is_empty() {
+                    has_legend = true;
+                    drawn.label(label).legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                    });
+                }
+            }
             Style::Band => {
                 chart
                     .draw_series(std::iter::once(Polygon::new(
@@ -347,6 +430,69 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
             .map_err(plot_err)?;
     }
     Ok(())
+}
+
+/// Draws a heatmap's cells; categorical maps get a legend entry per category (returns
+/// whether it added any).
+fn draw_heatmap<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    map: &super::Heatmap,
+) -> Result<bool> {
+    use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
+    let shown = |v: f64| if map.log { v.log10() } else { v };
+    let finite: Vec<f64> = map
+        .values
+        .iter()
+        .map(|&v| shown(v))
+        .filter(|v| v.is_finite())
+        .collect();
+    let (lo, hi) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let (hx, hy) = (
+        0.5 * (map.x_range.1 - map.x_range.0) / (map.nx.max(2) - 1) as f64,
+        0.5 * (map.y_range.1 - map.y_range.0) / (map.ny.max(2) - 1) as f64,
+    );
+    let cell_color = |v: f64| -> RGBColor {
+        match &map.categories {
+            Some(_) => {
+                let c = PALETTE[v as usize % PALETTE.len()];
+                let mix = |a: u8| ((a as f64 + 255.0) / 2.0) as u8;
+                RGBColor(mix(c.0), mix(c.1), mix(c.2))
+            }
+            None => {
+                let v = shown(v);
+                if v.is_finite() && hi > lo {
+                    ViridisRGB.get_color_normalized(v, lo, hi)
+                } else {
+                    RGBColor(255, 255, 255)
+                }
+            }
+        }
+    };
+    chart
+        .draw_series((0..map.ny).flat_map(|iy| {
+            (0..map.nx).map(move |ix| {
+                let (x, y) = map.point(ix, iy);
+                let v = map.values[iy * map.nx + ix];
+                Rectangle::new([(x - hx, y - hy), (x + hx, y + hy)], cell_color(v).filled())
+            })
+        }))
+        .map_err(plot_err)?;
+    let Some(names) = &map.categories else {
+        return Ok(false);
+    };
+    for (k, name) in names.iter().enumerate() {
+        let color = cell_color(k as f64);
+        chart
+            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+            .map_err(plot_err)?
+            .label(name.clone())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+    }
+    Ok(!names.is_empty())
 }
 
 #[cfg(test)]

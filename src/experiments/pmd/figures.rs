@@ -154,6 +154,7 @@ fn landscape(run: &RunData) -> Result<Option<Figure>> {
             style: Style::Cloud,
             color: 7,
         }],
+        ..Default::default()
     };
     for (i, (label, rows)) in run.rows.groups(&["divergence"]).into_iter().enumerate() {
         if let Some(points) = xy_points(&rows, "v_0", "v_1") {

@@ -51,6 +51,7 @@ fn error_panel(runs: &[RunData], x: &str, title: &str) -> Panel {
         logx: false,
         logy: true,
         series: Vec::new(),
+        ..Default::default()
     };
     let mut color = 0;
     for run in runs {
@@ -120,6 +121,7 @@ fn scaling_panel(runs: &[RunData]) -> Option<Panel> {
         logx: true,
         logy: true,
         series: Vec::new(),
+        ..Default::default()
     };
     let mut names: Vec<String> = Vec::new();
     for run in runs {
