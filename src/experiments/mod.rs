@@ -2,6 +2,7 @@
 
 pub mod deeplinear;
 pub mod pmd;
+pub mod sparselinear;
 pub mod svrs;
 
 use anyhow::Result;
@@ -84,7 +85,12 @@ pub trait Experiment: Sync {
 
 /// Every experiment, in `lab list` order.
 pub fn registry() -> Vec<&'static dyn Experiment> {
-    vec![&pmd::Pmd, &svrs::Svrs, &deeplinear::DeepLinearExperiment]
+    vec![
+        &pmd::Pmd,
+        &svrs::Svrs,
+        &deeplinear::DeepLinearExperiment,
+        &sparselinear::SparseLinearExperiment,
+    ]
 }
 
 /// Looks an experiment up by name; unknown names are input errors with a suggestion.

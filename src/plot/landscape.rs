@@ -153,6 +153,14 @@ pub fn histogram(values: &[f64], bins: usize, marker: Option<(f64, &str)>) -> Pa
     if finite.is_empty() {
         return panel;
     }
+    // Values equal to round-off make one bin, not forty bins across 1e-16.
+    let scale = lo.abs().max(hi.abs()).max(1.0);
+    let (lo, hi) = if hi - lo <= 1e-12 * scale {
+        let mid = 0.5 * (lo + hi);
+        (mid - 1e-9 * scale, mid + 1e-9 * scale)
+    } else {
+        (lo, hi)
+    };
     let width = if hi > lo {
         (hi - lo) / bins as f64
     } else {
@@ -214,6 +222,19 @@ mod tests {
         let total: f64 = panel.series[0].points.iter().map(|p| p.1).sum();
         assert_eq!(total, 100.0);
         assert_eq!(panel.series[1].points[0].0, 42.0);
+    }
+
+    #[test]
+    fn values_equal_to_round_off_fall_in_one_bin() {
+        let values = [0.5, 0.5 + 1e-17, 0.5 - 2e-17];
+        let panel = histogram(&values, 40, None);
+        let full: Vec<f64> = panel.series[0]
+            .points
+            .iter()
+            .map(|p| p.1)
+            .filter(|c| *c > 0.0)
+            .collect();
+        assert_eq!(full, vec![3.0]);
     }
 
     #[test]

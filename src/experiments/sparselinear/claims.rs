@@ -1,0 +1,108 @@
+//! The claims of notes (c). The statements are in the paper's abstracts (verified there);
+//! the optima they are checked against are the notes' derivations.
+
+use serde_json::{Map, Value};
+
+use super::spec::{MaskKind, SparseLinearSpec};
+use crate::claims::{Check, ClaimResult, Provenance, Verdict, result};
+use crate::experiments::ClaimDoc;
+
+pub const SCALAR_OUTPUT: ClaimDoc = ClaimDoc {
+    id: "sparselinear.scalar_output_benign",
+    statement: "With scalar output every local minimum is global for any mask: every start \
+                reaches the restricted least-squares optimum",
+    provenance: Provenance::Verified(
+        "abstract of arXiv:2009.07439 v1; the restricted least-squares value is the notes' \
+         derivation",
+    ),
+};
+
+pub const DISJOINT: ClaimDoc = ClaimDoc {
+    id: "sparselinear.disjoint_benign",
+    statement: "With a disjoint-support first layer, dense other layers and whitened data \
+                every local minimum is global: every start reaches the separable rank-one \
+                optimum",
+    provenance: Provenance::Verified(
+        "abstract of arXiv:2009.07439 v1 (\"non-intersected\" read as disjoint supports, \
+         the notes' reading); the optimum is the notes' derivation",
+    ),
+};
+
+pub const SPURIOUS: ClaimDoc = ClaimDoc {
+    id: "sparselinear.spurious_exists",
+    statement: "With correlated data and a sparse first layer (or three outputs) a search \
+                finds a spurious local minimum: starts end above the best loss and no \
+                perturbed restart descends lower",
+    provenance: Provenance::Verified(
+        "abstract of arXiv:2009.07439 v1; the constructions are unknown, so the lab searches \
+         numerically as the notes propose",
+    ),
+};
+
+pub fn docs() -> Vec<ClaimDoc> {
+    vec![SCALAR_OUTPUT, DISJOINT, SPURIOUS]
+}
+
+fn every_start_at_optimum(set: &Value) -> Check {
+    let (Some(at), Some(n), Some(opt)) = (
+        set["starts_at_optimum"].as_u64(),
+        set["starts"].as_u64(),
+        set["optimum"].as_f64(),
+    ) else {
+        return (Verdict::Inconclusive, "no optimum in the summary".into());
+    };
+    (
+        Verdict::from_bool(at == n),
+        format!(
+            "{at} of {n} starts at L* = {opt:.10e} (best found {:.10e})",
+            set["best_found"].as_f64().unwrap_or(f64::NAN)
+        ),
+    )
+}
+
+pub fn check_run(spec: &SparseLinearSpec, summary: &Map<String, Value>) -> Vec<ClaimResult> {
+    let mut results = Vec::new();
+    let Some(sparse) = summary
+        .get("landscape")
+        .and_then(|l| l.get("sparse").or_else(|| l.get("dense")))
+    else {
+        return results;
+    };
+    let w = &spec.widths;
+    let outputs = w[w.len() - 1];
+    let on = format!("mask={:?}, correlation={}", spec.mask, spec.correlation).to_lowercase();
+    if outputs == 1 {
+        results.push(result(&SCALAR_OUTPUT, &on, every_start_at_optimum(sparse)));
+    }
+    if w.len() == 3 && spec.mask == MaskKind::Disjoint && spec.correlation == 0.0 && outputs > 1 {
+        results.push(result(&DISJOINT, &on, every_start_at_optimum(sparse)));
+    }
+    let sparse_first = spec.mask != MaskKind::Dense;
+    if spec.correlation > 0.0 && (sparse_first || outputs >= 3) && outputs > 1 {
+        let confirmed: Vec<f64> = sparse["spurious_candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["confirmed_minimum"] == true)
+            .filter_map(|c| c["loss"].as_f64())
+            .collect();
+        let best = sparse["best_found"].as_f64().unwrap_or(f64::NAN);
+        let check = match confirmed.first() {
+            Some(loss) => (
+                Verdict::Pass,
+                format!(
+                    "spurious minimum at loss {loss:.8e} against the best found {best:.8e} \
+                     ({} level(s) confirmed by {} perturbed restarts each)",
+                    confirmed.len(),
+                    spec.perturbations
+                ),
+            ),
+            None => (
+                Verdict::Inconclusive,
+                format!("no confirmed spurious minimum among {} starts", spec.starts),
+            ),
+        };
+        results.push(result(&SPURIOUS, &on, check));
+    }
+    results
+}
