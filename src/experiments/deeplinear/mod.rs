@@ -244,6 +244,12 @@ impl PreparedRun for DeepLinearRun {
         ctx.summarize("optimal_loss", optimal);
         ctx.summarize("spectrum", &spec.spectrum);
         ctx.summarize("parameters", model.dim());
+        // Z and the start, so another tool can redo the same integration (small runs only).
+        if model.dim() <= 1000 {
+            let z: Vec<Vec<f64>> = model.z.rows().into_iter().map(|r| r.to_vec()).collect();
+            ctx.summarize("z", z);
+            ctx.summarize("start", &theta0);
+        }
         // The reduced rank-one ODE of a balanced start, as a reference for the flow.
         let reduced = match &reduced0 {
             Some(x0) if spec.method.contains(&Dynamics::Flow) => {

@@ -298,15 +298,33 @@ impl PreparedRun for SparseLinearRun {
         } else {
             sets[0].0 = "dense";
         }
+        // The problem itself, so another tool can redo the same sweep (small runs only).
+        let problem = &sets[0].1;
+        if problem.sigma.len() + problem.c.len() <= 10_000 {
+            let rows = |m: &Array2<f64>| -> Vec<Vec<f64>> {
+                m.rows().into_iter().map(|r| r.to_vec()).collect()
+            };
+            ctx.summarize(
+                "problem",
+                serde_json::json!({
+                    "sigma": rows(&problem.sigma),
+                    "c": rows(&problem.c),
+                    "k0": problem.k0,
+                    "first_mask": rows(&problem.masks[0]),
+                }),
+            );
+        }
         ctx.begin(&columns_spec())?;
         ctx.progress().set_total((sets.len() * spec.starts) as u64);
         let mut summary = serde_json::Map::new();
         for (name, net, kind) in &sets {
             ctx.check_cancel()?;
             ctx.progress().phase(name);
+            let started = std::time::Instant::now();
             let starts = starting_points(spec, net.dim());
             let results: Vec<StartResult> =
                 starts.par_iter().map(|t| descend(net, t, spec)).collect();
+            let descent_seconds = started.elapsed().as_secs_f64();
             let best = results.iter().map(|r| r.loss).fold(f64::INFINITY, f64::min);
             let optimum = oracle(spec, net, *kind);
             let reference = optimum.map_or(best, |o| o.0);
@@ -371,6 +389,7 @@ impl PreparedRun for SparseLinearRun {
                     "best_found": best,
                     "starts_at_optimum": at_reference,
                     "starts": spec.starts,
+                    "descent_seconds": descent_seconds,
                     "spurious_candidates": spurious,
                 }),
             );
