@@ -80,6 +80,15 @@ pub fn component_rng(seed: u64, component: &str) -> ChaCha8Rng {
     rng
 }
 
+/// A standard normal draw from a component's stream (Box-Muller; the second value of the
+/// pair is discarded so every draw uses exactly two uniforms).
+pub fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
+    use rand::Rng;
+    let u: f64 = 1.0 - rng.random::<f64>();
+    let v: f64 = rng.random();
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
 /// FNV-1a: a hash that stays the same across Rust versions and platforms, unlike
 /// `DefaultHasher` (used for stream ids and file names).
 pub fn stable_hash(text: &str) -> u64 {

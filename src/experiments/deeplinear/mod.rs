@@ -22,13 +22,14 @@ use std::time::Instant;
 use anyhow::Result;
 use ndarray::{Array1, Array2};
 
-use self::model::{DeepLinear, ReducedRankOne, Target, normal, orthonormal, singular_values};
+use self::model::{DeepLinear, ReducedRankOne, Target, orthonormal, singular_values};
 use self::spec::{DeepLinearSpec, Dynamics, Init, Sign};
 use super::{ClaimDoc, Experiment, PreparedRun, RunData};
 use crate::claims::ClaimResult;
 use crate::flow::{Objective, Tolerances, gradient_descent, gradient_flow, integrate};
 use crate::input_error;
 use crate::plot::Figure;
+use crate::run::standard_normal as normal;
 use crate::run::{ColumnKind, ColumnSpec, RunContext, component_rng};
 use crate::table::{Cell, Table};
 

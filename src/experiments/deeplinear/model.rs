@@ -4,10 +4,10 @@
 //! layer 1 first.
 
 use ndarray::{Array1, Array2};
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::flow::{Objective, VectorField};
+use crate::run::standard_normal as normal;
 
 pub struct DeepLinear {
     /// d_0 (input), d_1, ..., d_N (output).
@@ -120,12 +120,6 @@ pub fn orthonormal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Array2<f64
         k += 1;
     }
     q
-}
-
-pub fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    let u: f64 = 1.0 - rng.random::<f64>();
-    let v: f64 = rng.random();
-    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
 /// Z = U diag(s) V^T with U (d_N x r) and V (d_0 x r) orthonormal.

@@ -20,12 +20,13 @@ use rayon::prelude::*;
 
 use self::model::{SparseLinear, ar1_covariance, columns};
 use self::spec::{MaskKind, SparseLinearSpec};
-use super::deeplinear::model::{normal, singular_values};
+use super::deeplinear::model::singular_values;
 use super::{ClaimDoc, Experiment, PreparedRun, RunData};
 use crate::claims::ClaimResult;
 use crate::flow::{Objective, gradient_descent};
 use crate::input_error;
 use crate::plot::Figure;
+use crate::run::standard_normal as normal;
 use crate::run::{ColumnKind, ColumnSpec, RunContext, component_rng};
 use crate::table::{Cell, Table};
 

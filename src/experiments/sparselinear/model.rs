@@ -111,8 +111,8 @@ pub fn columns(m: &Array2<f64>, cols: &[usize]) -> Array2<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::experiments::deeplinear::model::normal;
     use crate::run::component_rng;
+    use crate::run::standard_normal as normal;
 
     #[test]
     fn gradient_matches_finite_differences_and_respects_the_masks() {

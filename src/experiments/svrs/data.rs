@@ -13,6 +13,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::input_error;
+use crate::run::standard_normal;
 
 /// A sparse matrix in compressed sparse row form.
 #[derive(Debug, Clone, PartialEq)]
@@ -291,13 +292,6 @@ pub fn synthetic(shape: &SyntheticShape, rng: &mut ChaCha8Rng) -> Dataset {
         features.indptr.push(features.values.len());
     }
     Dataset { features, labels }
-}
-
-/// A standard normal draw (Box-Muller; one of the pair is discarded to keep streams simple).
-pub fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
-    let u: f64 = 1.0 - rng.random::<f64>();
-    let v: f64 = rng.random();
-    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
 #[cfg(test)]
