@@ -86,6 +86,17 @@ pub fn gradient_flow<O: Objective>(
     integrate(&Descent(objective), theta0, times, tolerances)
 }
 
+/// [`gradient_flow`] that stops early when `stop()` turns true (asked between output times).
+pub fn gradient_flow_until<O: Objective>(
+    objective: &O,
+    theta0: &[f64],
+    times: &[f64],
+    tolerances: Tolerances,
+    stop: &dyn Fn() -> bool,
+) -> Result<Trajectory> {
+    integrate_until(&Descent(objective), theta0, times, tolerances, stop)
+}
+
 /// Integrates dx/dt = v(x) from x0 at t = times[0] and returns the states at `times`
 /// (increasing).
 pub fn integrate<F: VectorField + ?Sized>(
@@ -93,6 +104,18 @@ pub fn integrate<F: VectorField + ?Sized>(
     x0: &[f64],
     times: &[f64],
     tolerances: Tolerances,
+) -> Result<Trajectory> {
+    integrate_until(field, x0, times, tolerances, &|| false)
+}
+
+/// [`integrate`], stopping early (with the states reached so far) when `stop()` turns true;
+/// it is asked between output times (Ctrl-C during a long run).
+pub fn integrate_until<F: VectorField + ?Sized>(
+    field: &F,
+    x0: &[f64],
+    times: &[f64],
+    tolerances: Tolerances,
+    stop: &dyn Fn() -> bool,
 ) -> Result<Trajectory> {
     let theta0 = x0;
     let Some(&t0) = times.first() else {
@@ -121,6 +144,9 @@ pub fn integrate<F: VectorField + ?Sized>(
         evaluations: 0,
     };
     for pair in times.windows(2) {
+        if stop() {
+            break;
+        }
         let start = trajectory.states.last().expect("one state").clone();
         let solution = IVP::ode(&flow, pair[0], pair[1], start)
             .method(method.clone())
@@ -309,6 +335,16 @@ mod tests {
         let (e1, e2) = (error(1e-2), error(5e-3));
         // Euler's global error is O(eta): halving eta halves it.
         assert!((e1 / e2 - 2.0).abs() < 0.1, "{e1} / {e2}");
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_integration_at_an_output_time() {
+        let d = Diagonal(vec![1.0]);
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let stop = || calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 3;
+        let path =
+            gradient_flow_until(&d, &[1.0], &grid(1.0, 10), Tolerances::default(), &stop).unwrap();
+        assert_eq!(path.times, vec![0.0, 0.1, 0.2, 0.3]);
     }
 
     #[test]

@@ -130,3 +130,54 @@ fn a_two_layer_scalar_chain_gets_a_phase_portrait_and_a_basin_map() {
     }
     assert!(dir.path().join("out/chain.landscape.png").exists());
 }
+
+#[test]
+fn ctrl_c_stops_a_long_integration() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let dir = TempDir::new().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .current_dir(dir.path())
+        .args([
+            "run",
+            "deeplinear",
+            "t_end=1e6",
+            "outputs=1000000",
+            "--out",
+            "out/long",
+            "-q",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the run has started (its manifest exists), then interrupt it.
+    let manifest = dir.path().join("out/long.run.json");
+    let start = Instant::now();
+    while !manifest.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopped = Instant::now();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        stopped.elapsed()
+    );
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\"interrupted\""), "{text}");
+}

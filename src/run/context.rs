@@ -203,6 +203,11 @@ impl<'a> RunContext<'a> {
         self.cancel.load(Ordering::Relaxed)
     }
 
+    /// The cancel flag itself, for work running on other threads (parallel starts).
+    pub fn cancel_flag(&self) -> &'a AtomicBool {
+        self.cancel
+    }
+
     /// Returns [`Interrupted`] if Ctrl-C was pressed; call at iteration boundaries.
     pub fn check_cancel(&self) -> Result<()> {
         if self.cancelled() {

@@ -26,7 +26,7 @@ use self::model::{DeepLinear, ReducedRankOne, Target, orthonormal, singular_valu
 use self::spec::{DeepLinearSpec, Dynamics, Init, Sign};
 use super::{ClaimDoc, Experiment, PreparedRun, RunData};
 use crate::claims::ClaimResult;
-use crate::flow::{Objective, Tolerances, gradient_descent, gradient_flow, integrate};
+use crate::flow::{Objective, Tolerances, gradient_descent, gradient_flow_until, integrate_until};
 use crate::input_error;
 use crate::plot::Figure;
 use crate::run::standard_normal as normal;
@@ -259,7 +259,9 @@ impl PreparedRun for DeepLinearRun {
                     z: &model.z,
                     depth: model.depth(),
                 };
-                Some(integrate(&field, x0, &times, tolerances)?)
+                let cancel = ctx.cancel_flag();
+                let stop = || cancel.load(std::sync::atomic::Ordering::Relaxed);
+                Some(integrate_until(&field, x0, &times, tolerances, &stop)?)
             }
             _ => None,
         };
@@ -272,7 +274,11 @@ impl PreparedRun for DeepLinearRun {
             ctx.progress().phase(method.name());
             let started = Instant::now();
             let trajectory = match method {
-                Dynamics::Flow => gradient_flow(&model, &theta0, &times, tolerances)?,
+                Dynamics::Flow => {
+                    let cancel = ctx.cancel_flag();
+                    let stop = || cancel.load(std::sync::atomic::Ordering::Relaxed);
+                    gradient_flow_until(&model, &theta0, &times, tolerances, &stop)?
+                }
                 Dynamics::Gd => {
                     let steps = (spec.t_end / spec.eta).round() as usize;
                     let every = (steps / n).max(1);
@@ -301,7 +307,9 @@ impl PreparedRun for DeepLinearRun {
                     .map(|(d, d_start)| (d - d_start).mapv(|x| x * x).sum().sqrt())
                     .fold(0.0, f64::max);
                 let sv_reduced = match (&reduced, method) {
-                    (Some(r), Dynamics::Flow) => Cell::Real(r.states[k][0].abs()),
+                    (Some(r), Dynamics::Flow) if k < r.states.len() => {
+                        Cell::Real(r.states[k][0].abs())
+                    }
                     _ => Cell::Missing,
                 };
                 let sv1 = sv.first().copied().unwrap_or(0.0);
@@ -323,6 +331,7 @@ impl PreparedRun for DeepLinearRun {
                     Cell::Real(wall),
                 ])?;
             }
+            ctx.check_cancel()?;
             let last = trajectory.states.last().expect("one state at least");
             let (limit, distance) = classify(&DeepLinear::product(&model.layers(last)), &target);
             limits.insert(

@@ -13,6 +13,8 @@ pub mod model;
 pub mod spec;
 pub mod verify;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Result;
 use ndarray::Array2;
 use rand::Rng;
@@ -196,6 +198,16 @@ pub struct StartResult {
 
 /// Gradient descent from a start until the gradient norm is below grad_tol.
 pub fn descend(net: &SparseLinear, theta0: &[f64], spec: &SparseLinearSpec) -> StartResult {
+    descend_until(net, theta0, spec, &AtomicBool::new(false))
+}
+
+/// [`descend`] that gives up (as unconverged) when `cancel` is set, checked every 500 steps.
+pub fn descend_until(
+    net: &SparseLinear,
+    theta0: &[f64],
+    spec: &SparseLinearSpec,
+    cancel: &AtomicBool,
+) -> StartResult {
     // In chunks, so a converged start stops early.
     let chunk = 500.min(spec.iterations);
     let mut theta = theta0.to_vec();
@@ -213,7 +225,7 @@ pub fn descend(net: &SparseLinear, theta0: &[f64], spec: &SparseLinearSpec) -> S
                 theta,
             };
         }
-        if norm <= spec.grad_tol || steps >= spec.iterations {
+        if norm <= spec.grad_tol || steps >= spec.iterations || cancel.load(Ordering::Relaxed) {
             return StartResult {
                 loss: net.loss(&theta),
                 grad_norm: norm,
@@ -323,8 +335,13 @@ impl PreparedRun for SparseLinearRun {
             ctx.progress().phase(name);
             let started = std::time::Instant::now();
             let starts = starting_points(spec, net.dim());
-            let results: Vec<StartResult> =
-                starts.par_iter().map(|t| descend(net, t, spec)).collect();
+            let cancel = ctx.cancel_flag();
+            let results: Vec<StartResult> = starts
+                .par_iter()
+                .map(|t| descend_until(net, t, spec, cancel))
+                .collect();
+            // Interrupted: the rows would describe half-finished starts; keep what is done.
+            ctx.check_cancel()?;
             let descent_seconds = started.elapsed().as_secs_f64();
             let best = results.iter().map(|r| r.loss).fold(f64::INFINITY, f64::min);
             let optimum = oracle(spec, net, *kind);
