@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod experiments;
 pub mod flow;
+pub mod linear_net;
 pub mod plot;
 pub mod run;
 pub mod spec;

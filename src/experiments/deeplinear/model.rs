@@ -7,6 +7,7 @@ use ndarray::{Array1, Array2};
 use rand_chacha::ChaCha8Rng;
 
 use crate::flow::{Objective, VectorField};
+use crate::linear_net;
 use crate::run::standard_normal as normal;
 
 pub struct DeepLinear {
@@ -48,11 +49,7 @@ impl DeepLinear {
 
     /// W = W_N ... W_1.
     pub fn product(layers: &[Array2<f64>]) -> Array2<f64> {
-        let mut w = layers[0].clone();
-        for layer in &layers[1..] {
-            w = layer.dot(&w);
-        }
-        w
+        linear_net::product(layers)
     }
 
     /// D_j = W_{j+1}^T W_{j+1} - W_j W_j^T, j = 1..N-1: constant along gradient flow.
@@ -76,22 +73,11 @@ impl Objective for DeepLinear {
     /// grad_{W_j} L = (W_N ... W_{j+1})^T (W - Z) (W_{j-1} ... W_1)^T.
     fn gradient(&self, theta: &[f64], out: &mut [f64]) {
         let layers = self.layers(theta);
-        let n = layers.len();
-        // prefix[j] = W_j ... W_1 (prefix[0] = I_{d_0}); suffix[j] = W_N ... W_{j+1}.
-        let mut prefix = vec![Array2::eye(self.widths[0])];
-        for layer in &layers {
-            let next = layer.dot(prefix.last().expect("non-empty"));
-            prefix.push(next);
-        }
-        let mut suffix = vec![Array2::eye(self.widths[n]); n + 1];
-        for j in (0..n).rev() {
-            suffix[j] = suffix[j + 1].dot(&layers[j]);
-        }
-        let error = &prefix[n] - &self.z;
+        let n = self.widths.len() - 1;
+        let grads =
+            linear_net::layer_gradients(&layers, self.widths[0], self.widths[n], |w| w - &self.z);
         let offsets = self.offsets();
-        for j in 0..n {
-            // Layer j+1: suffix after it is suffix[j+1], prefix before it is prefix[j].
-            let g = suffix[j + 1].t().dot(&error).dot(&prefix[j].t());
+        for (j, g) in grads.iter().enumerate() {
             out[offsets[j]..offsets[j + 1]].copy_from_slice(g.as_slice().expect("standard"));
         }
     }

@@ -6,6 +6,7 @@
 use ndarray::{Array2, Axis};
 
 use crate::flow::Objective;
+use crate::linear_net;
 
 pub struct SparseLinear {
     /// d_0 (inputs), ..., d_N (outputs).
@@ -43,11 +44,7 @@ impl SparseLinear {
     }
 
     pub fn product(layers: &[Array2<f64>]) -> Array2<f64> {
-        let mut w = layers[0].clone();
-        for layer in &layers[1..] {
-            w = layer.dot(&w);
-        }
-        w
+        linear_net::product(layers)
     }
 
     /// The loss of a product W.
@@ -79,21 +76,14 @@ impl Objective for SparseLinear {
     /// grad_{W_j} L = M_j . (S_j^T G P_{j-1}^T) with G = W Sigma - C the gradient in W.
     fn gradient(&self, theta: &[f64], out: &mut [f64]) {
         let layers = self.layers(theta);
-        let n = layers.len();
-        let mut prefix = vec![Array2::eye(self.widths[0])];
-        for layer in &layers {
-            let next = layer.dot(prefix.last().expect("non-empty"));
-            prefix.push(next);
-        }
-        let mut suffix = vec![Array2::eye(self.widths[n]); n + 1];
-        for j in (0..n).rev() {
-            suffix[j] = suffix[j + 1].dot(&layers[j]);
-        }
-        let g = prefix[n].dot(&self.sigma) - &self.c;
+        let n = self.widths.len() - 1;
+        let grads = linear_net::layer_gradients(&layers, self.widths[0], self.widths[n], |w| {
+            w.dot(&self.sigma) - &self.c
+        });
         let offsets = self.offsets();
-        for j in 0..n {
-            let grad = suffix[j + 1].t().dot(&g).dot(&prefix[j].t()) * &self.masks[j];
-            out[offsets[j]..offsets[j + 1]].copy_from_slice(grad.as_slice().expect("standard"));
+        for (j, g) in grads.iter().enumerate() {
+            let masked = g * &self.masks[j];
+            out[offsets[j]..offsets[j + 1]].copy_from_slice(masked.as_slice().expect("standard"));
         }
     }
 }

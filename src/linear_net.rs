@@ -1,0 +1,39 @@
+//! Products of linear layers and the chain rule through them, shared by the deep linear
+//! (nn_theory (a)) and sparse linear (nn_theory (c)) experiments.
+
+use ndarray::Array2;
+
+/// W = W_N ... W_1 (layers[0] is W_1).
+pub fn product(layers: &[Array2<f64>]) -> Array2<f64> {
+    let mut w = layers[0].clone();
+    for layer in &layers[1..] {
+        w = layer.dot(&w);
+    }
+    w
+}
+
+/// The gradient of a loss of the product with respect to every layer:
+/// grad_{W_j} = (W_N ... W_{j+1})^T G (W_{j-1} ... W_1)^T, where `g(W)` is the loss's
+/// gradient in W. `input` and `output` are d_0 and d_N.
+pub fn layer_gradients(
+    layers: &[Array2<f64>],
+    input: usize,
+    output: usize,
+    g: impl FnOnce(&Array2<f64>) -> Array2<f64>,
+) -> Vec<Array2<f64>> {
+    let n = layers.len();
+    // prefix[j] = W_j ... W_1 (prefix[0] = I); suffix[j] = W_N ... W_{j+1}.
+    let mut prefix = vec![Array2::eye(input)];
+    for layer in layers {
+        let next = layer.dot(prefix.last().expect("non-empty"));
+        prefix.push(next);
+    }
+    let mut suffix = vec![Array2::eye(output); n + 1];
+    for j in (0..n).rev() {
+        suffix[j] = suffix[j + 1].dot(&layers[j]);
+    }
+    let grad = g(&prefix[n]);
+    (0..n)
+        .map(|j| suffix[j + 1].t().dot(&grad).dot(&prefix[j].t()))
+        .collect()
+}
