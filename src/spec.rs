@@ -288,6 +288,14 @@ fn check_word(options: &[&str], word: &str) -> std::result::Result<(), String> {
     ))
 }
 
+/// A resolved spec as an experiment's typed struct (the field table has checked the types
+/// and ranges already; what is left is an input error naming the experiment).
+pub fn typed<T: serde::de::DeserializeOwned>(experiment: &str, spec: &Table) -> Result<T> {
+    Value::Table(spec.clone())
+        .try_into::<T>()
+        .map_err(|e| input_error!("{experiment} spec: {e}"))
+}
+
 /// Formats a number the way a user would type it back.
 pub fn fmt_num(x: f64) -> String {
     if x == f64::INFINITY {

@@ -108,3 +108,40 @@ pub fn find(name: &str) -> Result<&'static dyn Experiment> {
         names.join(", ")
     ))
 }
+
+/// A case run in memory: its resolved spec, rows and summary.
+pub type Case = (
+    toml::Table,
+    Table,
+    serde_json::Map<String, serde_json::Value>,
+);
+
+/// Runs `exp` in memory on its defaults with `overrides` (`KEY=VALUE`): the cases of
+/// `lab verify` and of the tests.
+pub fn run_case(exp: &dyn Experiment, overrides: &[&str]) -> Result<Case> {
+    let spec = crate::spec::resolve(
+        exp.name(),
+        exp.fields(),
+        exp.default_spec(),
+        &crate::spec::SpecLayers {
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+    )?;
+    let (rows, summary) = crate::run::run_in_memory(exp, &spec)?;
+    Ok((spec, rows, summary))
+}
+
+/// The claims of one case as its manifest would list them, each labelled `label: on`.
+pub fn case_claims(
+    exp: &dyn Experiment,
+    label: &str,
+    overrides: &[&str],
+) -> Result<Vec<ClaimResult>> {
+    let (spec, rows, summary) = run_case(exp, overrides)?;
+    let mut results = exp.check_claims(&spec, &rows, &summary);
+    for r in &mut results {
+        r.on = format!("{label}: {}", r.on);
+    }
+    Ok(results)
+}

@@ -36,9 +36,7 @@ use crate::table::{Cell, Table};
 pub struct DeepLinearExperiment;
 
 pub fn parse_spec(spec: &toml::Table) -> Result<DeepLinearSpec> {
-    toml::Value::Table(spec.clone())
-        .try_into::<DeepLinearSpec>()
-        .map_err(|e| input_error!("deeplinear spec: {e}"))
+    crate::spec::typed("deeplinear", spec)
 }
 
 /// Most parameters a run may have (the flow keeps a few copies of them per output).

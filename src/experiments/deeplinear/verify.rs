@@ -6,10 +6,7 @@ use anyhow::Result;
 use super::DeepLinearExperiment;
 use super::claims::{self, PLATEAU};
 use crate::claims::{ClaimResult, result};
-use crate::experiments::Experiment;
-use crate::run::run_in_memory;
-use crate::spec::{SpecLayers, resolve};
-use crate::table::Table;
+use crate::experiments::{Case, case_claims};
 
 /// The cases: (label, settings). Each exercises the claims its start predicts.
 pub const CASES: &[(&str, &[&str])] = &[
@@ -46,34 +43,12 @@ pub const CASES: &[(&str, &[&str])] = &[
 /// sigma_0 of the plateau sweep (N = 3 scalar chain, z = 1).
 pub const PLATEAU_SCALES: &[&str] = &["1e-3", "1e-4", "1e-5", "1e-6"];
 
-pub fn run_case(
-    settings: &[&str],
-) -> Result<(
-    toml::Table,
-    Table,
-    serde_json::Map<String, serde_json::Value>,
-)> {
-    let exp = DeepLinearExperiment;
-    let spec = resolve(
-        "deeplinear",
-        exp.fields(),
-        exp.default_spec(),
-        &SpecLayers {
-            overrides: settings.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        },
-    )?;
-    let (rows, summary) = run_in_memory(&exp, &spec)?;
-    Ok((spec, rows, summary))
+pub fn run_case(settings: &[&str]) -> Result<Case> {
+    crate::experiments::run_case(&DeepLinearExperiment, settings)
 }
 
 pub fn single_run(label: &str, settings: &[&str]) -> Result<Vec<ClaimResult>> {
-    let (spec, rows, summary) = run_case(settings)?;
-    let mut results = DeepLinearExperiment.check_claims(&spec, &rows, &summary);
-    for r in &mut results {
-        r.on = format!("{label}: {}", r.on);
-    }
-    Ok(results)
+    case_claims(&DeepLinearExperiment, label, settings)
 }
 
 /// (sigma_0, escape time) over the plateau sweep.

@@ -40,9 +40,7 @@ pub struct Pmd;
 
 /// The resolved spec as the typed struct (the field table has checked types and ranges).
 pub fn parse_spec(spec: &toml::Table) -> Result<PmdSpec> {
-    toml::Value::Table(spec.clone())
-        .try_into::<PmdSpec>()
-        .map_err(|e| input_error!("pmd spec: {e}"))
+    crate::spec::typed("pmd", spec)
 }
 
 /// Largest dense evaluation matrix we agree to factor (S^2 doubles).

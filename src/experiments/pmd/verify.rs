@@ -7,9 +7,7 @@ use rayon::prelude::*;
 use super::Pmd;
 use super::claims::{self, Check, result};
 use crate::claims::{ClaimResult, Verdict};
-use crate::experiments::Experiment;
-use crate::run::run_in_memory;
-use crate::spec::{SpecLayers, resolve};
+use crate::experiments::{Case, Experiment};
 use crate::table::Table;
 
 /// The small Garnet all cases share (Delta ~ 1e-2, so every phenomenon shows within a few
@@ -23,25 +21,9 @@ const BASE: &[&str] = &[
 ];
 
 /// A run of the default spec with `BASE` and `settings` applied.
-pub fn run_case(
-    settings: &[&str],
-) -> Result<(
-    toml::Table,
-    Table,
-    serde_json::Map<String, serde_json::Value>,
-)> {
-    let overrides = BASE.iter().chain(settings).map(|s| s.to_string()).collect();
-    let spec = resolve(
-        "pmd",
-        Pmd.fields(),
-        Pmd.default_spec(),
-        &SpecLayers {
-            overrides,
-            ..Default::default()
-        },
-    )?;
-    let (rows, summary) = run_in_memory(&Pmd, &spec)?;
-    Ok((spec, rows, summary))
+pub fn run_case(settings: &[&str]) -> Result<Case> {
+    let overrides: Vec<&str> = BASE.iter().chain(settings).copied().collect();
+    crate::experiments::run_case(&Pmd, &overrides)
 }
 
 /// The single-run claims of a case, as its manifest would list them, labelled with the case.

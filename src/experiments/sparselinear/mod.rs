@@ -35,9 +35,7 @@ use crate::table::{Cell, Table};
 pub struct SparseLinearExperiment;
 
 pub fn parse_spec(spec: &toml::Table) -> Result<SparseLinearSpec> {
-    toml::Value::Table(spec.clone())
-        .try_into::<SparseLinearSpec>()
-        .map_err(|e| input_error!("sparselinear spec: {e}"))
+    crate::spec::typed("sparselinear", spec)
 }
 
 fn check(spec: &SparseLinearSpec) -> Result<()> {

@@ -4,10 +4,7 @@ use anyhow::Result;
 
 use super::SparseLinearExperiment;
 use crate::claims::ClaimResult;
-use crate::experiments::Experiment;
-use crate::run::run_in_memory;
-use crate::spec::{SpecLayers, resolve};
-use crate::table::Table;
+use crate::experiments::{Case, case_claims};
 
 pub const CASES: &[(&str, &[&str])] = &[
     (
@@ -26,34 +23,12 @@ pub const CASES: &[(&str, &[&str])] = &[
     ),
 ];
 
-pub fn run_case(
-    settings: &[&str],
-) -> Result<(
-    toml::Table,
-    Table,
-    serde_json::Map<String, serde_json::Value>,
-)> {
-    let exp = SparseLinearExperiment;
-    let spec = resolve(
-        "sparselinear",
-        exp.fields(),
-        exp.default_spec(),
-        &SpecLayers {
-            overrides: settings.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        },
-    )?;
-    let (rows, summary) = run_in_memory(&exp, &spec)?;
-    Ok((spec, rows, summary))
+pub fn run_case(settings: &[&str]) -> Result<Case> {
+    crate::experiments::run_case(&SparseLinearExperiment, settings)
 }
 
 pub fn single_run(label: &str, settings: &[&str]) -> Result<Vec<ClaimResult>> {
-    let (spec, rows, summary) = run_case(settings)?;
-    let mut results = SparseLinearExperiment.check_claims(&spec, &rows, &summary);
-    for r in &mut results {
-        r.on = format!("{label}: {}", r.on);
-    }
-    Ok(results)
+    case_claims(&SparseLinearExperiment, label, settings)
 }
 
 pub fn verify() -> Result<Vec<ClaimResult>> {

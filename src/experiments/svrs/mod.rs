@@ -43,9 +43,7 @@ pub struct Svrs;
 
 /// The resolved spec as the typed struct (the field table has checked types and ranges).
 pub fn parse_spec(spec: &toml::Table) -> Result<SvrsSpec> {
-    toml::Value::Table(spec.clone())
-        .try_into::<SvrsSpec>()
-        .map_err(|e| input_error!("svrs spec: {e}"))
+    crate::spec::typed("svrs", spec)
 }
 
 /// Where a named LIBSVM data set lives: `$LAB_DATA/libsvm/NAME` (or `NAME.gz`).

@@ -5,10 +5,7 @@ use super::Svrs;
 use super::claims::{self, SCALING};
 use crate::claims::ClaimResult;
 use crate::claims::result;
-use crate::experiments::Experiment;
-use crate::run::run_in_memory;
-use crate::spec::{SpecLayers, resolve};
-use crate::table::Table;
+use crate::experiments::{Case, case_claims};
 use anyhow::Result;
 
 /// Below the crossover: the first instance of the notes' table (delta/mu ~ 7 < sqrt(n) = 10).
@@ -45,34 +42,13 @@ pub const SWEEP_BASE: &[&str] = &[
 pub const SWEEP_LAMBDAS: &[&str] = &["1e-3", "5e-4", "2.5e-4", "1.2e-4", "5e-5"];
 
 /// A run of the default spec with `settings` applied.
-pub fn run_case(
-    settings: &[&str],
-) -> Result<(
-    toml::Table,
-    Table,
-    serde_json::Map<String, serde_json::Value>,
-)> {
-    let spec = resolve(
-        "svrs",
-        Svrs.fields(),
-        Svrs.default_spec(),
-        &SpecLayers {
-            overrides: settings.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        },
-    )?;
-    let (rows, summary) = run_in_memory(&Svrs, &spec)?;
-    Ok((spec, rows, summary))
+pub fn run_case(settings: &[&str]) -> Result<Case> {
+    crate::experiments::run_case(&Svrs, settings)
 }
 
 /// The single-run claims of a case, labelled with the case.
 pub fn single_run(label: &str, settings: &[&str]) -> Result<Vec<ClaimResult>> {
-    let (spec, rows, summary) = run_case(settings)?;
-    let mut results = Svrs.check_claims(&spec, &rows, &summary);
-    for r in &mut results {
-        r.on = format!("{label}: {}", r.on);
-    }
-    Ok(results)
+    case_claims(&Svrs, label, settings)
 }
 
 /// (delta/mu, median communications to tol) points of one method.
