@@ -1,6 +1,7 @@
 //! One module (folder) per paper; the registry maps experiment names to their entries.
 
 pub mod deeplinear;
+pub mod directional;
 pub mod pmd;
 pub mod sparselinear;
 pub mod svrs;

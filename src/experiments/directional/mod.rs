@@ -1,0 +1,2 @@
+//! Directional convergence under spherically symmetric data.
+pub mod population;
