@@ -90,6 +90,7 @@ pub fn registry() -> Vec<&'static dyn Experiment> {
         &pmd::Pmd,
         &svrs::Svrs,
         &deeplinear::DeepLinearExperiment,
+        &directional::DirectionalExperiment,
         &sparselinear::SparseLinearExperiment,
     ]
 }

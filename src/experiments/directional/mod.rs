@@ -1,2 +1,477 @@
-//! Directional convergence under spherically symmetric data.
+//! Directional convergence of networks learning a linear separator from spherically
+//! symmetric data.
+//!
+//! Paper: D. Lin, Z. Zhang, "Directional Convergence Analysis under Spherically Symmetric
+//! Distribution", arXiv:2105.03879. Notes: `../shared/papers/nn_theory.md` (b). Only the
+//! abstract could be read: the setting (x spherically symmetric, y = sign(w*^T x), zero
+//! margin, population logistic or exponential loss) is inferred, and the rates checked here
+//! are the notes' *derived* control rates, not the paper's theorems.
+//!
+//! The loss is the population one, by quadrature in the plane of w* and the predictor
+//! (`population.rs`): a fixed sample has a positive margin, and GD on it would converge to
+//! the sample's max-margin direction, not to w* (Soudry et al. 2018). Online fresh batches
+//! are the stochastic counterpart.
+
+pub mod claims;
+mod figures;
+pub mod model;
 pub mod population;
+pub mod spec;
+pub mod verify;
+
+use std::f64::consts::PI;
+use std::time::Instant;
+
+use anyhow::Result;
+use ndarray::Array1;
+
+use self::model::{Network, PopulationObjective, angle_to_axis};
+use self::population::{Law, Loss, Population, RadialTable};
+use self::spec::{DirectionalSpec, Init, LawName, LossName, Method, Model, SecondLayer, Spacing};
+use super::{ClaimDoc, Experiment, PreparedRun, RunData};
+use crate::claims::ClaimResult;
+use crate::flow::{Objective, Tolerances, gradient_descent, gradient_flow_until};
+use crate::input_error;
+use crate::plot::Figure;
+use crate::run::{ColumnKind, ColumnSpec, RunContext, component_rng, standard_normal};
+use crate::table::{Cell, Table};
+
+pub struct DirectionalExperiment;
+
+pub fn parse_spec(spec: &toml::Table) -> Result<DirectionalSpec> {
+    crate::spec::typed("directional", spec)
+}
+
+/// Most parameters a run may have.
+const MAX_PARAMETERS: usize = 200_000;
+
+fn check(spec: &DirectionalSpec) -> Result<()> {
+    if spec.law == LawName::Sphere && spec.dim < 3 {
+        return Err(input_error!(
+            "law = sphere needs dim >= 3 (the 2-D projection of a circle has no density): got \
+             dim = {}",
+            spec.dim
+        ));
+    }
+    let network = network(spec);
+    if network.dim() > MAX_PARAMETERS {
+        return Err(input_error!(
+            "dim, depth and width give {} parameters: expected at most {MAX_PARAMETERS}",
+            network.dim()
+        ));
+    }
+    if spec.method.iter().any(|m| *m != Method::Flow) && spec.eta > spec.t_end {
+        return Err(input_error!(
+            "eta = {} exceeds t_end = {}: expected at least one step",
+            spec.eta,
+            spec.t_end
+        ));
+    }
+    Ok(())
+}
+
+pub fn network(spec: &DirectionalSpec) -> Network {
+    match spec.model {
+        Model::Linear => {
+            let mut widths = vec![spec.dim];
+            widths.extend(std::iter::repeat_n(spec.width, spec.depth - 1));
+            widths.push(1);
+            Network::Linear { widths }
+        }
+        Model::TwoNode => Network::TwoNode {
+            dim: spec.dim,
+            train_second: spec.second_layer == SecondLayer::Trained,
+        },
+    }
+}
+
+pub fn population(spec: &DirectionalSpec) -> Population {
+    let law = match spec.law {
+        LawName::Gaussian => Law::Gaussian,
+        LawName::Sphere => Law::Sphere { dim: spec.dim },
+    };
+    let loss = match spec.loss {
+        LossName::Logistic => Loss::Logistic,
+        LossName::Exponential => Loss::Exponential,
+    };
+    Population::new(law, loss)
+}
+
+/// The derived control rates of the notes for a linear network of depth N (reconstructed,
+/// not the paper's): radial gradient ~ -K / r^2 with K = 2 p(0) int m (-l'(m)) dm, tangential
+/// gradient ~ tau sin(theta) with tau = -2 l'(0) E[rho] / pi; balanced flow
+/// r ~ ((N+2) K t)^(N/(N+2)) and -d log(theta)/dt ~ tau r^(1-2/N), so
+/// log(theta) ~ -c t^p with p = 2N/(N+2), c = tau ((N+2) K)^((N-2)/(N+2)) (N+2)/(2N).
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Theory {
+    pub marginal_at_zero: f64,
+    pub mean_radius: f64,
+    pub k: f64,
+    pub tau: f64,
+    pub depth: usize,
+    pub norm_exponent: f64,
+    pub angle_exponent: f64,
+    pub angle_coefficient: f64,
+}
+
+impl Theory {
+    pub fn new(population: &Population, depth: usize) -> Theory {
+        let n = depth as f64;
+        let k = 2.0 * population.law.marginal_density(0.0) * population.loss.tail_moment();
+        let tau = -2.0 * population.loss.slope(0.0) * population.mean_radius() / PI;
+        Theory {
+            marginal_at_zero: population.law.marginal_density(0.0),
+            mean_radius: population.mean_radius(),
+            k,
+            tau,
+            depth,
+            norm_exponent: n / (n + 2.0),
+            angle_exponent: 2.0 * n / (n + 2.0),
+            angle_coefficient: tau * ((n + 2.0) * k).powf((n - 2.0) / (n + 2.0)) * (n + 2.0)
+                / (2.0 * n),
+        }
+    }
+
+    /// The predicted -d log(theta)/dt at norm r.
+    pub fn angle_rate(&self, r: f64) -> f64 {
+        self.tau * r.powf(1.0 - 2.0 / self.depth as f64)
+    }
+}
+
+/// The output times: t = 0, then `outputs` times evenly or log-spaced up to t_end.
+pub fn output_times(spec: &DirectionalSpec) -> Vec<f64> {
+    let n = spec.outputs;
+    let mut times = vec![0.0];
+    for k in 1..=n {
+        let f = k as f64 / n as f64;
+        times.push(match spec.spacing {
+            Spacing::Linear => spec.t_end * f,
+            Spacing::Log => spec.t_end * 1e-3f64.powf(1.0 - f),
+        });
+    }
+    times
+}
+
+/// The start: a balanced rank-one chain at init_angle, Gaussian entries, or (two-node) a
+/// random start in the plane of w* and e_2.
+pub fn start(spec: &DirectionalSpec, network: &Network) -> Vec<f64> {
+    let mut rng = component_rng(spec.seed, "init");
+    let d = spec.dim;
+    match network {
+        Network::TwoNode { train_second, .. } => {
+            let mut theta = vec![0.0; network.dim()];
+            for k in 0..2 {
+                theta[k * d] = spec.init_scale * standard_normal(&mut rng);
+                theta[k * d + 1] = spec.init_scale * standard_normal(&mut rng);
+            }
+            let norm = |k: usize| theta[k * d].hypot(theta[k * d + 1]);
+            let (v1, v2) = if *train_second {
+                (norm(0), -norm(1))
+            } else {
+                (1.0, -1.0)
+            };
+            theta[2 * d] = v1;
+            theta[2 * d + 1] = v2;
+            theta
+        }
+        Network::Linear { widths } => match spec.init {
+            Init::Random => (0..network.dim())
+                .map(|_| spec.init_scale * standard_normal(&mut rng))
+                .collect(),
+            Init::Balanced => {
+                let n = widths.len() - 1;
+                let c = spec.init_scale.powf(1.0 / n as f64);
+                let mut q: Vec<Array1<f64>> = Vec::new();
+                let mut first = Array1::zeros(d);
+                first[0] = spec.init_angle.cos();
+                first[1] = spec.init_angle.sin();
+                q.push(first);
+                for &h in &widths[1..n] {
+                    let mut v: Array1<f64> = (0..h).map(|_| standard_normal(&mut rng)).collect();
+                    let norm = v.dot(&v).sqrt();
+                    v /= norm;
+                    q.push(v);
+                }
+                q.push(Array1::ones(1));
+                let mut theta = Vec::with_capacity(network.dim());
+                for j in 1..=n {
+                    for a in q[j].iter() {
+                        for b in q[j - 1].iter() {
+                            theta.push(c * a * b);
+                        }
+                    }
+                }
+                theta
+            }
+        },
+    }
+}
+
+/// The angle of a state to w*: the predictor's (linear), or the larger of the units' angles
+/// to sign(v_k) w* (two-node), with each unit's.
+pub fn angles(network: &Network, theta: &[f64]) -> (f64, Option<[f64; 2]>) {
+    match network {
+        Network::Linear { .. } => (angle_to_axis(&network.predictor(theta), 1.0), None),
+        Network::TwoNode { .. } => {
+            let units = network.units(theta);
+            let a = [
+                angle_to_axis(units[0].0, units[0].1.signum()),
+                angle_to_axis(units[1].0, units[1].1.signum()),
+            ];
+            (a[0].max(a[1]), Some(a))
+        }
+    }
+}
+
+/// The norm that grows: ||beta|| (linear) or ||(w_1, w_2)|| (two-node).
+pub fn norm(network: &Network, theta: &[f64]) -> f64 {
+    let v = match network {
+        Network::Linear { .. } => network.predictor(theta),
+        Network::TwoNode { dim, .. } => theta[..2 * dim].to_vec(),
+    };
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+fn columns() -> Vec<ColumnSpec> {
+    use ColumnKind::*;
+    vec![
+        ColumnSpec::new("method", Key),
+        ColumnSpec::new("t", Metric),
+        ColumnSpec::new("loss", Metric),
+        ColumnSpec::new("angle", Metric),
+        ColumnSpec::new("norm", Metric),
+        ColumnSpec::new("angle_1", Metric),
+        ColumnSpec::new("angle_2", Metric),
+        ColumnSpec::new("drift", Metric),
+        ColumnSpec::new("wall_s", Time),
+    ]
+}
+
+struct DirectionalRun {
+    spec: DirectionalSpec,
+}
+
+/// Online SGD on fresh batches, keeping the states at the steps nearest the output times.
+fn online(
+    spec: &DirectionalSpec,
+    network: &Network,
+    population: &Population,
+    theta0: &[f64],
+    times: &[f64],
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Vec<(f64, Vec<f64>)> {
+    let mut rng = component_rng(spec.seed, "data");
+    let steps = (spec.t_end / spec.eta).round() as usize;
+    let keep = keep_steps(times, spec.eta, steps);
+    let mut theta = theta0.to_vec();
+    let mut grad = vec![0.0; theta.len()];
+    let mut kept = Vec::new();
+    let mut next = 0;
+    for k in 0..=steps {
+        while next < keep.len() && keep[next] == k {
+            kept.push((k as f64 * spec.eta, theta.clone()));
+            next += 1;
+        }
+        if k == steps || (k % 1000 == 0 && cancel.load(std::sync::atomic::Ordering::Relaxed)) {
+            break;
+        }
+        let batch = Network::draw_batch(population, spec.dim, spec.batch, &mut rng);
+        network.batch_gradient(population, &theta, &batch, &mut grad);
+        for (t, g) in theta.iter_mut().zip(&grad) {
+            *t -= spec.eta * g;
+        }
+    }
+    kept
+}
+
+/// The step of each output time (rounded, distinct).
+fn keep_steps(times: &[f64], eta: f64, steps: usize) -> Vec<usize> {
+    let mut keep: Vec<usize> = times
+        .iter()
+        .map(|t| ((t / eta).round() as usize).min(steps))
+        .collect();
+    keep.dedup();
+    keep
+}
+
+impl PreparedRun for DirectionalRun {
+    fn run(self: Box<Self>, ctx: &mut RunContext) -> Result<()> {
+        let spec = &self.spec;
+        let network = network(spec);
+        let population = population(spec);
+        let table = matches!(network, Network::TwoNode { .. }).then(|| {
+            ctx.progress().phase("radial table");
+            RadialTable::new(population.clone())
+        });
+        let objective = PopulationObjective {
+            network: &network,
+            population: population.clone(),
+            table: table.as_ref(),
+        };
+        let theta0 = start(spec, &network);
+        let times = output_times(spec);
+        if let Network::Linear { .. } = network {
+            ctx.summarize("theory", Theory::new(&population, network.depth()));
+        }
+        ctx.summarize("parameters", network.dim());
+        if network.dim() <= 1000 {
+            ctx.summarize("start", &theta0);
+        }
+        ctx.begin(&columns())?;
+        let c0 = network.conserved(&theta0);
+        let mut finals = serde_json::Map::new();
+        for &method in &spec.method {
+            ctx.check_cancel()?;
+            ctx.progress().phase(method.name());
+            let started = Instant::now();
+            let states: Vec<(f64, Vec<f64>)> = match method {
+                Method::Flow => {
+                    let cancel = ctx.cancel_flag();
+                    let stop = || cancel.load(std::sync::atomic::Ordering::Relaxed);
+                    let tolerances = Tolerances {
+                        rtol: spec.rtol,
+                        atol: spec.atol,
+                        max_steps: 10_000_000,
+                    };
+                    let path = gradient_flow_until(&objective, &theta0, &times, tolerances, &stop)?;
+                    path.times.into_iter().zip(path.states).collect()
+                }
+                Method::Gd => {
+                    let steps = (spec.t_end / spec.eta).round() as usize;
+                    let keep = keep_steps(&times, spec.eta, steps);
+                    let path = gradient_descent(&objective, &theta0, spec.eta, steps, |k| {
+                        keep.binary_search(&k).is_ok()
+                    });
+                    path.times.into_iter().zip(path.states).collect()
+                }
+                Method::Online => online(
+                    spec,
+                    &network,
+                    &population,
+                    &theta0,
+                    &times,
+                    ctx.cancel_flag(),
+                ),
+            };
+            let wall = started.elapsed().as_secs_f64();
+            for (t, theta) in &states {
+                let (angle, units) = angles(&network, theta);
+                let drift = {
+                    let c = network.conserved(theta);
+                    if c.is_empty() {
+                        Cell::Missing
+                    } else {
+                        Cell::Real(c.iter().zip(&c0).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max))
+                    }
+                };
+                let unit = |k: usize| units.map_or(Cell::Missing, |u| Cell::Real(u[k]));
+                ctx.emit(vec![
+                    Cell::Text(method.name().into()),
+                    Cell::Real(*t),
+                    Cell::Real(objective.loss(theta)),
+                    Cell::Real(angle),
+                    Cell::Real(norm(&network, theta)),
+                    unit(0),
+                    unit(1),
+                    drift,
+                    Cell::Real(wall),
+                ])?;
+            }
+            ctx.check_cancel()?;
+            if let Some((t, theta)) = states.last() {
+                finals.insert(
+                    method.name().into(),
+                    serde_json::json!({"t": t, "angle": angles(&network, theta).0,
+                                       "norm": norm(&network, theta)}),
+                );
+            }
+            ctx.summarize("final", &finals);
+            ctx.progress().advance(1);
+        }
+        Ok(())
+    }
+}
+
+impl Experiment for DirectionalExperiment {
+    fn name(&self) -> &'static str {
+        "directional"
+    }
+
+    fn title(&self) -> &'static str {
+        "Directional convergence to w* under spherically symmetric data: linear, deep linear \
+         and two-node networks"
+    }
+
+    fn paper(&self) -> &'static str {
+        "D. Lin, Z. Zhang, Directional Convergence Analysis under Spherically Symmetric \
+         Distribution, arXiv:2105.03879"
+    }
+
+    fn fields(&self) -> &'static [crate::spec::Field] {
+        spec::FIELDS
+    }
+
+    fn default_spec(&self) -> toml::Table {
+        toml::Table::try_from(DirectionalSpec::default()).expect("the default spec serializes")
+    }
+
+    fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>> {
+        let spec = parse_spec(spec)?;
+        check(&spec)?;
+        Ok(Box::new(DirectionalRun { spec }))
+    }
+
+    fn claim_docs(&self) -> Vec<ClaimDoc> {
+        claims::docs()
+    }
+
+    fn check_claims(
+        &self,
+        spec: &toml::Table,
+        rows: &Table,
+        _summary: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<ClaimResult> {
+        match parse_spec(spec) {
+            Ok(spec) => claims::check_run(&spec, rows),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn figures(&self, runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
+        figures::figures(runs)
+    }
+
+    fn verify(&self) -> Result<Vec<ClaimResult>> {
+        verify::verify()
+    }
+
+    fn headline_columns(&self) -> &'static [&'static str] {
+        &["loss", "angle", "norm"]
+    }
+
+    fn describe_summary(
+        &self,
+        summary: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(theory) = summary.get("theory") {
+            lines.push(format!(
+                "derived rates (reconstructed): norm ~ t^{:.4}, log(angle) ~ -{:.4} t^{:.4}",
+                theory["norm_exponent"].as_f64().unwrap_or(f64::NAN),
+                theory["angle_coefficient"].as_f64().unwrap_or(f64::NAN),
+                theory["angle_exponent"].as_f64().unwrap_or(f64::NAN),
+            ));
+        }
+        if let Some(serde_json::Value::Object(finals)) = summary.get("final") {
+            for (method, f) in finals {
+                lines.push(format!(
+                    "{method}: angle to w* {:.3e} rad, norm {:.4} at t = {}",
+                    f["angle"].as_f64().unwrap_or(f64::NAN),
+                    f["norm"].as_f64().unwrap_or(f64::NAN),
+                    f["t"]
+                ));
+            }
+        }
+        lines
+    }
+}

@@ -215,21 +215,33 @@ impl Loss {
 }
 
 /// The population loss of one law and loss, with the 1-D and radial integrals it needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Population {
     pub law: Law,
     pub loss: Loss,
     /// E[rho] of the law (cached: it is a quadrature for the sphere).
     mean_radius: f64,
+    /// Exponential loss: gap(c)/c and gap'(c) tabulated on [0, 16] (each a radial
+    /// quadrature, needed at every node of the wedge integral).
+    wedge: Option<std::sync::Arc<Vec<ChebyshevPiece>>>,
 }
 
 impl Population {
     pub fn new(law: Law, loss: Loss) -> Population {
-        Population {
+        let mut population = Population {
             law,
             loss,
             mean_radius: law.mean_radius(),
+            wedge: None,
+        };
+        if loss == Loss::Exponential {
+            let direct = population.clone();
+            let pieces = octave_pieces(WEDGE_TABLE_END, |c| {
+                (direct.gap_ratio_direct(c), direct.gap_slope_direct(c))
+            });
+            population.wedge = Some(std::sync::Arc::new(pieces));
         }
+        population
     }
 
     pub fn mean_radius(&self) -> f64 {
@@ -252,8 +264,27 @@ impl Population {
     }
 
     /// gap(c) / c, with gap(c) = G(-c) - G(c): E[rho] (logistic, exactly) or
-    /// 2 E[rho sinh(c rho) / (c rho)] (exponential).
+    /// 2 E[rho sinh(c rho) / (c rho)] (exponential, from the table where it reaches).
     pub fn gap_ratio(&self, c: f64) -> f64 {
+        match (&self.wedge, self.loss) {
+            (_, Loss::Logistic) => self.mean_radius,
+            (Some(table), _) => find_piece(table, c.abs())
+                .map_or_else(|| self.gap_ratio_direct(c), |p| p.eval(c.abs()).0),
+            (None, _) => self.gap_ratio_direct(c),
+        }
+    }
+
+    /// d gap / dc: E[rho] (logistic) or 2 E[rho cosh(c rho)] (exponential).
+    pub fn gap_slope(&self, c: f64) -> f64 {
+        match (&self.wedge, self.loss) {
+            (_, Loss::Logistic) => self.mean_radius,
+            (Some(table), _) => find_piece(table, c.abs())
+                .map_or_else(|| self.gap_slope_direct(c), |p| p.eval(c.abs()).1),
+            (None, _) => self.gap_slope_direct(c),
+        }
+    }
+
+    fn gap_ratio_direct(&self, c: f64) -> f64 {
         match self.loss {
             Loss::Logistic => self.mean_radius,
             Loss::Exponential => self.law.radial_mean(
@@ -267,13 +298,13 @@ impl Population {
         }
     }
 
-    /// d gap / dc: E[rho] (logistic) or 2 E[rho cosh(c rho)] (exponential).
-    pub fn gap_slope(&self, c: f64) -> f64 {
+    fn gap_slope_direct(&self, c: f64) -> f64 {
         match self.loss {
             Loss::Logistic => self.mean_radius,
-            Loss::Exponential => self
-                .law
-                .radial_mean(|rho| 2.0 * rho * (c * rho).cosh(), 1.0, f64::INFINITY),
+            Loss::Exponential => {
+                self.law
+                    .radial_mean(|rho| 2.0 * rho * (c * rho).cosh(), 1.0, f64::INFINITY)
+            }
         }
     }
 
@@ -344,7 +375,8 @@ impl Population {
 /// network whose loss needs them at every quadrature node: Chebyshev interpolants of degree
 /// 24 of ln G and ln(-H) (G > 0 > H) on [0, 1/16] and on each octave up to 2^16, tested
 /// against direct quadrature to 1e-12 relative. Negative c: the logistic identity, or
-/// (exponential) a table on [0, 16] of the growing side.
+/// (exponential) a table on [0, 16] of the growing side. Beyond the tables: direct
+/// quadrature.
 pub struct RadialTable {
     population: Population,
     /// Pieces [lo, hi] with the Chebyshev coefficients of G and H on each.
@@ -352,11 +384,13 @@ pub struct RadialTable {
     negative: Vec<ChebyshevPiece>,
 }
 
+/// Chebyshev series of ln|g| and ln|h| on [lo, hi] (g and h keep one sign each there).
 struct ChebyshevPiece {
     lo: f64,
     hi: f64,
     g: Vec<f64>,
     h: Vec<f64>,
+    signs: (f64, f64),
 }
 
 const CHEBYSHEV_DEGREE: usize = 24;
@@ -365,6 +399,8 @@ pub const RADIAL_TABLE_END: f64 = 65536.0;
 /// Exponential loss, misclassified side: E e^{|c| rho} is ~e^{c^2/2} for the Gaussian and
 /// overflows the quadrature's products beyond |c| ~ 25; the table stops at 16 (G ~ 1e57).
 const NEGATIVE_END: f64 = 16.0;
+/// The exponential loss's wedge functions are tabulated up to the same |c|.
+const WEDGE_TABLE_END: f64 = 16.0;
 
 impl ChebyshevPiece {
     fn fit(lo: f64, hi: f64, f: impl Fn(f64) -> (f64, f64)) -> ChebyshevPiece {
@@ -373,12 +409,14 @@ impl ChebyshevPiece {
         let nodes: Vec<f64> = (0..=n)
             .map(|j| (PI * (j as f64 + 0.5) / (n as f64 + 1.0)).cos())
             .collect();
-        let values: Vec<(f64, f64)> = nodes
+        let raw: Vec<(f64, f64)> = nodes
             .iter()
-            .map(|x| {
-                let (g, h) = f(0.5 * (lo + hi) + 0.5 * (hi - lo) * x);
-                (g.ln(), (-h).ln())
-            })
+            .map(|x| f(0.5 * (lo + hi) + 0.5 * (hi - lo) * x))
+            .collect();
+        let signs = (raw[0].0.signum(), raw[0].1.signum());
+        let values: Vec<(f64, f64)> = raw
+            .iter()
+            .map(|v| (v.0.abs().ln(), v.1.abs().ln()))
             .collect();
         let coefficients = |pick: &dyn Fn(&(f64, f64)) -> f64| -> Vec<f64> {
             (0..=n)
@@ -399,6 +437,7 @@ impl ChebyshevPiece {
             hi,
             g: coefficients(&|v| v.0),
             h: coefficients(&|v| v.1),
+            signs,
         }
     }
 
@@ -414,7 +453,10 @@ impl ChebyshevPiece {
             }
             x * b1 - b2 + coef[0]
         };
-        (clenshaw(&self.g).exp(), -clenshaw(&self.h).exp())
+        (
+            self.signs.0 * clenshaw(&self.g).exp(),
+            self.signs.1 * clenshaw(&self.h).exp(),
+        )
     }
 }
 
@@ -453,10 +495,11 @@ impl RadialTable {
         }
     }
 
-    /// (G(c), H(c)); NaN where c is beyond the table.
+    /// (G(c), H(c)).
     pub fn eval(&self, c: f64) -> (f64, f64) {
         if c >= 0.0 {
-            return find_piece(&self.positive, c).map_or((f64::NAN, f64::NAN), |p| p.eval(c));
+            return find_piece(&self.positive, c)
+                .map_or_else(|| self.population.radial_pair(c), |p| p.eval(c));
         }
         match self.population.loss {
             Loss::Logistic => {
@@ -464,7 +507,8 @@ impl RadialTable {
                 let m = self.population.mean_radius;
                 (-c * m + g, -m - h)
             }
-            Loss::Exponential => find_piece(&self.negative, -c).map_or((f64::NAN, f64::NAN), |p| p.eval(-c)),
+            Loss::Exponential => find_piece(&self.negative, -c)
+                .map_or_else(|| self.population.radial_pair(c), |p| p.eval(-c)),
         }
     }
 }
@@ -694,7 +738,7 @@ mod tests {
         for law in [Law::Gaussian, Law::Sphere { dim: 5 }] {
             for loss in [Loss::Logistic, Loss::Exponential] {
                 let pop = Population::new(law, loss);
-                let table = RadialTable::new(pop);
+                let table = RadialTable::new(pop.clone());
                 for c in [0.0, 0.01, 0.3, 1.0, 2.7, 17.0, 300.0, 5000.0, -0.4, -3.0, -11.0, -16.0] {
                     let (g, h) = table.eval(c);
                     let (g0, h0) = pop.radial_pair(c);
@@ -716,7 +760,7 @@ mod tests {
         // computed by the other formula.
         for loss in [Loss::Logistic, Loss::Exponential] {
             let pop = Population::new(Law::Sphere { dim: 4 }, loss);
-            let table = RadialTable::new(pop);
+            let table = RadialTable::new(pop.clone());
             let beta = [1.3, -0.4];
             let two = two_node_loss(&table, &[1.3, -0.4, -1.3, 0.4, 1.0, -1.0]);
             let one = pop.linear(&[beta[0], beta[1], 0.0, 0.0], &mut [0.0; 4]);
@@ -727,7 +771,7 @@ mod tests {
     #[test]
     fn two_node_gradients_match_finite_differences_and_monte_carlo() {
         let pop = Population::new(Law::Gaussian, Loss::Logistic);
-        let table = RadialTable::new(pop);
+        let table = RadialTable::new(pop.clone());
         let p = [0.9, 0.6, -0.2, 1.1, 0.8, -1.3];
         let (mut gw, mut gv) = ([[0.0; 2]; 2], [0.0; 2]);
         let value = two_node(&table, [[p[0], p[1]], [p[2], p[3]]], [p[4], p[5]], &mut gw, &mut gv);
