@@ -302,6 +302,9 @@ pub fn fmt_num(x: f64) -> String {
         "inf".into()
     } else if x == f64::NEG_INFINITY {
         "-inf".into()
+    } else if x != 0.0 && !(1e-4..1e15).contains(&x.abs()) {
+        // `1e-300`, not three hundred zeros.
+        format!("{x:e}")
     } else {
         format!("{x}")
     }
@@ -496,6 +499,8 @@ pub fn render_value(value: &Value) -> String {
                 "-inf".into()
             }
         }
+        // A valid TOML float either way (`1e-300` rather than three hundred zeros).
+        Value::Float(x) if *x != 0.0 && !(1e-4..1e15).contains(&x.abs()) => format!("{x:e}"),
         other => other.to_string(),
     }
 }

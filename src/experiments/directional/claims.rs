@@ -81,7 +81,11 @@ fn column<'a>(rows: &'a Table, name: &str) -> &'a [f64] {
 /// The rows from fraction `from` of the run on whose angle is still resolved (above 1e-280,
 /// before underflow) and positive time.
 fn late(rows: &Table, from: f64) -> Vec<(f64, f64, f64)> {
-    let (t, angle, norm) = (column(rows, "t"), column(rows, "angle"), column(rows, "norm"));
+    let (t, angle, norm) = (
+        column(rows, "t"),
+        column(rows, "angle"),
+        column(rows, "norm"),
+    );
     let t_end = t.last().copied().unwrap_or(0.0);
     t.iter()
         .zip(angle)
@@ -92,8 +96,8 @@ fn late(rows: &Table, from: f64) -> Vec<(f64, f64, f64)> {
 }
 
 /// PASS within `tolerance`; outside it, INCONCLUSIVE when the estimate over the last quarter
-/// is nearer the prediction than over the last half (still approaching: run longer), FAIL
-/// otherwise.
+/// is nearer the prediction than over the last half by a tenth of the tolerance (still
+/// approaching: run longer), FAIL otherwise.
 fn approach(
     half_error: f64,
     quarter_error: f64,
@@ -103,7 +107,7 @@ fn approach(
 ) -> Check {
     if half_error.abs() < tolerance {
         (Verdict::Pass, measured)
-    } else if quarter_error.abs() < half_error.abs() {
+    } else if quarter_error.abs() < half_error.abs() - 0.1 * tolerance {
         (
             Verdict::Inconclusive,
             format!("{measured}; still approaching (last quarter: {quarter}): run longer"),
@@ -127,7 +131,10 @@ pub fn check_converges(rows: &Table) -> Check {
         .filter(|(t, _)| **t >= half)
         .map(|(_, a)| *a)
         .collect();
-    let increases = second.windows(2).filter(|w| w[1] > w[0] * (1.0 + 1e-9)).count();
+    let increases = second
+        .windows(2)
+        .filter(|w| w[1] > w[0] * (1.0 + 1e-9))
+        .count();
     let ratio = last / first;
     let measured = format!(
         "angle {first:.3e} -> {last:.3e} rad (ratio {ratio:.2e}); {increases} increase(s) \
@@ -139,7 +146,10 @@ pub fn check_converges(rows: &Table) -> Check {
 pub fn check_angle_rate(rows: &Table, theory: &Theory) -> Check {
     let late = late(rows, 0.75);
     if late.len() < 4 {
-        return (Verdict::Inconclusive, "fewer than 4 late rows with a resolved angle".into());
+        return (
+            Verdict::Inconclusive,
+            "fewer than 4 late rows with a resolved angle".into(),
+        );
     }
     let mut ratios: Vec<f64> = late
         .windows(2)
@@ -209,7 +219,10 @@ fn angle_coefficient(rows: &Table, theory: &Theory, from: f64) -> Option<f64> {
     if late.len() < 4 {
         return None;
     }
-    let x: Vec<f64> = late.iter().map(|q| q.0.powf(theory.angle_exponent)).collect();
+    let x: Vec<f64> = late
+        .iter()
+        .map(|q| q.0.powf(theory.angle_exponent))
+        .collect();
     let y: Vec<f64> = late.iter().map(|q| q.1.ln()).collect();
     Some(-least_squares_slope(&x, &y))
 }
@@ -219,7 +232,10 @@ pub fn check_angle_law(rows: &Table, theory: &Theory) -> Check {
         angle_coefficient(rows, theory, 0.5),
         angle_coefficient(rows, theory, 0.75),
     ) else {
-        return (Verdict::Inconclusive, "fewer than 4 late rows with a resolved angle".into());
+        return (
+            Verdict::Inconclusive,
+            "fewer than 4 late rows with a resolved angle".into(),
+        );
     };
     let relative = c / theory.angle_coefficient - 1.0;
     approach(
@@ -238,7 +254,12 @@ pub fn check_angle_law(rows: &Table, theory: &Theory) -> Check {
 
 pub fn check_conserved(rows: &Table) -> Check {
     let (drift, norm) = (column(rows, "drift"), column(rows, "norm"));
-    let Some(worst) = drift.iter().copied().filter(|d| d.is_finite()).reduce(f64::max) else {
+    let Some(worst) = drift
+        .iter()
+        .copied()
+        .filter(|d| d.is_finite())
+        .reduce(f64::max)
+    else {
         return (Verdict::Inconclusive, "no conserved quantity".into());
     };
     let scale = norm.last().map_or(1.0, |r| r * r).max(1.0);
@@ -272,9 +293,21 @@ pub fn check_run(spec: &DirectionalSpec, rows: &Table) -> Vec<ClaimResult> {
     }
     if spec.model == Model::Linear && (spec.init == Init::Balanced || spec.depth == 1) {
         let theory = Theory::new(&population(spec), spec.depth);
-        out.push(result(&ANGLE_RATE, &on(&describe), check_angle_rate(&flow, &theory)));
-        out.push(result(&NORM_EXPONENT, &on(&describe), check_norm_exponent(&flow, &theory)));
-        out.push(result(&ANGLE_LAW, &on(&describe), check_angle_law(&flow, &theory)));
+        out.push(result(
+            &ANGLE_RATE,
+            &on(&describe),
+            check_angle_rate(&flow, &theory),
+        ));
+        out.push(result(
+            &NORM_EXPONENT,
+            &on(&describe),
+            check_norm_exponent(&flow, &theory),
+        ));
+        out.push(result(
+            &ANGLE_LAW,
+            &on(&describe),
+            check_angle_law(&flow, &theory),
+        ));
     }
     out
 }

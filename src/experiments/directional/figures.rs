@@ -93,7 +93,10 @@ fn linear_field(spec: &DirectionalSpec, runs: &[RunData]) -> Result<Figure> {
                 .zip(norm)
                 .map(|(a, r)| (r * a.cos(), r * a.sin()))
                 .collect();
-            let turning = angle.iter().position(|a| *a < 0.05).unwrap_or(angle.len() - 1);
+            let turning = angle
+                .iter()
+                .position(|a| *a < 0.05)
+                .unwrap_or(angle.len() - 1);
             for p in &points[..=turning] {
                 reach = reach.max(p.0.abs()).max(p.1.abs());
             }

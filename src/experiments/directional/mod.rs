@@ -229,7 +229,7 @@ pub fn norm(network: &Network, theta: &[f64]) -> f64 {
         Network::Linear { .. } => network.predictor(theta),
         Network::TwoNode { dim, .. } => theta[..2 * dim].to_vec(),
     };
-    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+    population::norm(&v)
 }
 
 fn columns() -> Vec<ColumnSpec> {
@@ -361,7 +361,12 @@ impl PreparedRun for DirectionalRun {
                     if c.is_empty() {
                         Cell::Missing
                     } else {
-                        Cell::Real(c.iter().zip(&c0).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max))
+                        Cell::Real(
+                            c.iter()
+                                .zip(&c0)
+                                .map(|(a, b)| (a - b).abs())
+                                .fold(0.0, f64::max),
+                        )
                     }
                 };
                 let unit = |k: usize| units.map_or(Cell::Missing, |u| Cell::Real(u[k]));

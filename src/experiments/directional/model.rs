@@ -6,7 +6,7 @@
 use ndarray::Array2;
 use rand_chacha::ChaCha8Rng;
 
-use super::population::{Population, RadialTable, labelled_sample, two_node};
+use super::population::{Population, RadialTable, labelled_sample, norm, two_node};
 use crate::flow::Objective;
 use crate::linear_net::{layer_gradients, product};
 
@@ -51,8 +51,9 @@ impl Network {
             .windows(2)
             .map(|p| {
                 let (rows, cols) = (p[1], p[0]);
-                let layer = Array2::from_shape_vec((rows, cols), theta[at..at + rows * cols].to_vec())
-                    .expect("the widths fit the parameters");
+                let layer =
+                    Array2::from_shape_vec((rows, cols), theta[at..at + rows * cols].to_vec())
+                        .expect("the widths fit the parameters");
                 at += rows * cols;
                 layer
             })
@@ -195,7 +196,7 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// The angle between u and +-e_1 (w* = e_1), accurate however small: atan2 of the norm of
 /// the other coordinates and the first.
 pub fn angle_to_axis(u: &[f64], sign: f64) -> f64 {
-    let across = u[1..].iter().map(|x| x * x).sum::<f64>().sqrt();
+    let across = norm(&u[1..]);
     across.atan2(sign * u[0])
 }
 
@@ -219,7 +220,9 @@ impl PopulationObjective<'_> {
                 loss
             }
             Network::TwoNode { dim, train_second } => {
-                let table = self.table.expect("a two-node objective has its radial table");
+                let table = self
+                    .table
+                    .expect("a two-node objective has its radial table");
                 let d = *dim;
                 let units = self.network.units(theta);
                 let plane = |w: &[f64]| [w[0], w[1]];

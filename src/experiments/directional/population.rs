@@ -36,6 +36,16 @@ pub fn integral(f: impl Fn(f64) -> f64, a: f64, b: f64) -> f64 {
     quadrature::integrate(f, a, b, 0.0).integral
 }
 
+/// The Euclidean norm, scaled so that entries down to 1e-300 do not underflow when squared
+/// (the components across w* of a converging predictor reach 1e-170 and below).
+pub fn norm(v: &[f64]) -> f64 {
+    let largest = v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    if largest == 0.0 || !largest.is_finite() {
+        return largest;
+    }
+    largest * v.iter().map(|x| (x / largest).powi(2)).sum::<f64>().sqrt()
+}
+
 /// A spherically symmetric law of x in R^d with E x x^T = I.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Law {
@@ -252,7 +262,11 @@ impl Population {
     /// predictor that classifies every point correctly.
     pub fn correct_part(&self, r: f64) -> (f64, f64) {
         // l(r a) has decayed (relative e^-60) beyond a = 60/r; the rest is below round-off.
-        let cut = if r > 0.0 { LOSS_DECAY / r } else { f64::INFINITY };
+        let cut = if r > 0.0 {
+            LOSS_DECAY / r
+        } else {
+            f64::INFINITY
+        };
         let scale = 1.0 / r.max(1e-300);
         let f = self
             .law
@@ -310,7 +324,7 @@ impl Population {
 
     /// The loss and gradient of the linear predictor beta (w* = e_1).
     pub fn linear(&self, beta: &[f64], grad: &mut [f64]) -> f64 {
-        let r = beta.iter().map(|b| b * b).sum::<f64>().sqrt();
+        let r = norm(beta);
         let (f, df) = self.correct_part(r);
         if r == 0.0 {
             // At the origin the gradient is E[l'(0) y x] = l'(0) E|x_1| w*.
@@ -319,7 +333,7 @@ impl Population {
             return f;
         }
         let cos = beta[0] / r;
-        let sin = beta[1..].iter().map(|b| b * b).sum::<f64>().sqrt() / r;
+        let sin = norm(&beta[1..]) / r;
         let theta = sin.atan2(cos);
         let (wedge, wedge_slope) = match self.loss {
             // gap(c) = c E[rho]: int_0^theta gap(r sin w) dw = r E[rho] (1 - cos theta).
@@ -361,10 +375,15 @@ impl Population {
             let (g, h) = self.radial_pair(-c);
             return (-c * self.mean_radius + g, -self.mean_radius - h);
         }
-        let cut = if c > 0.0 { LOSS_DECAY / c } else { f64::INFINITY };
+        let cut = if c > 0.0 {
+            LOSS_DECAY / c
+        } else {
+            f64::INFINITY
+        };
         let scale = 1.0 / c.abs().max(1e-300);
         (
-            self.law.radial_mean(|rho| self.loss.value(c * rho), scale, cut),
+            self.law
+                .radial_mean(|rho| self.loss.value(c * rho), scale, cut),
             self.law
                 .radial_mean(|rho| rho * self.loss.slope(c * rho), scale, cut),
         )
@@ -600,7 +619,10 @@ pub fn two_node(
         }
     }
     let norm = 1.0 / tau;
-    *grad_w = [[sums[0] * norm, sums[1] * norm], [sums[2] * norm, sums[3] * norm]];
+    *grad_w = [
+        [sums[0] * norm, sums[1] * norm],
+        [sums[2] * norm, sums[3] * norm],
+    ];
     *grad_v = [sums[4] * norm, sums[5] * norm];
     loss * norm
 }
@@ -617,7 +639,11 @@ mod tests {
     use super::*;
     use crate::run::component_rng;
 
-    const LAWS: [Law; 3] = [Law::Gaussian, Law::Sphere { dim: 3 }, Law::Sphere { dim: 7 }];
+    const LAWS: [Law; 3] = [
+        Law::Gaussian,
+        Law::Sphere { dim: 3 },
+        Law::Sphere { dim: 7 },
+    ];
 
     #[test]
     fn the_marginals_are_densities_with_unit_variance() {
@@ -629,8 +655,14 @@ mod tests {
             assert!((second - 1.0).abs() < 1e-12, "{law:?}: E a^2 = {second}");
             let radial = law.radial_mean(|_| 1.0, 1.0, f64::INFINITY);
             let radial2 = law.radial_mean(|r| r * r, 1.0, f64::INFINITY);
-            assert!((radial - 1.0).abs() < 1e-12, "{law:?}: radial mass {radial}");
-            assert!((radial2 - 2.0).abs() < 1e-11, "{law:?}: E rho^2 = {radial2}");
+            assert!(
+                (radial - 1.0).abs() < 1e-12,
+                "{law:?}: radial mass {radial}"
+            );
+            assert!(
+                (radial2 - 2.0).abs() < 1e-11,
+                "{law:?}: E rho^2 = {radial2}"
+            );
         }
         // E rho of the 2-D projection of the sphere in d = 4: (d-2) sqrt(d) int t^2 = 4/3.
         let m = Law::Sphere { dim: 4 }.mean_radius();
@@ -688,7 +720,8 @@ mod tests {
             let beta = [r * f64::cos(theta), r * f64::sin(theta), 0.0];
             let mut g = [0.0; 3];
             let value = pop.linear(&beta, &mut g);
-            let exact = 2.0 * (0.5 * r * r).exp() * 0.5 * libm::erfc(r * f64::cos(theta) / 2f64.sqrt());
+            let exact =
+                2.0 * (0.5 * r * r).exp() * 0.5 * libm::erfc(r * f64::cos(theta) / 2f64.sqrt());
             assert!(
                 (value - exact).abs() < 1e-12 * exact,
                 "r {r} theta {theta}: {value} against {exact}"
@@ -739,11 +772,19 @@ mod tests {
             for loss in [Loss::Logistic, Loss::Exponential] {
                 let pop = Population::new(law, loss);
                 let table = RadialTable::new(pop.clone());
-                for c in [0.0, 0.01, 0.3, 1.0, 2.7, 17.0, 300.0, 5000.0, -0.4, -3.0, -11.0, -16.0] {
+                for c in [
+                    0.0, 0.01, 0.3, 1.0, 2.7, 17.0, 300.0, 5000.0, -0.4, -3.0, -11.0, -16.0,
+                ] {
                     let (g, h) = table.eval(c);
                     let (g0, h0) = pop.radial_pair(c);
-                    assert!((g - g0).abs() <= 1e-12 * g0.abs(), "{law:?} {loss:?} G({c}) {g} {g0}");
-                    assert!((h - h0).abs() <= 1e-12 * h0.abs(), "{law:?} {loss:?} H({c}) {h} {h0}");
+                    assert!(
+                        (g - g0).abs() <= 1e-12 * g0.abs(),
+                        "{law:?} {loss:?} G({c}) {g} {g0}"
+                    );
+                    assert!(
+                        (h - h0).abs() <= 1e-12 * h0.abs(),
+                        "{law:?} {loss:?} H({c}) {h} {h0}"
+                    );
                 }
             }
         }
@@ -751,7 +792,13 @@ mod tests {
 
     fn two_node_loss(table: &RadialTable, p: &[f64]) -> f64 {
         let (mut gw, mut gv) = ([[0.0; 2]; 2], [0.0; 2]);
-        two_node(table, [[p[0], p[1]], [p[2], p[3]]], [p[4], p[5]], &mut gw, &mut gv)
+        two_node(
+            table,
+            [[p[0], p[1]], [p[2], p[3]]],
+            [p[4], p[5]],
+            &mut gw,
+            &mut gv,
+        )
     }
 
     #[test]
@@ -764,7 +811,10 @@ mod tests {
             let beta = [1.3, -0.4];
             let two = two_node_loss(&table, &[1.3, -0.4, -1.3, 0.4, 1.0, -1.0]);
             let one = pop.linear(&[beta[0], beta[1], 0.0, 0.0], &mut [0.0; 4]);
-            assert!((two - one).abs() < 1e-12 * one, "{loss:?}: {two} against {one}");
+            assert!(
+                (two - one).abs() < 1e-12 * one,
+                "{loss:?}: {two} against {one}"
+            );
         }
     }
 
@@ -774,7 +824,13 @@ mod tests {
         let table = RadialTable::new(pop.clone());
         let p = [0.9, 0.6, -0.2, 1.1, 0.8, -1.3];
         let (mut gw, mut gv) = ([[0.0; 2]; 2], [0.0; 2]);
-        let value = two_node(&table, [[p[0], p[1]], [p[2], p[3]]], [p[4], p[5]], &mut gw, &mut gv);
+        let value = two_node(
+            &table,
+            [[p[0], p[1]], [p[2], p[3]]],
+            [p[4], p[5]],
+            &mut gw,
+            &mut gv,
+        );
         let g = [gw[0][0], gw[0][1], gw[1][0], gw[1][1], gv[0], gv[1]];
         let fd = finite_differences(&|q| two_node_loss(&table, q), &p);
         for (a, b) in g.iter().zip(&fd) {
@@ -794,6 +850,10 @@ mod tests {
         }
         let mean = s / n as f64;
         let se = ((s2 / n as f64 - mean * mean) / n as f64).sqrt();
-        assert!((value - mean).abs() < 4.0 * se, "{value} against {mean} +- {}", 4.0 * se);
+        assert!(
+            (value - mean).abs() < 4.0 * se,
+            "{value} against {mean} +- {}",
+            4.0 * se
+        );
     }
 }

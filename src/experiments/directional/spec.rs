@@ -132,7 +132,10 @@ pub const FIELDS: &[Field] = &[
         key: "dim",
         group: MODEL,
         doc: "Input dimension d (at least 3 for law = sphere).",
-        domain: Domain::Int { min: 2, max: 10_000 },
+        domain: Domain::Int {
+            min: 2,
+            max: 10_000,
+        },
     },
     Field {
         key: "depth",
@@ -213,7 +216,10 @@ pub const FIELDS: &[Field] = &[
         key: "batch",
         group: DYNAMICS,
         doc: "Fresh points per online step.",
-        domain: Domain::Int { min: 1, max: 1_000_000 },
+        domain: Domain::Int {
+            min: 1,
+            max: 1_000_000,
+        },
     },
     Field {
         key: "t_end",
@@ -230,7 +236,10 @@ pub const FIELDS: &[Field] = &[
         key: "outputs",
         group: DYNAMICS,
         doc: "Rows per method: the state at t = 0 and at `outputs` times up to t_end.",
-        domain: Domain::Int { min: 2, max: 100_000 },
+        domain: Domain::Int {
+            min: 2,
+            max: 100_000,
+        },
     },
     Field {
         key: "spacing",

@@ -1,8 +1,52 @@
-//! `lab verify directional`.
+//! `lab verify directional`: the claims of notes (b) on small instances, each a few seconds.
+//! The tests call the same cases.
+
 use anyhow::Result;
 
+use super::DirectionalExperiment;
 use crate::claims::ClaimResult;
+use crate::experiments::{Case, case_claims};
+
+/// The cases: (label, settings). Each instance is long enough for its rates to settle: the
+/// angle underflows after t ~ 1700 at depth 2 and t ~ 400 at depth 3.
+pub const CASES: &[(&str, &[&str])] = &[
+    ("linear, gaussian logistic", &[]),
+    ("linear, sphere d=3", &["law=sphere", "dim=3"]),
+    ("linear, gaussian exponential", &["loss=exponential"]),
+    ("depth 2", &["depth=2", "t_end=1000"]),
+    (
+        "depth 3, sphere d=5",
+        &["depth=3", "t_end=300", "law=sphere"],
+    ),
+    (
+        "two-node, fixed v",
+        &[
+            "model=two_node",
+            "t_end=100",
+            "spacing=linear",
+            "outputs=100",
+        ],
+    ),
+    (
+        "two-node, trained v",
+        &[
+            "model=two_node",
+            "second_layer=trained",
+            "t_end=100",
+            "spacing=linear",
+            "outputs=100",
+        ],
+    ),
+];
+
+pub fn run_case(settings: &[&str]) -> Result<Case> {
+    crate::experiments::run_case(&DirectionalExperiment, settings)
+}
 
 pub fn verify() -> Result<Vec<ClaimResult>> {
-    Ok(Vec::new())
+    let mut out = Vec::new();
+    for (label, settings) in CASES {
+        out.extend(case_claims(&DirectionalExperiment, label, settings)?);
+    }
+    Ok(out)
 }
