@@ -132,6 +132,36 @@ fn a_two_layer_scalar_chain_gets_a_phase_portrait_and_a_basin_map() {
 }
 
 #[test]
+fn a_three_layer_scalar_chain_gets_a_portrait_on_its_invariant_plane() {
+    let dir = TempDir::new().unwrap();
+    lab(dir.path())
+        .args([
+            "run",
+            "deeplinear",
+            "widths=1,1,1,1",
+            "spectrum=2",
+            "init_sign=negative",
+            "init_scale=0.1",
+            "t_end=20",
+            "--out",
+            "out/chain3",
+            "-q",
+        ])
+        .assert()
+        .success();
+    let svg = std::fs::read_to_string(dir.path().join("out/chain3.landscape.svg")).unwrap();
+    for label in [
+        "invariant plane w2 = w3",
+        "minima w1 w2^2 = z",
+        "this run",
+        "origin",
+        "basin map: where the flow is at t = 20",
+    ] {
+        assert!(svg.contains(label), "{label} missing from the landscape");
+    }
+}
+
+#[test]
 fn ctrl_c_stops_a_long_integration() {
     use std::process::Stdio;
     use std::time::{Duration, Instant};

@@ -48,73 +48,108 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
         panel_size: (620, 520),
     };
     let mut figures = vec![(String::new(), figure)];
-    // The phase portrait and basin map of a two-layer scalar chain (the first such run).
+    // The phase portrait and basin map of a scalar chain of two or three layers (the first
+    // such run).
     if let Some(spec) = runs
         .iter()
         .filter_map(|r| r.spec.as_ref().and_then(|s| parse_spec(s).ok()))
-        .find(|s| s.widths == [1, 1, 1])
+        .find(|s| s.widths == [1, 1, 1] || s.widths == [1, 1, 1, 1])
     {
         figures.push((".landscape".into(), scalar_chain_landscape(&spec)?));
     }
     Ok(figures)
 }
 
-/// Where the flow from (w1, w2) is at time t: 0 global with w1 > 0, 1 global with w1 < 0,
-/// 2 origin, 3 neither yet.
-fn chain_limit(model: &DeepLinear, w0: [f64; 2], t: f64) -> usize {
+/// The weights of a point (x, y) of the portrait's plane: (w1, w2) for two layers, the
+/// invariant plane w2 = w3 for three (the chain's loss is symmetric in w2, w3, so the flow
+/// keeps w2 = w3).
+fn weights(depth: usize, x: f64, y: f64) -> Vec<f64> {
+    if depth == 2 {
+        vec![x, y]
+    } else {
+        vec![x, y, y]
+    }
+}
+
+/// Where a chain's state is: 0 global with w1 > 0, 1 global with w1 < 0, 2 origin, 3
+/// neither yet.
+fn chain_limit_of(model: &DeepLinear, w: &[f64]) -> usize {
     let z = model.z[(0, 0)];
-    let Ok(path) = gradient_flow(model, &w0, &[0.0, t], Tolerances::default()) else {
-        return 3;
-    };
-    let w = &path.states[1];
-    if (w[0] * w[1] - z).abs() < 1e-3 * z {
+    let p: f64 = w.iter().product();
+    if (p - z).abs() < 1e-3 * z.abs() {
         if w[0] > 0.0 { 0 } else { 1 }
-    } else if w[0].abs() + w[1].abs() < 1e-3 {
+    } else if w.iter().map(|x| x.abs()).sum::<f64>() < 0.05 * z.abs().max(1.0) {
+        // Near the origin: three layers creep in like |p| ~ (|z| t)^-3, so the basin map
+        // classifies by where the flow is heading at its horizon.
         2
     } else {
         3
     }
 }
 
-/// The (w1, w2) plane of the two-layer scalar chain L = (z - w2 w1)^2 / 2.
+/// Where the flow from `w0` is at time t (see [`chain_limit_of`]); classifying needs no
+/// more than rtol 1e-8.
+fn chain_limit(model: &DeepLinear, w0: &[f64], t: f64) -> usize {
+    let tolerances = Tolerances {
+        rtol: 1e-8,
+        atol: 1e-10,
+        ..Tolerances::default()
+    };
+    match gradient_flow(model, w0, &[0.0, t], tolerances) {
+        Ok(path) => chain_limit_of(model, &path.states[1]),
+        Err(_) => 3,
+    }
+}
+
+/// The phase portrait of the scalar chain L = (z - w_N ... w_1)^2 / 2 (N = 2: the (w1, w2)
+/// plane; N = 3: the invariant plane w2 = w3), flows coloured by their limit, and the
+/// basin map.
 fn scalar_chain_landscape(spec: &DeepLinearSpec) -> Result<Figure> {
     let target = target(spec);
     let model = DeepLinear {
         widths: spec.widths.clone(),
         z: target.z(),
     };
+    let depth = spec.widths.len() - 1;
     let z = model.z[(0, 0)];
     let (theta0, _) = start(spec, &target);
-    let reach = (2.0 * z.sqrt())
+    let side = z.abs().powf(1.0 / depth as f64);
+    let reach = (2.0 * side)
         .max(1.3 * theta0.iter().fold(0.0f64, |a, w| a.max(w.abs())))
         .max(1.0);
     let range = (-reach, reach);
-    let loss = |x: f64, y: f64| model.loss(&[x, y]);
+    let loss = |x: f64, y: f64| model.loss(&weights(depth, x, y));
     let mut field = sample(range, range, (121, 121), loss);
     field.log = true;
+    let plane = if depth == 2 {
+        "(w1, w2)".to_string()
+    } else {
+        "the invariant plane w2 = w3".to_string()
+    };
     let mut portrait = Panel {
-        title: format!("phase portrait, z = {z}: loss (log colour), -grad L, flows"),
+        title: format!("phase portrait on {plane}, z = {z}: loss (log colour), -grad L, flows"),
         x_label: "w1".into(),
-        y_label: "w2".into(),
+        y_label: if depth == 2 { "w2" } else { "w2 = w3" }.into(),
         series: vec![contours(&field, &log_levels(&field, 12))?],
         arrows: arrows(range, range, 15, 0.08 * reach, |x, y| {
-            let mut g = [0.0; 2];
-            model.gradient(&[x, y], &mut g);
+            let mut g = vec![0.0; depth];
+            model.gradient(&weights(depth, x, y), &mut g);
             (-g[0], -g[1])
         }),
         heatmap: Some(field),
         ..Default::default()
     };
-    // The minima: the hyperbola w1 w2 = z, both branches.
+    // The minima: w1 w2 = z (N = 2) or w1 w2^2 = z (N = 3), both branches that exist.
+    let power = (depth - 1) as f64;
     for branch in [1.0, -1.0] {
-        let points: Vec<(f64, f64)> = (1..=200)
-            .map(|k| branch * (z / reach + (reach - z / reach) * k as f64 / 200.0))
-            .map(|x| (x, z / x))
-            .filter(|p| p.1.abs() <= reach)
+        let points: Vec<(f64, f64)> = (1..=400)
+            .map(|k| branch * reach * k as f64 / 400.0)
+            .map(|y: f64| (z / y.powf(power), y))
+            .filter(|p| p.0.abs() <= reach && p.0.is_finite())
             .collect();
         portrait.series.push(Series {
             label: if branch > 0.0 {
-                "minima w1 w2 = z".into()
+                format!("minima w1 w2{} = z", if depth == 2 { "" } else { "^2" })
             } else {
                 String::new()
             },
@@ -123,18 +158,35 @@ fn scalar_chain_landscape(spec: &DeepLinearSpec) -> Result<Figure> {
             color: 3,
         });
     }
-    // Flows from a ring of starts, and the run's own start.
-    let times: Vec<f64> = (0..=200).map(|k| spec.t_end * k as f64 / 200.0).collect();
-    let mut starts: Vec<[f64; 2]> = (0..16)
+    // The horizon of the ring's flows and the basin map: long enough to leave the saddle's
+    // neighbourhood, short enough for 3721 flows (far out, the minima are stiff: curvature
+    // ~ |w|^(2N-2)).
+    let horizon = spec.t_end.min(20.0);
+    // Flows from a ring of starts, coloured by their limit as in the basin map, and the
+    // run's own start (to t_end).
+    let grid = |t: f64| -> Vec<f64> { (0..=200).map(|k| t * k as f64 / 200.0).collect() };
+    let mut starts: Vec<Vec<f64>> = (0..16)
         .map(|k| {
             let a = std::f64::consts::TAU * (k as f64 + 0.25) / 16.0;
-            [0.9 * reach * a.cos(), 0.9 * reach * a.sin()]
+            weights(depth, 0.9 * reach * a.cos(), 0.9 * reach * a.sin())
         })
         .collect();
-    starts.push([theta0[0], theta0[1]]);
-    let last = starts.len() - 1;
+    // The run's own flow, when its start lies in the plane.
+    let own = depth == 2 || theta0[1] == theta0[2];
+    if own {
+        starts.push(weights(depth, theta0[0], theta0[1]));
+    }
+    let last = if own { starts.len() - 1 } else { usize::MAX };
+    let names = [
+        "global, w1 > 0",
+        "global, w1 < 0",
+        "origin",
+        "not there yet",
+    ];
     for (i, w0) in starts.iter().enumerate() {
-        let path = gradient_flow(&model, w0, &times, Tolerances::default())?;
+        let t = if i == last { spec.t_end } else { horizon };
+        let path = gradient_flow(&model, w0, &grid(t), Tolerances::default())?;
+        let limit = chain_limit_of(&model, path.states.last().expect("an end state"));
         portrait.series.push(Series {
             label: if i == last {
                 "this run's flow".into()
@@ -147,31 +199,25 @@ fn scalar_chain_landscape(spec: &DeepLinearSpec) -> Result<Figure> {
             } else {
                 Style::Line
             },
-            color: if i == last { 1 } else { 7 },
+            color: if i == last { 9 } else { limit },
         });
     }
-    let names = [
-        "global, w1 > 0",
-        "global, w1 < 0",
-        "origin",
-        "not there yet",
-    ];
     let basins = basin_map(
         range,
         range,
         61,
         names.iter().map(|s| s.to_string()).collect(),
-        |x, y| chain_limit(&model, [x, y], spec.t_end),
+        |x, y| chain_limit(&model, &weights(depth, x, y), horizon),
     );
     let basin = Panel {
-        title: format!("basin map: where the flow is at t = {}", spec.t_end),
+        title: format!("basin map: where the flow is at t = {horizon}"),
         x_label: "w1(0)".into(),
-        y_label: "w2(0)".into(),
+        y_label: if depth == 2 { "w2(0)" } else { "w2(0) = w3(0)" }.into(),
         heatmap: Some(basins),
         ..Default::default()
     };
     Ok(Figure {
-        title: "two-layer scalar chain".into(),
+        title: format!("{depth}-layer scalar chain"),
         panels: vec![portrait, basin],
         columns: 2,
         panel_size: (700, 640),
