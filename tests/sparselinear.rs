@@ -23,6 +23,63 @@ fn the_benign_claims_hold_on_their_instances() {
 }
 
 #[test]
+fn the_spurious_minimum_is_a_minimum_by_direct_sampling() {
+    let (label, settings) = verify::CASES[2];
+    let results = verify::single_run(label, settings).unwrap();
+    let claim = results
+        .iter()
+        .find(|r| r.id == "sparselinear.spurious_exists")
+        .unwrap();
+    assert_eq!(claim.verdict, Verdict::Pass, "{}", claim.measured);
+    // The candidate's own point, checked without descent: a critical point above the best
+    // loss that 2000 random points around it (radius 1e-3 of its norm) never undercut.
+    let (spec, _, summary) = verify::run_case(settings).unwrap();
+    let spec = lab::experiments::sparselinear::parse_spec(&spec).unwrap();
+    let net = lab::experiments::sparselinear::network(
+        &spec,
+        lab::experiments::sparselinear::first_mask(&spec),
+    );
+    let set = &summary["landscape"]["sparse"];
+    let candidate = set["spurious_candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["confirmed_minimum"] == true)
+        .unwrap();
+    let point: Vec<f64> = candidate["point"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    use lab::flow::Objective;
+    let loss = net.loss(&point);
+    assert!(loss > set["best_found"].as_f64().unwrap() + 0.1, "{loss}");
+    let mut g = vec![0.0; point.len()];
+    net.gradient(&point, &mut g);
+    assert!(g.iter().map(|x| x * x).sum::<f64>().sqrt() < 1e-8);
+    let radius = 1e-3 * point.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let mut rng = lab::run::component_rng(1, "sample");
+    for _ in 0..2000 {
+        let dir: Vec<f64> = point
+            .iter()
+            .map(|_| lab::run::standard_normal(&mut rng))
+            .collect();
+        let n = dir.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let q: Vec<f64> = point
+            .iter()
+            .zip(&dir)
+            .map(|(p, d)| p + radius * d / n)
+            .collect();
+        assert!(net.loss(&q) >= loss - 1e-12, "a nearby point is lower");
+    }
+    // The Hessian's zero modes are exactly the two units' rescalings.
+    assert_eq!(candidate["hessian_zero_modes"], 2);
+    assert_eq!(candidate["symmetries"], 2);
+    assert!(candidate["hessian_smallest_positive"].as_f64().unwrap() > 1e-2);
+}
+
+#[test]
 fn every_dense_start_reaches_the_reduced_rank_optimum() {
     // Dense linear networks have no spurious minima: gradient descent from every start is an
     // independent check of the reduced-rank regression value, whitened or correlated.

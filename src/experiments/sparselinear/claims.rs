@@ -79,22 +79,28 @@ pub fn check_run(spec: &SparseLinearSpec, summary: &Map<String, Value>) -> Vec<C
     }
     let sparse_first = spec.mask != MaskKind::Dense;
     if spec.correlation > 0.0 && (sparse_first || outputs >= 3) && outputs > 1 {
-        let confirmed: Vec<f64> = sparse["spurious_candidates"]
+        let confirmed: Vec<&Value> = sparse["spurious_candidates"]
             .as_array()
             .into_iter()
             .flatten()
             .filter(|c| c["confirmed_minimum"] == true)
-            .filter_map(|c| c["loss"].as_f64())
             .collect();
         let best = sparse["best_found"].as_f64().unwrap_or(f64::NAN);
         let check = match confirmed.first() {
-            Some(loss) => (
+            Some(c) => (
                 Verdict::Pass,
                 format!(
-                    "spurious minimum at loss {loss:.8e} against the best found {best:.8e} \
-                     ({} level(s) confirmed by {} perturbed restarts each)",
+                    "spurious minimum at loss {:.8e} against the best found {best:.8e} \
+                     ({} level(s) confirmed by {} perturbed restarts each); Hessian: {} zero \
+                     mode(s) for {} rescaling symmetries, smallest other eigenvalue {:.3e}, \
+                     most negative {:.1e}",
+                    c["loss"].as_f64().unwrap_or(f64::NAN),
                     confirmed.len(),
-                    spec.perturbations
+                    spec.perturbations,
+                    c["hessian_zero_modes"],
+                    c["symmetries"],
+                    c["hessian_smallest_positive"].as_f64().unwrap_or(f64::NAN),
+                    c["hessian_most_negative"].as_f64().unwrap_or(f64::NAN),
                 ),
             ),
             None => (

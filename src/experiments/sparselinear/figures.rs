@@ -4,9 +4,13 @@
 
 use anyhow::Result;
 
+use super::spec::SparseLinearSpec;
+use super::{first_mask, network, parse_spec};
 use crate::experiments::RunData;
-use crate::plot::Figure;
-use crate::plot::landscape::histogram;
+use crate::flow::Objective;
+use crate::plot::landscape::{contours, histogram, log_levels, sample};
+use crate::plot::{Figure, Panel, Series, Style};
+use crate::run::{component_rng, standard_normal as normal};
 
 pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
     let mut panels = Vec::new();
@@ -38,7 +42,7 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
         }
     }
     let columns = panels.len().clamp(1, 2);
-    Ok(vec![(
+    let mut figures = vec![(
         String::new(),
         Figure {
             title: "sparse linear network: where gradient descent ends".into(),
@@ -46,5 +50,107 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
             columns,
             panel_size: (700, 520),
         },
-    )])
+    )];
+    // The slice through the first run's confirmed spurious minimum, if it has one.
+    for run in runs {
+        let (Some(spec), Some(summary)) = (
+            run.spec.as_ref().and_then(|s| parse_spec(s).ok()),
+            run.summary.as_ref(),
+        ) else {
+            continue;
+        };
+        let set = &summary["landscape"]["sparse"];
+        let reals = |v: &serde_json::Value| -> Option<Vec<f64>> {
+            v.as_array()?.iter().map(|x| x.as_f64()).collect()
+        };
+        let spurious = set["spurious_candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["confirmed_minimum"] == true)
+            .and_then(|c| reals(&c["point"]));
+        if let (Some(spurious), Some(global)) = (spurious, reals(&set["global_point"])) {
+            figures.push((".slice".into(), slice(&spec, &spurious, &global)?));
+            break;
+        }
+    }
+    Ok(figures)
+}
+
+/// The loss through a confirmed spurious minimum and a start at the optimum: along the
+/// segment between them, and on the plane of the segment and a random direction orthogonal
+/// to it (over the unmasked weights, of the segment's length).
+pub fn slice(spec: &SparseLinearSpec, spurious: &[f64], global: &[f64]) -> Result<Figure> {
+    let net = network(spec, first_mask(spec));
+    let free: Vec<f64> = net.masks.iter().flat_map(|m| m.iter().copied()).collect();
+    let d1: Vec<f64> = global.iter().zip(spurious).map(|(g, s)| g - s).collect();
+    let length = d1.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let mut rng = component_rng(spec.seed, "slice");
+    let mut d2: Vec<f64> = free.iter().map(|m| m * normal(&mut rng)).collect();
+    let along = d2.iter().zip(&d1).map(|(a, b)| a * b).sum::<f64>() / (length * length);
+    for (x, y) in d2.iter_mut().zip(&d1) {
+        *x -= along * y;
+    }
+    let norm = d2.iter().map(|x| x * x).sum::<f64>().sqrt();
+    d2.iter_mut().for_each(|x| *x *= length / norm);
+    let point = |a: f64, b: f64| -> Vec<f64> {
+        (0..spurious.len())
+            .map(|i| spurious[i] + a * d1[i] + b * d2[i])
+            .collect()
+    };
+    let loss = |a: f64, b: f64| net.loss(&point(a, b));
+    let segment: Vec<(f64, f64)> = (0..=280)
+        .map(|k| -0.2 + 1.4 * k as f64 / 280.0)
+        .map(|s| (s, loss(s, 0.0)))
+        .collect();
+    let marks = |style| {
+        vec![
+            Series {
+                label: format!("spurious minimum, L = {:.6}", loss(0.0, 0.0)),
+                points: vec![(0.0, loss(0.0, 0.0))],
+                style,
+                color: 3,
+            },
+            Series {
+                label: format!("optimum, L = {:.6}", loss(1.0, 0.0)),
+                points: vec![(1.0, loss(1.0, 0.0))],
+                style,
+                color: 2,
+            },
+        ]
+    };
+    let mut line = Panel {
+        title: "loss along the segment from the spurious minimum (0) to the optimum (1)".into(),
+        x_label: "s".into(),
+        y_label: "loss".into(),
+        series: vec![Series {
+            label: "L((1 - s) spurious + s optimum)".into(),
+            points: segment,
+            style: Style::Line,
+            color: 0,
+        }],
+        ..Default::default()
+    };
+    line.series.extend(marks(Style::LineWithMarkers));
+    let mut map = sample((-0.3, 1.3), (-0.8, 0.8), (97, 81), loss);
+    map.log = true;
+    let mut series = vec![contours(&map, &log_levels(&map, 14))?];
+    series.extend(marks(Style::LineWithMarkers).into_iter().map(|mut s| {
+        s.points = vec![(s.points[0].0, 0.0)];
+        s
+    }));
+    let plane = Panel {
+        title: "loss on the plane of the segment and a random orthogonal direction".into(),
+        x_label: "along the segment".into(),
+        y_label: "random orthogonal direction (same length)".into(),
+        series,
+        heatmap: Some(map),
+        ..Default::default()
+    };
+    Ok(Figure {
+        title: "a spurious local minimum of the sparse network and the optimum".into(),
+        panels: vec![line, plane],
+        columns: 2,
+        panel_size: (700, 560),
+    })
 }

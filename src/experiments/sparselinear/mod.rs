@@ -280,6 +280,52 @@ pub fn perturbation_lowers(
     (lowest < candidate.loss - tol, lowest)
 }
 
+/// The second-order picture at a point: the eigenvalues of the Hessian (central differences
+/// of the gradient over the unmasked weights), the number of zero modes (|lambda| <= 1e-7
+/// lambda_max) and the number the network's symmetries force (one rescaling per hidden
+/// unit between two layers). A minimum has no negative eigenvalue below the zero band.
+pub struct Curvature {
+    pub most_negative: f64,
+    pub smallest_positive: f64,
+    pub zero_modes: usize,
+    pub symmetries: usize,
+}
+
+pub fn curvature(net: &SparseLinear, theta: &[f64]) -> Curvature {
+    let mask: Vec<f64> = net.masks.iter().flat_map(|m| m.iter().copied()).collect();
+    let free: Vec<usize> = (0..theta.len()).filter(|&i| mask[i] != 0.0).collect();
+    let n = free.len();
+    let mut columns = vec![vec![0.0; n]; n];
+    let (mut plus, mut minus) = (vec![0.0; theta.len()], vec![0.0; theta.len()]);
+    for (c, &i) in free.iter().enumerate() {
+        let h = 1e-6 * (1.0 + theta[i].abs());
+        let mut point = theta.to_vec();
+        point[i] += h;
+        net.gradient(&point, &mut plus);
+        point[i] -= 2.0 * h;
+        net.gradient(&point, &mut minus);
+        for (r, &j) in free.iter().enumerate() {
+            columns[c][r] = (plus[j] - minus[j]) / (2.0 * h);
+        }
+    }
+    let hessian = faer::Mat::from_fn(n, n, |r, c| 0.5 * (columns[c][r] + columns[r][c]));
+    let eigenvalues = hessian
+        .self_adjoint_eigenvalues(faer::Side::Lower)
+        .unwrap_or_default();
+    let largest = eigenvalues.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let band = 1e-7 * largest.max(1e-300);
+    Curvature {
+        most_negative: eigenvalues.iter().copied().fold(0.0, f64::min),
+        smallest_positive: eigenvalues
+            .iter()
+            .copied()
+            .filter(|v| *v > band)
+            .fold(f64::INFINITY, f64::min),
+        zero_modes: eigenvalues.iter().filter(|v| v.abs() <= band).count(),
+        symmetries: net.widths[1..net.widths.len() - 1].iter().sum(),
+    }
+}
+
 fn columns_spec() -> Vec<ColumnSpec> {
     use ColumnKind::*;
     vec![
@@ -357,14 +403,31 @@ impl PreparedRun for SparseLinearRun {
             }
             levels.sort_by(|a, b| a.loss.total_cmp(&b.loss));
             let mut spurious = Vec::new();
+            let small = net.dim() <= 1000;
             for candidate in levels.iter().take(5) {
                 let (lowers, lowest) = perturbation_lowers(net, candidate, spec, tol);
+                // Perturbations decide (the notes: Hessians may be degenerate); the Hessian
+                // is reported beside them, and a negative eigenvalue below the zero band
+                // vetoes.
+                let curv = curvature(net, &candidate.theta);
+                let band = 1e-7 * curv.smallest_positive.max(curv.most_negative.abs());
                 spurious.push(serde_json::json!({
                     "loss": candidate.loss,
-                    "confirmed_minimum": !lowers,
+                    "confirmed_minimum": !lowers && curv.most_negative >= -band,
                     "lowest_after_perturbation": lowest,
+                    "hessian_most_negative": curv.most_negative,
+                    "hessian_smallest_positive": curv.smallest_positive,
+                    "hessian_zero_modes": curv.zero_modes,
+                    "symmetries": curv.symmetries,
+                    "point": small.then(|| candidate.theta.clone()),
                 }));
             }
+            // A start at the reference, for the slice through both minima.
+            let global_point = results
+                .iter()
+                .find(|r| (r.loss - reference).abs() <= tol)
+                .filter(|_| small)
+                .map(|r| r.theta.clone());
             let confirmed: Vec<f64> = spurious
                 .iter()
                 .filter(|s| s["confirmed_minimum"] == true)
@@ -407,6 +470,7 @@ impl PreparedRun for SparseLinearRun {
                     "starts": spec.starts,
                     "descent_seconds": descent_seconds,
                     "spurious_candidates": spurious,
+                    "global_point": global_point,
                 }),
             );
             ctx.summarize("landscape", &summary);

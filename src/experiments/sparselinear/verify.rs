@@ -18,8 +18,14 @@ pub const CASES: &[(&str, &[&str])] = &[
     ),
     ("disjoint first layer, whitened", &["starts=100"]),
     (
-        "disjoint first layer, correlated",
-        &["correlation=0.9", "starts=100"],
+        "interleaved first layer, correlated, 3 outputs",
+        &[
+            "mask=custom",
+            "first_mask=1,0,1,0,0,1,0,1",
+            "correlation=0.6",
+            "starts=100",
+            "seed=8",
+        ],
     ),
 ];
 
