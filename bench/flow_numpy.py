@@ -10,7 +10,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 
-def deep_linear_flow(widths, z, theta0, times, rtol, atol):
+def deep_linear_flow(widths, z, theta0, times, rtol, atol, method="RK45", all_losses=False):
     shapes = [(widths[j], widths[j - 1]) for j in range(1, len(widths))]
     sizes = [r * c for r, c in shapes]
     cuts = np.cumsum([0] + sizes)
@@ -30,13 +30,19 @@ def deep_linear_flow(widths, z, theta0, times, rtol, atol):
         return -np.concatenate([(suffix[j + 1].T @ err @ prefix[j].T).ravel()
                                 for j in range(len(ws))])
 
-    sol = solve_ivp(rhs, (times[0], times[-1]), theta0, method="RK45", t_eval=times,
+    sol = solve_ivp(rhs, (times[0], times[-1]), theta0, method=method, t_eval=times,
                     rtol=rtol, atol=atol)
-    ws = layers(sol.y[:, -1])
-    w = ws[0]
-    for layer in ws[1:]:
-        w = layer @ w
-    return sol, 0.5 * np.sum((z - w) ** 2)
+
+    def loss(theta):
+        ws = layers(theta)
+        w = ws[0]
+        for layer in ws[1:]:
+            w = layer @ w
+        return 0.5 * np.sum((z - w) ** 2)
+
+    if all_losses:
+        return sol, np.array([loss(sol.y[:, k]) for k in range(sol.y.shape[1])])
+    return sol, loss(sol.y[:, -1])
 
 
 def sparse_sweep(widths, mask, sigma, c, k0, starts, init_scale, eta, iterations, grad_tol,
