@@ -370,10 +370,17 @@ impl PreparedRun for DirectionalRun {
                     }
                 };
                 let unit = |k: usize| units.map_or(Cell::Missing, |u| Cell::Real(u[k]));
+                // The population loss of a two-node state off the plane of w* and e_2 (online
+                // SGD) would need a 3-D quadrature: left empty.
+                let loss = if network.population_covers(theta) {
+                    Cell::Real(objective.loss(theta))
+                } else {
+                    Cell::Missing
+                };
                 ctx.emit(vec![
                     Cell::Text(method.name().into()),
                     Cell::Real(*t),
-                    Cell::Real(objective.loss(theta)),
+                    loss,
                     Cell::Real(angle),
                     Cell::Real(norm(&network, theta)),
                     unit(0),

@@ -77,6 +77,18 @@ impl Network {
         ]
     }
 
+    /// Whether a two-node state lies in the plane of w* = e_1 and e_2, where its population
+    /// loss is computed (online SGD leaves it; linear networks are always covered).
+    pub fn population_covers(&self, theta: &[f64]) -> bool {
+        match self {
+            Network::Linear { .. } => true,
+            Network::TwoNode { dim, .. } => self
+                .units(theta)
+                .iter()
+                .all(|(w, _)| w[2..*dim].iter().all(|x| *x == 0.0)),
+        }
+    }
+
     /// The network's output at x.
     pub fn output(&self, theta: &[f64], x: &[f64]) -> f64 {
         match self {

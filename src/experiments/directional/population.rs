@@ -145,13 +145,6 @@ impl Law {
         }
         x
     }
-
-    pub fn name(&self) -> String {
-        match self {
-            Law::Gaussian => "gaussian".into(),
-            Law::Sphere { dim } => format!("sphere (d = {dim})"),
-        }
-    }
 }
 
 /// Gamma(d/2) / (sqrt(pi) Gamma((d-1)/2)), the normalizer of the sphere's marginal
@@ -213,13 +206,6 @@ impl Loss {
         match self {
             Loss::Logistic => PI * PI / 12.0,
             Loss::Exponential => 1.0,
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Loss::Logistic => "logistic",
-            Loss::Exponential => "exponential",
         }
     }
 }
