@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::model::{Network, PopulationObjective};
 use super::population::RadialTable;
-use super::spec::{DirectionalSpec, Model};
+use super::spec::{DirectionalSpec, LawName, LossName, Model};
 use super::{Theory, network, parse_spec, population};
 use crate::experiments::RunData;
 use crate::flow::Objective;
@@ -48,8 +48,16 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
             .map(|k| spec.t_end * 1e-3f64.powf(1.0 - k as f64 / 60.0))
             .map(|t| (t, ((n + 2.0) * theory.k * t).powf(n / (n + 2.0))))
             .collect();
+        let setting = if (spec.law, spec.loss) == (LawName::Gaussian, LossName::Logistic) {
+            String::new()
+        } else {
+            format!(" ({:?} {:?})", spec.law, spec.loss).to_lowercase()
+        };
         norm.series.push(Series {
-            label: format!("((N+2) K t)^(N/(N+2)), N = {}, reconstructed", spec.depth),
+            label: format!(
+                "((N+2) K t)^(N/(N+2)), N = {}{setting}, reconstructed",
+                spec.depth
+            ),
             points,
             style: Style::Dashed,
             color: 7 + drawn.len(),
