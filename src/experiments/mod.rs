@@ -2,6 +2,7 @@
 
 pub mod deeplinear;
 pub mod directional;
+pub mod noise;
 pub mod pmd;
 pub mod sparselinear;
 pub mod svrs;

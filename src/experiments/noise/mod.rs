@@ -1,0 +1,2 @@
+//! Noise in training: perturbed gradient descent on a two-layer CNN.
+pub mod model;
