@@ -92,6 +92,7 @@ pub fn registry() -> Vec<&'static dyn Experiment> {
         &svrs::Svrs,
         &deeplinear::DeepLinearExperiment,
         &directional::DirectionalExperiment,
+        &noise::NoiseExperiment,
         &sparselinear::SparseLinearExperiment,
     ]
 }

@@ -29,6 +29,8 @@ pub enum Style {
     Contour,
     /// Vertical bars from 0 to y, centred at x, of the width of the points' spacing.
     Bars,
+    /// Coloured points, no line (a scatter), in the legend.
+    Markers,
 }
 
 #[derive(Debug, Clone)]

@@ -223,7 +223,9 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                 )
                 .collect();
             let points = match s.style {
-                Style::Cloud | Style::Band | Style::Contour | Style::Bars => points,
+                Style::Cloud | Style::Band | Style::Contour | Style::Bars | Style::Markers => {
+                    points
+                }
                 _ => thin(points),
             };
             (i, points)
@@ -404,6 +406,17 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                         color.mix(0.18).filled(),
                     )))
                     .map_err(plot_err)?;
+            }
+            Style::Markers => {
+                let drawn = chart
+                    .draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled())))
+                    .map_err(plot_err)?;
+                if !label.is_empty() {
+                    has_legend = true;
+                    drawn
+                        .label(label)
+                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+                }
             }
             Style::Cloud => {
                 let grey = RGBColor(170, 170, 170);

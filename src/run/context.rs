@@ -97,7 +97,17 @@ pub fn stable_hash(text: &str) -> u64 {
     })
 }
 
+/// A second table of a run, written as `NAME{suffix}.csv`.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub suffix: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
 pub struct RunContext<'a> {
+    /// Second tables a run writes beside its CSV (`NAME.outcomes.csv`), by suffix.
+    attachments: Vec<Attachment>,
     seed: u64,
     sink: &'a mut dyn RowSink,
     columns: Vec<ColumnSpec>,
@@ -115,6 +125,7 @@ impl<'a> RunContext<'a> {
         cancel: &'a AtomicBool,
     ) -> RunContext<'a> {
         RunContext {
+            attachments: Vec::new(),
             seed,
             sink,
             columns: Vec::new(),
@@ -219,6 +230,18 @@ impl<'a> RunContext<'a> {
 
     pub fn rows(&self) -> &Table {
         &self.rows
+    }
+
+    /// A second table, written beside the CSV as `NAME{suffix}.csv` when the run ends (done
+    /// or not), e.g. one row per start.
+    pub fn attach(&mut self, attachment: Attachment) {
+        self.attachments.retain(|a| a.suffix != attachment.suffix);
+        self.attachments.push(attachment);
+    }
+
+    /// The attached tables, taken out of the context.
+    pub fn take_attachments(&mut self) -> Vec<Attachment> {
+        std::mem::take(&mut self.attachments)
     }
 
     /// Hands back the rows and summary once the run function returns.

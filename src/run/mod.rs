@@ -13,8 +13,8 @@ use std::time::SystemTime;
 use anyhow::Result;
 
 pub use context::{
-    ColumnKind, ColumnSpec, Interrupted, NonFinite, NullSink, RowSink, RunContext, component_rng,
-    stable_hash, standard_normal,
+    Attachment, ColumnKind, ColumnSpec, Interrupted, NonFinite, NullSink, RowSink, RunContext,
+    component_rng, stable_hash, standard_normal,
 };
 pub use csv_sink::CsvSink;
 pub use manifest::Status;
@@ -201,6 +201,7 @@ pub fn execute(exp: &dyn Experiment, spec: toml::Table, options: &RunOptions) ->
     let mut ctx = RunContext::new(seed, &mut sink, &progress, &CANCEL);
     let outcome = prepared.run(&mut ctx);
     progress.finish();
+    let attachments = ctx.take_attachments();
     let (rows, summary) = ctx.into_results();
     let status = match outcome {
         Ok(()) => Status::Done,
@@ -214,6 +215,15 @@ pub fn execute(exp: &dyn Experiment, spec: toml::Table, options: &RunOptions) ->
         Vec::new()
     };
     let mut files = vec![csv_path];
+    for attachment in attachments {
+        let path = with_suffix(&prefix, &format!("{}.csv", attachment.suffix));
+        let mut sink = CsvSink::create(&path)?;
+        sink.header(&attachment.header)?;
+        for row in &attachment.rows {
+            sink.row(row)?;
+        }
+        files.push(path);
+    }
     // The figures see the run as `lab plot` would (rows, spec, summary); the rows are lent to
     // them and taken back, not copied.
     let run = RunData {

@@ -57,10 +57,17 @@ impl Teacher {
         self.w.len()
     }
 
-    /// The angle between w and w*.
+    /// The angle between w and w*, as atan2 of the parts across and along w* (acos of the
+    /// cosine would resolve nothing below ~1e-8 near 0 and pi).
     pub fn angle(&self, w: &[f64]) -> f64 {
-        let c = dot(w, &self.w) / (norm(w) * norm(&self.w));
-        c.clamp(-1.0, 1.0).acos()
+        let ns = norm(&self.w);
+        let along = dot(w, &self.w) / ns;
+        let across: Vec<f64> = w
+            .iter()
+            .zip(&self.w)
+            .map(|(x, s)| x - along * s / ns)
+            .collect();
+        norm(&across).atan2(along)
     }
 
     /// The population loss at (w, a).
@@ -70,8 +77,7 @@ impl Teacher {
         let sa: f64 = a.iter().sum();
         let sb: f64 = self.a.iter().sum();
         let cross = (kernel(phi) - 1.0) * dot(a, &self.a) + sa * sb;
-        (nw * nw * quadratic(a) + ns * ns * quadratic(&self.a) - 2.0 * nw * ns * cross)
-            / (4.0 * PI)
+        (nw * nw * quadratic(a) + ns * ns * quadratic(&self.a) - 2.0 * nw * ns * cross) / (4.0 * PI)
     }
 
     /// The population loss and its gradient in (w, a).
@@ -178,7 +184,11 @@ impl Teacher {
         let k = self.k() as f64;
         let c = PI - 1.0;
         let sb: f64 = self.a.iter().sum();
-        let b: Vec<f64> = self.a.iter().map(|x| (kernel(phi) - 1.0) * x + sb).collect();
+        let b: Vec<f64> = self
+            .a
+            .iter()
+            .map(|x| (kernel(phi) - 1.0) * x + sb)
+            .collect();
         let sbb: f64 = b.iter().sum();
         // b^T M^-1 b with M^-1 = (I - 1 1^T / (c + k)) / c.
         let quad = (dot(&b, &b) - sbb * sbb / (c + k)) / c;
@@ -217,7 +227,11 @@ mod tests {
         let mean = s / n as f64;
         let se = ((s2 / n as f64 - mean * mean) / n as f64).sqrt();
         let exact = t.loss(&w, &a);
-        assert!((exact - mean).abs() < 4.0 * se, "{exact} vs {mean} +- {}", 4.0 * se);
+        assert!(
+            (exact - mean).abs() < 4.0 * se,
+            "{exact} vs {mean} +- {}",
+            4.0 * se
+        );
     }
 
     #[test]

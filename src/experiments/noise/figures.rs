@@ -1,0 +1,235 @@
+//! Figures of noise runs: phi and the loss against iteration (median and min-max band over
+//! the starts, per method), the success rates with their 95% intervals, the final (phi,
+//! a^T a*) of every start; and `.profile`: the profile loss min_a L(phi, a) over phi with its
+//! two wells, and its average over Gaussian perturbations of the direction for growing noise
+//! levels (the smoothing that the perturbed point reading of the noise performs).
+
+use anyhow::Result;
+
+use super::{parse_spec, teacher, wilson};
+use crate::experiments::RunData;
+use crate::plot::{Figure, Panel, Points, Series, Style, median_band};
+use crate::run::{component_rng, standard_normal};
+use crate::table::Table;
+
+fn paths(rows: &Table, method: &str, y: &str) -> Vec<Points> {
+    let (Some(m), Some(start), Some(it), Some(v)) = (
+        rows.text("method"),
+        rows.num("start"),
+        rows.num("iteration"),
+        rows.num(y),
+    ) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Points> = Vec::new();
+    let mut current = f64::NAN;
+    for i in 0..m.len() {
+        if m[i] != method {
+            continue;
+        }
+        if start[i] != current {
+            out.push(Vec::new());
+            current = start[i];
+        }
+        out.last_mut().expect("a path").push((it[i], v[i]));
+    }
+    out
+}
+
+fn methods(rows: &Table) -> Vec<String> {
+    let mut names: Vec<String> = rows.text("method").map(|m| m.to_vec()).unwrap_or_default();
+    names.dedup();
+    names
+}
+
+pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
+    let Some(run) = runs.first() else {
+        return Ok(Vec::new());
+    };
+    let band_panel = |y: &str, title: &str, logy: bool| {
+        let mut panel = Panel {
+            title: title.into(),
+            x_label: "iteration".into(),
+            y_label: y.into(),
+            logy,
+            ..Default::default()
+        };
+        for (c, method) in methods(&run.rows).iter().enumerate() {
+            let (median, band) = median_band(&paths(&run.rows, method, y));
+            panel.series.push(Series {
+                label: String::new(),
+                points: band,
+                style: Style::Band,
+                color: c,
+            });
+            panel.series.push(Series {
+                label: format!("{method} (median, min-max band)"),
+                points: median,
+                style: Style::Line,
+                color: c,
+            });
+        }
+        panel
+    };
+    let mut rates = Panel {
+        title: "success rate (global minimum) with 95% Wilson intervals".into(),
+        x_label: "method, in the order of the legend".into(),
+        y_label: "fraction of starts".into(),
+        ..Default::default()
+    };
+    let mut scatter = Panel {
+        title: "where each start ends".into(),
+        x_label: "phi".into(),
+        y_label: "a^T a*".into(),
+        ..Default::default()
+    };
+    if let Some(outcomes) = run
+        .summary
+        .as_ref()
+        .and_then(|s| s.get("outcomes"))
+        .and_then(|o| o.as_object())
+    {
+        let order = methods(&run.rows);
+        for (c, method) in order.iter().enumerate() {
+            let Some(entry) = outcomes.get(method) else {
+                continue;
+            };
+            let n = entry["starts"].as_u64().unwrap_or(0) as usize;
+            let count = entry["global"]["count"].as_u64().unwrap_or(0) as usize;
+            let x = c as f64 + 1.0;
+            let (lo, hi) = wilson(count, n);
+            rates.series.push(Series {
+                label: format!("{method}: {count}/{n}"),
+                points: vec![(x, count as f64 / n.max(1) as f64)],
+                style: Style::Bars,
+                color: c,
+            });
+            rates.series.push(Series {
+                label: String::new(),
+                points: vec![(x, lo), (x, hi)],
+                style: Style::Line,
+                color: 7,
+            });
+        }
+        // The 95% the claim asks of the perturbed methods, and 0 on the axis.
+        let right = order.len() as f64 + 0.5;
+        rates.series.push(Series {
+            label: "95%".into(),
+            points: vec![(0.5, 0.95), (right, 0.95)],
+            style: Style::Dashed,
+            color: 3,
+        });
+        rates.series.push(Series {
+            label: String::new(),
+            points: vec![(0.5, 0.0)],
+            style: Style::Cloud,
+            color: 7,
+        });
+    }
+    for (c, method) in methods(&run.rows).iter().enumerate() {
+        let ends: Points = paths(&run.rows, method, "phi")
+            .iter()
+            .zip(paths(&run.rows, method, "a_dot"))
+            .filter_map(|(p, a)| Some((p.last()?.1, a.last()?.1)))
+            .collect();
+        scatter.series.push(Series {
+            label: method.clone(),
+            points: ends,
+            style: Style::Markers,
+            color: c,
+        });
+    }
+    let mut figures = vec![(
+        String::new(),
+        Figure {
+            title: "two-layer CNN: gradient descent against perturbed GD".into(),
+            panels: vec![
+                band_panel("phi", "angle phi to w* against iteration", false),
+                band_panel("loss", "population loss against iteration", true),
+                rates,
+                scatter,
+            ],
+            columns: 2,
+            panel_size: (700, 520),
+        },
+    )];
+    if let Some(spec) = run.spec.as_ref().and_then(|s| parse_spec(s).ok()) {
+        figures.push((".profile".into(), profile(&spec)));
+    }
+    Ok(figures)
+}
+
+/// The profile min_a L(phi, a) over phi, and its average over directions perturbed by
+/// Gaussian noise of norm ~rho (the first direction orthogonal to w* fixes the plane).
+fn profile(spec: &super::spec::NoiseSpec) -> Figure {
+    let t = teacher(spec);
+    let pi = std::f64::consts::PI;
+    let grid: Vec<f64> = (0..=180).map(|i| pi * i as f64 / 180.0).collect();
+    let mut panel = Panel {
+        title: format!(
+            "profile loss min_a L(phi, a), k = {}, p = {}: wells at 0 and pi",
+            spec.k, spec.p
+        ),
+        x_label: "phi".into(),
+        y_label: "min over a of L".into(),
+        ..Default::default()
+    };
+    panel.series.push(Series {
+        label: "profile (reconstructed closed form)".into(),
+        points: grid.iter().map(|&phi| (phi, t.profile(phi))).collect(),
+        style: Style::Line,
+        color: 0,
+    });
+    // A unit direction at angle phi in a fixed plane through w*, perturbed by noise of norm
+    // ~rho; the smoothed profile is the mean profile at the perturbed directions' angles.
+    let p = spec.p;
+    for (c, rho) in [0.3, 0.6, 1.0, 2.0].iter().enumerate() {
+        let mut rng = component_rng(spec.seed, "smoothing");
+        let noise: Vec<Vec<f64>> = (0..400)
+            .map(|_| {
+                (0..p)
+                    .map(|_| rho / (p as f64).sqrt() * standard_normal(&mut rng))
+                    .collect()
+            })
+            .collect();
+        let mut e = vec![0.0; p];
+        e[(t.w
+            .iter()
+            .map(|x| x.abs())
+            .enumerate()
+            .fold(
+                (0, f64::INFINITY),
+                |b, (i, x)| {
+                    if x < b.1 { (i, x) } else { b }
+                },
+            ))
+        .0] = 1.0;
+        let along: f64 = e.iter().zip(&t.w).map(|(a, b)| a * b).sum();
+        let mut u: Vec<f64> = e.iter().zip(&t.w).map(|(a, b)| a - along * b).collect();
+        let nu = u.iter().map(|x| x * x).sum::<f64>().sqrt();
+        u.iter_mut().for_each(|x| *x /= nu);
+        let points = grid
+            .iter()
+            .map(|&phi| {
+                let mean = noise
+                    .iter()
+                    .map(|xi| {
+                        let w: Vec<f64> = (0..p)
+                            .map(|i| phi.cos() * t.w[i] + phi.sin() * u[i] + xi[i])
+                            .collect();
+                        t.profile(t.angle(&w))
+                    })
+                    .sum::<f64>()
+                    / noise.len() as f64;
+                (phi, mean)
+            })
+            .collect();
+        panel.series.push(Series {
+            label: format!("averaged over direction noise of norm ~{rho}"),
+            points,
+            style: Style::Dashed,
+            color: c + 1,
+        });
+    }
+    Figure::single(panel)
+}

@@ -1,0 +1,164 @@
+//! The training methods of notes (d), one start at a time: gradient descent on (w, a), with
+//! weight normalization, perturbed gradient descent with noise annealing, and its perturbed
+//! mini-batch SGD variant. How Zhou et al.'s Algorithm 1 injects the noise could not be
+//! read: both readings are here, `perturbed_point` (the gradient at (w + xi, a + eps), a
+//! smoothed loss) and `additive` (xi, eps added to the gradient). The perturbed methods
+//! train the weight-normalized network, as Du et al.'s GD does: the schedule's noise on w
+//! (norm 36 at first) only makes sense on a direction (measured: on the raw w at unit scale
+//! it diverges within 100 steps).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rand_chacha::ChaCha8Rng;
+
+use super::model::{Teacher, inner};
+use super::spec::{Method, NoiseMode, NoiseSpec};
+use crate::run::standard_normal;
+
+/// A recorded state of one start.
+#[derive(Debug, Clone, Copy)]
+pub struct Record {
+    pub iteration: usize,
+    pub loss: f64,
+    pub phi: f64,
+    pub a_dot: f64,
+}
+
+/// One start's path and, for weight-normalized GD, how often the angle moved against the sign
+/// of a^T a* (the notes: phi falls exactly when a^T a* > 0).
+#[derive(Debug, Clone)]
+pub struct StartPath {
+    pub records: Vec<Record>,
+    pub w: Vec<f64>,
+    pub a: Vec<f64>,
+    pub sign_checks: usize,
+    pub sign_violations: usize,
+}
+
+/// Gaussian noise of norm ~rho in R^n (standard deviation rho / sqrt(n) per coordinate).
+fn noise(n: usize, rho: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    let s = rho / (n as f64).sqrt();
+    (0..n).map(|_| s * standard_normal(rng)).collect()
+}
+
+/// The gradient in (v, a) of the loss of the weight-normalized network (f uses v / ||v||):
+/// the gradient at unit norm, projected on the tangent space and divided by ||v||. With a
+/// batch, the sampled loss; otherwise the population one.
+fn normalized_gradient(
+    teacher: &Teacher,
+    v: &[f64],
+    a: &[f64],
+    batch: Option<&[Vec<f64>]>,
+    gw: &mut [f64],
+    ga: &mut [f64],
+) {
+    let n = inner(v, v).sqrt();
+    let unit: Vec<f64> = v.iter().map(|x| x / n).collect();
+    match batch {
+        Some(batch) => teacher.batch_gradient(&unit, a, batch, gw, ga),
+        None => teacher.gradient(&unit, a, gw, ga),
+    };
+    let along = inner(gw, &unit);
+    for (g, u) in gw.iter_mut().zip(&unit) {
+        *g = (*g - along * u) / n;
+    }
+}
+
+/// Runs one method from (w0, a0). `rng` is the start's own stream (noise and batches).
+pub fn train(
+    teacher: &Teacher,
+    spec: &NoiseSpec,
+    method: Method,
+    w0: &[f64],
+    a0: &[f64],
+    rng: &mut ChaCha8Rng,
+    cancel: &AtomicBool,
+) -> StartPath {
+    let (p, k) = (teacher.p(), teacher.k());
+    let (mut w, mut a) = (w0.to_vec(), a0.to_vec());
+    let (mut gw, mut ga) = (vec![0.0; p], vec![0.0; k]);
+    let total = spec.epochs * spec.iterations;
+    let mut path = StartPath {
+        records: Vec::new(),
+        w: Vec::new(),
+        a: Vec::new(),
+        sign_checks: 0,
+        sign_violations: 0,
+    };
+    // Weight normalization trains v and uses w = v / ||v|| (wn_gd, pgd, psgd).
+    let effective = |w: &[f64]| -> Vec<f64> {
+        if method != Method::Gd {
+            let n = inner(w, w).sqrt();
+            w.iter().map(|x| x / n).collect()
+        } else {
+            w.to_vec()
+        }
+    };
+    let record = |w: &[f64], a: &[f64], iteration: usize| Record {
+        iteration,
+        loss: teacher.loss(&effective(w), a),
+        phi: teacher.angle(w),
+        a_dot: inner(a, &teacher.a),
+    };
+    for t in 0..=total {
+        if t % spec.record_every == 0 || t == total {
+            path.records.push(record(&w, &a, t));
+        }
+        if t == total || (t % 1000 == 0 && cancel.load(Ordering::Relaxed)) {
+            break;
+        }
+        let epoch = t / spec.iterations;
+        // GD and WN-GD keep the initial rate; the perturbed methods anneal it with the noise.
+        let (lr, rho_w, rho_a) = match method {
+            Method::Gd | Method::WnGd => (spec.lr, 0.0, 0.0),
+            Method::Pgd | Method::Psgd => (
+                spec.lr * spec.lr_decay.powi(epoch as i32),
+                spec.noise_w * spec.noise_decay.powi(epoch as i32),
+                spec.noise_a * spec.noise_decay.powi(epoch as i32),
+            ),
+        };
+        match method {
+            Method::Gd => {
+                teacher.gradient(&w, &a, &mut gw, &mut ga);
+            }
+            Method::WnGd => normalized_gradient(teacher, &w, &a, None, &mut gw, &mut ga),
+            Method::Pgd | Method::Psgd => {
+                let xi = noise(p, rho_w, rng);
+                let eps = noise(k, rho_a, rng);
+                let (at_w, at_a): (Vec<f64>, Vec<f64>) = match spec.noise_mode {
+                    NoiseMode::PerturbedPoint => (
+                        w.iter().zip(&xi).map(|(x, y)| x + y).collect(),
+                        a.iter().zip(&eps).map(|(x, y)| x + y).collect(),
+                    ),
+                    NoiseMode::Additive => (w.clone(), a.clone()),
+                };
+                let batch = (method == Method::Psgd).then(|| teacher.draw_batch(spec.batch, rng));
+                normalized_gradient(teacher, &at_w, &at_a, batch.as_deref(), &mut gw, &mut ga);
+                if spec.noise_mode == NoiseMode::Additive {
+                    gw.iter_mut().zip(&xi).for_each(|(g, x)| *g += x);
+                    ga.iter_mut().zip(&eps).for_each(|(g, x)| *g += x);
+                }
+            }
+        }
+        let (phi_before, a_dot) = (teacher.angle(&w), inner(&a, &teacher.a));
+        for (x, g) in w.iter_mut().zip(&gw) {
+            *x -= lr * g;
+        }
+        for (x, g) in a.iter_mut().zip(&ga) {
+            *x -= lr * g;
+        }
+        if method == Method::WnGd {
+            // The sign rule, checked where both sides are resolved.
+            let change = teacher.angle(&w) - phi_before;
+            if a_dot.abs() > 1e-9 && change.abs() > 1e-12 {
+                path.sign_checks += 1;
+                if (change < 0.0) != (a_dot > 0.0) {
+                    path.sign_violations += 1;
+                }
+            }
+        }
+    }
+    path.w = effective(&w);
+    path.a = a;
+    path
+}
