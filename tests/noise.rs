@@ -128,8 +128,8 @@ fn results_do_not_depend_on_the_thread_count() {
         let last = one
             .0
             .lines()
-            .filter(|l| l.starts_with(&format!("{},{},", cells[0], cells[1])))
-            .last()
+            .rev()
+            .find(|l| l.starts_with(&format!("{},{},", cells[0], cells[1])))
             .unwrap()
             .to_string();
         assert_eq!(
