@@ -55,9 +55,11 @@ fn normalized_gradient(
     let n = inner(v, v).sqrt();
     let unit: Vec<f64> = v.iter().map(|x| x / n).collect();
     match batch {
-        Some(batch) => teacher.batch_gradient(&unit, a, batch, gw, ga),
+        Some(batch) => {
+            teacher.batch_gradient(&unit, a, batch, gw, ga);
+        }
         None => teacher.gradient(&unit, a, gw, ga),
-    };
+    }
     let along = inner(gw, &unit);
     for (g, u) in gw.iter_mut().zip(&unit) {
         *g = (*g - along * u) / n;

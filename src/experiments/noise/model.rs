@@ -62,12 +62,12 @@ impl Teacher {
     pub fn angle(&self, w: &[f64]) -> f64 {
         let ns = norm(&self.w);
         let along = dot(w, &self.w) / ns;
-        let across: Vec<f64> = w
+        let across: f64 = w
             .iter()
             .zip(&self.w)
-            .map(|(x, s)| x - along * s / ns)
-            .collect();
-        norm(&across).atan2(along)
+            .map(|(x, s)| (x - along * s / ns).powi(2))
+            .sum();
+        across.sqrt().atan2(along)
     }
 
     /// The population loss at (w, a).
@@ -80,8 +80,8 @@ impl Teacher {
         (nw * nw * quadratic(a) + ns * ns * quadratic(&self.a) - 2.0 * nw * ns * cross) / (4.0 * PI)
     }
 
-    /// The population loss and its gradient in (w, a).
-    pub fn gradient(&self, w: &[f64], a: &[f64], gw: &mut [f64], ga: &mut [f64]) -> f64 {
+    /// The gradient of the population loss in (w, a).
+    pub fn gradient(&self, w: &[f64], a: &[f64], gw: &mut [f64], ga: &mut [f64]) {
         let (nw, ns) = (norm(w), norm(&self.w));
         let phi = if nw == 0.0 { 0.0 } else { self.angle(w) };
         let g = kernel(phi);
@@ -104,7 +104,6 @@ impl Teacher {
                 gw[i] = (radial * wh - ns * (PI - phi) * aa * (sh - cos * wh)) / (2.0 * PI);
             }
         }
-        self.loss(w, a)
     }
 
     /// The network's output on patches Z (k rows of p).
