@@ -286,8 +286,45 @@ fn legend_labels(runs: &[LoadedRun]) -> Vec<String> {
         .collect()
 }
 
+/// Whether a CSV is a second table of a run (`NAME.outcomes.csv`): it has no manifest of its
+/// own, and the manifest of `NAME` lists it among its files.
+fn is_side_table(path: &Path) -> bool {
+    let own = with_suffix(&path.with_extension(""), ".run.json");
+    if own.exists() {
+        return false;
+    }
+    let Some(run) = path
+        .with_extension("")
+        .file_stem()
+        .map(|s| path.with_file_name(s))
+    else {
+        return false;
+    };
+    let manifest = run::manifest::read(&with_suffix(&run, ".run.json")).unwrap_or(None);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    manifest
+        .as_ref()
+        .and_then(|m| m.get("files")?.as_array().cloned())
+        .is_some_and(|files| files.iter().any(|f| f.as_str() == name.as_deref()))
+}
+
 fn plot(args: &PlotArgs) -> Result<ExitCode> {
-    let loaded: Vec<LoadedRun> = args.csvs.iter().map(|p| load(p)).collect::<Result<_>>()?;
+    // `lab plot out/*.csv` also matches runs' second tables: leave them out (with a note)
+    // unless nothing else was named.
+    let (side, main): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        args.csvs.iter().partition(|p| is_side_table(p));
+    let chosen: Vec<&PathBuf> = if main.is_empty() {
+        side
+    } else {
+        for path in &side {
+            eprintln!(
+                "note: leaving out {} (a second table of a run)",
+                path.display()
+            );
+        }
+        main
+    };
+    let loaded: Vec<LoadedRun> = chosen.iter().map(|p| load(p)).collect::<Result<_>>()?;
     let labels = legend_labels(&loaded);
     let experiment_names: Vec<Option<&str>> = loaded
         .iter()

@@ -197,6 +197,20 @@ fn a_run_writes_its_outcomes_and_figures() {
         .success();
     let outcomes = std::fs::read_to_string(dir.path().join("out/s.outcomes.csv")).unwrap();
     assert_eq!(outcomes.lines().count(), 6);
+    // `lab plot out/*.csv` leaves the second table out, saying so.
+    let out = lab(dir.path())
+        .args([
+            "plot",
+            "out/s.csv",
+            "out/s.outcomes.csv",
+            "--out",
+            "out/p.png",
+        ])
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("leaving out out/s.outcomes.csv"), "{err}");
+    assert!(dir.path().join("out/p.png").exists());
 }
 
 #[test]

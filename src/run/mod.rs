@@ -216,13 +216,16 @@ pub fn execute(exp: &dyn Experiment, spec: toml::Table, options: &RunOptions) ->
     };
     let mut files = vec![csv_path];
     for attachment in attachments {
+        // Like a figure, a second table that cannot be written must not lose the run.
         let path = with_suffix(&prefix, &format!("{}.csv", attachment.suffix));
-        let mut sink = CsvSink::create(&path)?;
-        sink.header(&attachment.header)?;
-        for row in &attachment.rows {
-            sink.row(row)?;
+        let written = CsvSink::create(&path).and_then(|mut sink| {
+            sink.header(&attachment.header)?;
+            attachment.rows.iter().try_for_each(|row| sink.row(row))
+        });
+        match written {
+            Ok(()) => files.push(path),
+            Err(e) => eprintln!("warning: could not write {}: {e:#}", path.display()),
         }
-        files.push(path);
     }
     // The figures see the run as `lab plot` would (rows, spec, summary); the rows are lent to
     // them and taken back, not copied.
