@@ -89,6 +89,16 @@ pub fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
+/// Fills `out` with standard normal draws by the ziggurat method of `rand_distr` (several
+/// times faster than [`standard_normal`]'s Box-Muller, which keeps the streams of the earlier
+/// experiments as they were), for hot loops that need many draws, e.g. mini-batches.
+pub fn fill_standard_normal(rng: &mut ChaCha8Rng, out: &mut [f64]) {
+    use rand::Rng;
+    for x in out.iter_mut() {
+        *x = rng.sample(rand_distr::StandardNormal);
+    }
+}
+
 /// FNV-1a: a hash that stays the same across Rust versions and platforms, unlike
 /// `DefaultHasher` (used for stream ids and file names).
 pub fn stable_hash(text: &str) -> u64 {

@@ -14,7 +14,7 @@ use anyhow::Result;
 
 pub use context::{
     Attachment, ColumnKind, ColumnSpec, Interrupted, NonFinite, NullSink, RowSink, RunContext,
-    component_rng, stable_hash, standard_normal,
+    component_rng, fill_standard_normal, stable_hash, standard_normal,
 };
 pub use csv_sink::CsvSink;
 pub use manifest::Status;

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::model::{Teacher, inner};
 use super::spec::{Method, NoiseMode, NoiseSpec};
-use crate::run::standard_normal;
+use crate::run::fill_standard_normal;
 
 /// A recorded state of one start.
 #[derive(Debug, Clone, Copy)]
@@ -35,10 +35,11 @@ pub struct StartPath {
     pub sign_violations: usize,
 }
 
-/// Gaussian noise of norm ~rho in R^n (standard deviation rho / sqrt(n) per coordinate).
-fn noise(n: usize, rho: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
-    let s = rho / (n as f64).sqrt();
-    (0..n).map(|_| s * standard_normal(rng)).collect()
+/// Gaussian noise of norm ~rho in `out` (standard deviation rho / sqrt(n) per coordinate).
+fn noise(rho: f64, rng: &mut ChaCha8Rng, out: &mut [f64]) {
+    fill_standard_normal(rng, out);
+    let s = rho / (out.len() as f64).sqrt();
+    out.iter_mut().for_each(|x| *x *= s);
 }
 
 /// The gradient in (v, a) of the loss of the weight-normalized network (f uses v / ||v||):
@@ -48,7 +49,7 @@ fn normalized_gradient(
     teacher: &Teacher,
     v: &[f64],
     a: &[f64],
-    batch: Option<&[Vec<f64>]>,
+    batch: Option<&[f64]>,
     gw: &mut [f64],
     ga: &mut [f64],
 ) {
@@ -79,6 +80,10 @@ pub fn train(
     let (p, k) = (teacher.p(), teacher.k());
     let (mut w, mut a) = (w0.to_vec(), a0.to_vec());
     let (mut gw, mut ga) = (vec![0.0; p], vec![0.0; k]);
+    let mut batch_buffer = vec![0.0; spec.batch * k * p];
+    // Scratch of the perturbed methods: the noise and the point the gradient is taken at.
+    let (mut xi, mut eps) = (vec![0.0; p], vec![0.0; k]);
+    let (mut at_w, mut at_a) = (vec![0.0; p], vec![0.0; k]);
     let total = spec.epochs * spec.iterations;
     let mut path = StartPath {
         records: Vec::new(),
@@ -125,17 +130,19 @@ pub fn train(
             }
             Method::WnGd => normalized_gradient(teacher, &w, &a, None, &mut gw, &mut ga),
             Method::Pgd | Method::Psgd => {
-                let xi = noise(p, rho_w, rng);
-                let eps = noise(k, rho_a, rng);
-                let (at_w, at_a): (Vec<f64>, Vec<f64>) = match spec.noise_mode {
-                    NoiseMode::PerturbedPoint => (
-                        w.iter().zip(&xi).map(|(x, y)| x + y).collect(),
-                        a.iter().zip(&eps).map(|(x, y)| x + y).collect(),
-                    ),
-                    NoiseMode::Additive => (w.clone(), a.clone()),
-                };
-                let batch = (method == Method::Psgd).then(|| teacher.draw_batch(spec.batch, rng));
-                normalized_gradient(teacher, &at_w, &at_a, batch.as_deref(), &mut gw, &mut ga);
+                noise(rho_w, rng, &mut xi);
+                noise(rho_a, rng, &mut eps);
+                at_w.copy_from_slice(&w);
+                at_a.copy_from_slice(&a);
+                if spec.noise_mode == NoiseMode::PerturbedPoint {
+                    at_w.iter_mut().zip(&xi).for_each(|(x, y)| *x += y);
+                    at_a.iter_mut().zip(&eps).for_each(|(x, y)| *x += y);
+                }
+                let batch = (method == Method::Psgd).then(|| {
+                    teacher.draw_batch(rng, &mut batch_buffer);
+                    batch_buffer.as_slice()
+                });
+                normalized_gradient(teacher, &at_w, &at_a, batch, &mut gw, &mut ga);
                 if spec.noise_mode == NoiseMode::Additive {
                     gw.iter_mut().zip(&xi).for_each(|(g, x)| *g += x);
                     ga.iter_mut().zip(&eps).for_each(|(g, x)| *g += x);

@@ -11,7 +11,7 @@ use std::f64::consts::PI;
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::run::standard_normal;
+use crate::run::{fill_standard_normal, standard_normal};
 
 /// g(phi) = sin phi + (pi - phi) cos phi.
 pub fn kernel(phi: f64) -> f64 {
@@ -115,21 +115,23 @@ impl Teacher {
             .sum()
     }
 
-    /// The mean loss of a sampled batch of patch sets and its gradient (mini-batch SGD).
+    /// The mean loss of a sampled batch of patch sets and its gradient (mini-batch SGD). The
+    /// batch is flat: one patch set Z (k rows of p) after the other.
     pub fn batch_gradient(
         &self,
         w: &[f64],
         a: &[f64],
-        batch: &[Vec<f64>],
+        batch: &[f64],
         gw: &mut [f64],
         ga: &mut [f64],
     ) -> f64 {
         let p = w.len();
         gw.iter_mut().for_each(|x| *x = 0.0);
         ga.iter_mut().for_each(|x| *x = 0.0);
-        let n = batch.len() as f64;
+        let size = self.k() * p;
+        let n = (batch.len() / size) as f64;
         let mut total = 0.0;
-        for z in batch {
+        for z in batch.chunks_exact(size) {
             let residual = Self::output(w, a, z) - Self::output(&self.w, &self.a, z);
             total += 0.5 * residual * residual / n;
             for (j, aj) in a.iter().enumerate() {
@@ -146,15 +148,9 @@ impl Teacher {
         total
     }
 
-    /// A batch of `size` patch sets Z with N(0, 1) entries.
-    pub fn draw_batch(&self, size: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<f64>> {
-        (0..size)
-            .map(|_| {
-                (0..self.k() * self.p())
-                    .map(|_| standard_normal(rng))
-                    .collect()
-            })
-            .collect()
+    /// Fills `batch` (a multiple of k p long) with fresh N(0, 1) patch sets.
+    pub fn draw_batch(&self, rng: &mut ChaCha8Rng, batch: &mut [f64]) {
+        fill_standard_normal(rng, batch);
     }
 
     /// The spurious critical point of the notes: w = -w* (unit), a_sp = (1 1^T + (pi-1) I)^-1
@@ -263,7 +259,8 @@ mod tests {
         let mut rng = component_rng(2, "batch");
         let w = vec![0.7, -0.4];
         let a = vec![0.5, 0.3, -0.6];
-        let batch = t.draw_batch(8, &mut rng);
+        let mut batch = vec![0.0; 8 * 6];
+        t.draw_batch(&mut rng, &mut batch);
         let (mut gw, mut ga) = (vec![0.0; 2], vec![0.0; 3]);
         t.batch_gradient(&w, &a, &batch, &mut gw, &mut ga);
         let f = |w: &[f64], a: &[f64]| {
@@ -278,7 +275,8 @@ mod tests {
             assert!(((f(&p, &a) - f(&m, &a)) / (2.0 * h) - gw[i]).abs() < 1e-7);
         }
         // Averaged over many batches, the sampled gradient is the population one.
-        let big = t.draw_batch(200_000, &mut rng);
+        let mut big = vec![0.0; 200_000 * 6];
+        t.draw_batch(&mut rng, &mut big);
         t.batch_gradient(&w, &a, &big, &mut gw, &mut ga);
         let (mut pw, mut pa) = (vec![0.0; 2], vec![0.0; 3]);
         t.gradient(&w, &a, &mut pw, &mut pa);
