@@ -24,9 +24,9 @@ fn every_case_checks_its_claims() {
     for (label, settings) in verify::CASES {
         let (spec, rows, summary) = verify::run_case(settings).unwrap();
         for r in exp.check_claims(&spec, &rows, &summary) {
-            // The 95% rate of the perturbed methods is not reproduced under either reading of
-            // the noise (70% and 0%): recorded as a finding, not asserted.
-            if r.id != claims::NOISE_ESCAPES.id {
+            // With the paper's default schedule the perturbed methods reach 71%, not 95%: a
+            // finding, not asserted. With the longer schedule they must escape.
+            if r.id != claims::NOISE_ESCAPES.id || *label != "k=6, every method" {
                 assert_eq!(r.verdict, Verdict::Pass, "{label}: {} {}", r.id, r.measured);
             }
             seen.push(r.id);
