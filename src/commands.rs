@@ -44,9 +44,11 @@ pub fn dispatch(matches: &ArgMatches) -> Result<ExitCode> {
 }
 
 fn list() -> Result<ExitCode> {
-    for exp in experiments::registry() {
-        println!("{:<10} {}", exp.name(), exp.title());
-        println!("{:<10} paper: {}", "", exp.paper());
+    let all = experiments::registry();
+    let width = all.iter().map(|e| e.name().len()).max().unwrap_or(0);
+    for exp in all {
+        println!("{:<width$} {}", exp.name(), exp.title());
+        println!("{:<width$} paper: {}", "", exp.paper());
     }
     Ok(ExitCode::SUCCESS)
 }
