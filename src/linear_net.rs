@@ -3,6 +3,32 @@
 
 use ndarray::Array2;
 
+/// The number of weights of layers W_j in R^{d_j x d_{j-1}} for widths d_0, ..., d_N.
+pub fn parameter_count(widths: &[usize]) -> usize {
+    widths.windows(2).map(|p| p[0] * p[1]).sum()
+}
+
+/// The layers W_1, ..., W_N stored one after the other in `theta`, each row-major.
+pub fn unpack(widths: &[usize], theta: &[f64]) -> Vec<Array2<f64>> {
+    let mut at = 0;
+    widths
+        .windows(2)
+        .map(|p| {
+            let (rows, cols) = (p[1], p[0]);
+            let block = theta[at..at + rows * cols].to_vec();
+            at += rows * cols;
+            Array2::from_shape_vec((rows, cols), block).expect("the widths fit the parameters")
+        })
+        .collect()
+}
+
+/// The inverse of [`unpack`], written into `out` (the flow's gradient buffer).
+pub fn pack_into(layers: &[Array2<f64>], out: &mut [f64]) {
+    for (o, x) in out.iter_mut().zip(layers.iter().flat_map(|w| w.iter())) {
+        *o = *x;
+    }
+}
+
 /// W = W_N ... W_1 (layers[0] is W_1).
 pub fn product(layers: &[Array2<f64>]) -> Array2<f64> {
     let mut w = layers[0].clone();

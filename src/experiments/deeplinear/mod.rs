@@ -70,7 +70,7 @@ fn check(spec: &DeepLinearSpec) -> Result<()> {
             "spectrum = {s:?}: expected positive values in non-increasing order"
         ));
     }
-    let dim: usize = w.windows(2).map(|p| p[0] * p[1]).sum();
+    let dim = crate::linear_net::parameter_count(w);
     if dim > MAX_PARAMETERS {
         return Err(input_error!(
             "widths = {w:?} give {dim} weights: expected at most {MAX_PARAMETERS}"
@@ -131,7 +131,7 @@ pub fn start(spec: &DeepLinearSpec, target: &Target) -> (Vec<f64>, Option<Vec<f6
     let n = w.len() - 1;
     match spec.init {
         Init::Random => {
-            let dim: usize = w.windows(2).map(|p| p[0] * p[1]).sum();
+            let dim = crate::linear_net::parameter_count(w);
             let theta = (0..dim)
                 .map(|_| spec.init_scale * normal(&mut rng))
                 .collect();

@@ -22,25 +22,8 @@ impl DeepLinear {
         self.widths.len() - 1
     }
 
-    /// Offsets of the layers in the flat parameter vector.
-    fn offsets(&self) -> Vec<usize> {
-        let mut offsets = vec![0];
-        for j in 1..self.widths.len() {
-            let last = *offsets.last().expect("non-empty");
-            offsets.push(last + self.widths[j] * self.widths[j - 1]);
-        }
-        offsets
-    }
-
     pub fn layers(&self, theta: &[f64]) -> Vec<Array2<f64>> {
-        let offsets = self.offsets();
-        (1..self.widths.len())
-            .map(|j| {
-                let block = &theta[offsets[j - 1]..offsets[j]];
-                Array2::from_shape_vec((self.widths[j], self.widths[j - 1]), block.to_vec())
-                    .expect("shape matches the offsets")
-            })
-            .collect()
+        linear_net::unpack(&self.widths, theta)
     }
 
     pub fn pack(layers: &[Array2<f64>]) -> Vec<f64> {
@@ -62,7 +45,7 @@ impl DeepLinear {
 
 impl Objective for DeepLinear {
     fn dim(&self) -> usize {
-        *self.offsets().last().expect("non-empty")
+        linear_net::parameter_count(&self.widths)
     }
 
     fn loss(&self, theta: &[f64]) -> f64 {
@@ -76,10 +59,7 @@ impl Objective for DeepLinear {
         let n = self.widths.len() - 1;
         let grads =
             linear_net::layer_gradients(&layers, self.widths[0], self.widths[n], |w| w - &self.z);
-        let offsets = self.offsets();
-        for (j, g) in grads.iter().enumerate() {
-            out[offsets[j]..offsets[j + 1]].copy_from_slice(g.as_slice().expect("standard"));
-        }
+        linear_net::pack_into(&grads, out);
     }
 }
 

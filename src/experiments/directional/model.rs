@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::population::{Population, RadialTable, labelled_sample, norm, two_node};
 use crate::flow::Objective;
-use crate::linear_net::{layer_gradients, product};
+use crate::linear_net::{layer_gradients, pack_into, parameter_count, product, unpack};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Network {
@@ -21,7 +21,7 @@ pub enum Network {
 impl Network {
     pub fn dim(&self) -> usize {
         match self {
-            Network::Linear { widths } => widths.windows(2).map(|p| p[0] * p[1]).sum(),
+            Network::Linear { widths } => parameter_count(widths),
             Network::TwoNode { dim, .. } => 2 * dim + 2,
         }
     }
@@ -43,21 +43,10 @@ impl Network {
     }
 
     pub fn layers(&self, theta: &[f64]) -> Vec<Array2<f64>> {
-        let Network::Linear { widths } = self else {
-            return Vec::new();
-        };
-        let mut at = 0;
-        widths
-            .windows(2)
-            .map(|p| {
-                let (rows, cols) = (p[1], p[0]);
-                let layer =
-                    Array2::from_shape_vec((rows, cols), theta[at..at + rows * cols].to_vec())
-                        .expect("the widths fit the parameters");
-                at += rows * cols;
-                layer
-            })
-            .collect()
+        match self {
+            Network::Linear { widths } => unpack(widths, theta),
+            Network::TwoNode { .. } => Vec::new(),
+        }
     }
 
     /// The end-to-end predictor beta = W_N ... W_1 of a linear network.
@@ -135,13 +124,7 @@ impl Network {
         let grads = layer_gradients(&layers, d, 1, |_| {
             Array2::from_shape_vec((1, d), g.to_vec()).expect("1 x d")
         });
-        let mut at = 0;
-        for grad in grads {
-            for x in grad.iter() {
-                out[at] = *x;
-                at += 1;
-            }
-        }
+        pack_into(&grads, out);
     }
 
     /// The gradient of the mean loss of a batch of (y, x).

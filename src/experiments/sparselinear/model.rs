@@ -19,27 +19,12 @@ pub struct SparseLinear {
 }
 
 impl SparseLinear {
-    fn offsets(&self) -> Vec<usize> {
-        let mut offsets = vec![0];
-        for j in 1..self.widths.len() {
-            let last = *offsets.last().expect("non-empty");
-            offsets.push(last + self.widths[j] * self.widths[j - 1]);
-        }
-        offsets
-    }
-
     /// The masked layers M_j . W_j.
     pub fn layers(&self, theta: &[f64]) -> Vec<Array2<f64>> {
-        let offsets = self.offsets();
-        (1..self.widths.len())
-            .map(|j| {
-                let w = Array2::from_shape_vec(
-                    (self.widths[j], self.widths[j - 1]),
-                    theta[offsets[j - 1]..offsets[j]].to_vec(),
-                )
-                .expect("shape matches the offsets");
-                w * &self.masks[j - 1]
-            })
+        linear_net::unpack(&self.widths, theta)
+            .into_iter()
+            .zip(&self.masks)
+            .map(|(w, m)| w * m)
             .collect()
     }
 
@@ -66,7 +51,7 @@ impl SparseLinear {
 
 impl Objective for SparseLinear {
     fn dim(&self) -> usize {
-        *self.offsets().last().expect("non-empty")
+        linear_net::parameter_count(&self.widths)
     }
 
     fn loss(&self, theta: &[f64]) -> f64 {
@@ -80,11 +65,8 @@ impl Objective for SparseLinear {
         let grads = linear_net::layer_gradients(&layers, self.widths[0], self.widths[n], |w| {
             w.dot(&self.sigma) - &self.c
         });
-        let offsets = self.offsets();
-        for (j, g) in grads.iter().enumerate() {
-            let masked = g * &self.masks[j];
-            out[offsets[j]..offsets[j + 1]].copy_from_slice(masked.as_slice().expect("standard"));
-        }
+        let masked: Vec<Array2<f64>> = grads.iter().zip(&self.masks).map(|(g, m)| g * m).collect();
+        linear_net::pack_into(&masked, out);
     }
 }
 
