@@ -1,9 +1,10 @@
 //! The command line as a user meets it: runs, outputs, bad input, overwrites, plots, Ctrl-C.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -488,9 +489,10 @@ fn plot_rejects_bad_csvs_clearly() {
 #[test]
 fn ctrl_c_keeps_the_rows_and_marks_the_run_interrupted() {
     let dir = TempDir::new().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
-        .current_dir(dir.path())
-        .args([
+    let csv = dir.path().join("out/long.csv");
+    let ended = common::interrupt(
+        dir.path(),
+        &[
             "run",
             "pmd",
             "states=3000",
@@ -499,30 +501,11 @@ fn ctrl_c_keeps_the_rows_and_marks_the_run_interrupted() {
             "--out",
             "out/long",
             "-q",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let csv = dir.path().join("out/long.csv");
-    let start = Instant::now();
-    while fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 5 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no rows after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
+        ],
+        || common::lines(&csv) >= 5,
+        Duration::ZERO,
     );
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(ended.code, Some(130));
     let manifest = read_manifest(&dir.path().join("out/long.run.json"));
     assert_eq!(manifest["status"], "interrupted");
     let text = fs::read_to_string(&csv).unwrap();
@@ -531,7 +514,7 @@ fn ctrl_c_keeps_the_rows_and_marks_the_run_interrupted() {
     assert!(text.ends_with('\n'), "the last row is complete");
     let width = text.lines().next().unwrap().split(',').count();
     assert!(rows.iter().all(|r| r.split(',').count() == width));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("rows kept"));
+    assert!(ended.stderr.contains("rows kept"));
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! deeplinear: every claim on its instance (the cases of `lab verify deeplinear`), the plateau
 //! sweep, gradient descent against the flow, and bad input on the command line.
 
+mod common;
+
+use common::lab;
+
 use std::path::Path;
 
-use assert_cmd::Command;
 use lab::claims::Verdict;
 use lab::experiments::deeplinear::{claims, verify};
 use tempfile::TempDir;
@@ -72,12 +75,6 @@ fn gradient_descent_tracks_the_flow_at_first_order() {
     let (coarse, fine) = (gap("1e-3"), gap("5e-4"));
     assert!(coarse > 0.0);
     assert!((coarse / fine - 2.0).abs() < 0.2, "{coarse} / {fine}");
-}
-
-fn lab(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
-    cmd.current_dir(dir);
-    cmd
 }
 
 #[test]
@@ -163,12 +160,12 @@ fn a_three_layer_scalar_chain_gets_a_portrait_on_its_invariant_plane() {
 
 #[test]
 fn ctrl_c_stops_a_long_integration() {
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
     let dir = TempDir::new().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
-        .current_dir(dir.path())
-        .args([
+    let manifest = dir.path().join("out/long.run.json");
+    // Interrupt once the run has started (its manifest exists) and settled in its loop.
+    let ended = common::interrupt(
+        dir.path(),
+        &[
             "run",
             "deeplinear",
             "t_end=1e6",
@@ -176,37 +173,15 @@ fn ctrl_c_stops_a_long_integration() {
             "--out",
             "out/long",
             "-q",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the run has started (its manifest exists), then interrupt it.
-    let manifest = dir.path().join("out/long.run.json");
-    let start = Instant::now();
-    while !manifest.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the run never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
+        ],
+        || manifest.exists(),
+        std::time::Duration::from_millis(300),
     );
-    let stopped = Instant::now();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(ended.code, Some(130), "{}", ended.stderr);
     assert!(
-        stopped.elapsed() < Duration::from_secs(5),
+        ended.exit_time < std::time::Duration::from_secs(5),
         "took {:?}",
-        stopped.elapsed()
+        ended.exit_time
     );
     let text = std::fs::read_to_string(&manifest).unwrap();
     assert!(text.contains("\"interrupted\""), "{text}");

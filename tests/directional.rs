@@ -3,9 +3,12 @@
 //! `lab verify directional`), claim checks that must fail on wrong rows, bad input, online
 //! reproducibility, Ctrl-C and the figures.
 
+mod common;
+
+use common::lab;
+
 use std::path::Path;
 
-use assert_cmd::Command;
 use lab::claims::Verdict;
 use lab::experiments::directional::model::{Network, PopulationObjective};
 use lab::experiments::directional::population::{Law, Loss, Population, RadialTable};
@@ -13,12 +16,6 @@ use lab::experiments::directional::{Theory, claims, verify};
 use lab::flow::{Objective, Tolerances, VectorField, gradient_flow, integrate};
 use lab::table::{Cell, Table};
 use tempfile::TempDir;
-
-fn lab(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("lab").unwrap();
-    cmd.current_dir(dir);
-    cmd
-}
 
 /// Central differences of f at x.
 fn finite_differences(f: &dyn Fn(&[f64]) -> f64, x: &[f64]) -> Vec<f64> {
@@ -351,12 +348,12 @@ fn figures_show_the_field_and_the_derived_slope() {
 
 #[test]
 fn ctrl_c_stops_a_long_online_run() {
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
     let dir = TempDir::new().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
-        .current_dir(dir.path())
-        .args([
+    let manifest = dir.path().join("out/long.run.json");
+    // Interrupt once the run has started (its manifest exists) and settled in its loop.
+    let ended = common::interrupt(
+        dir.path(),
+        &[
             "run",
             "directional",
             "method=online",
@@ -364,29 +361,16 @@ fn ctrl_c_stops_a_long_online_run() {
             "--out",
             "out/long",
             "-q",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let manifest = dir.path().join("out/long.run.json");
-    let start = Instant::now();
-    while !manifest.exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
+        ],
+        || manifest.exists(),
+        std::time::Duration::from_millis(300),
     );
-    let stopped = Instant::now();
-    assert_eq!(child.wait().unwrap().code(), Some(130));
-    assert!(stopped.elapsed() < Duration::from_secs(5));
+    assert_eq!(ended.code, Some(130), "{}", ended.stderr);
+    assert!(
+        ended.exit_time < std::time::Duration::from_secs(5),
+        "took {:?}",
+        ended.exit_time
+    );
     let text = std::fs::read_to_string(&manifest).unwrap();
     assert!(text.contains("\"interrupted\""), "{text}");
 }

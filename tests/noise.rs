@@ -3,19 +3,16 @@
 //! Ctrl-C. The closed forms are tested against Monte Carlo and finite differences in
 //! `src/experiments/noise/model.rs`.
 
+mod common;
+
+use common::lab;
+
 use std::path::Path;
 
-use assert_cmd::Command;
 use lab::claims::Verdict;
 use lab::experiments::noise::{claims, verify};
 use serde_json::json;
 use tempfile::TempDir;
-
-fn lab(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("lab").unwrap();
-    cmd.current_dir(dir);
-    cmd
-}
 
 #[test]
 fn every_case_checks_its_claims() {
@@ -215,34 +212,21 @@ fn a_run_writes_its_outcomes_and_figures() {
 
 #[test]
 fn ctrl_c_stops_a_long_sweep() {
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
     let dir = TempDir::new().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
-        .current_dir(dir.path())
-        .args(["run", "noise", "epochs=5000", "--out", "out/long", "-q"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let manifest = dir.path().join("out/long.run.json");
-    let start = Instant::now();
-    while !manifest.exists() {
-        assert!(start.elapsed() < Duration::from_secs(30), "never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
+    // Interrupt once the run has started (its manifest exists) and settled in its loop.
+    let ended = common::interrupt(
+        dir.path(),
+        &["run", "noise", "epochs=5000", "--out", "out/long", "-q"],
+        || manifest.exists(),
+        std::time::Duration::from_millis(300),
     );
-    let stopped = Instant::now();
-    assert_eq!(child.wait().unwrap().code(), Some(130));
-    assert!(stopped.elapsed() < Duration::from_secs(5));
+    assert_eq!(ended.code, Some(130), "{}", ended.stderr);
+    assert!(
+        ended.exit_time < std::time::Duration::from_secs(5),
+        "took {:?}",
+        ended.exit_time
+    );
     let text = std::fs::read_to_string(&manifest).unwrap();
     assert!(text.contains("\"interrupted\""), "{text}");
 }

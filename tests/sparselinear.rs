@@ -1,9 +1,10 @@
 //! sparselinear: the benign claims on their instances, the dense oracle against gradient
 //! descent, thread-count independence of the starts, and bad input.
 
-use std::path::Path;
+mod common;
 
-use assert_cmd::Command;
+use common::lab;
+
 use lab::claims::Verdict;
 use lab::experiments::sparselinear::verify;
 use tempfile::TempDir;
@@ -95,12 +96,6 @@ fn every_dense_start_reaches_the_reduced_rank_optimum() {
         );
         assert!((opt - best).abs() < 1e-9, "{opt} vs {best}");
     }
-}
-
-fn lab(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
-    cmd.current_dir(dir);
-    cmd
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! eigenvalues, optimality conditions), the LIBSVM reader on the real files, the claims on
 //! small instances and the command line.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -539,12 +541,11 @@ fn a_run_writes_csv_manifest_and_figures_and_a_sweep_plots_the_scaling() {
 
 #[test]
 fn ctrl_c_keeps_the_rows_of_a_parallel_run() {
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
     let dir = TempDir::new().unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
-        .current_dir(dir.path())
-        .args([
+    let csv = dir.path().join("out/long.csv");
+    let ended = common::interrupt(
+        dir.path(),
+        &[
             "run",
             "svrs",
             "samples=20000",
@@ -557,30 +558,11 @@ fn ctrl_c_keeps_the_rows_of_a_parallel_run() {
             "--out",
             "out/long",
             "-q",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let csv = dir.path().join("out/long.csv");
-    let start = Instant::now();
-    while fs::read_to_string(&csv).map_or(0, |t| t.lines().count()) < 20 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "no rows after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid])
-            .status()
-            .unwrap()
-            .success()
+        ],
+        || common::lines(&csv) >= 20,
+        std::time::Duration::ZERO,
     );
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130));
+    assert_eq!(ended.code, Some(130));
     let manifest: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(dir.path().join("out/long.run.json")).unwrap())
             .unwrap();
