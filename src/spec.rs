@@ -41,6 +41,24 @@ pub enum Domain {
 
 impl Domain {
     /// A real number strictly greater than `min`.
+    /// (0, max]: a tolerance, a step decay, a fraction.
+    pub const fn up_to(max: f64) -> Domain {
+        Domain::Real {
+            min: 0.0,
+            max,
+            min_open: true,
+            max_open: false,
+        }
+    }
+
+    /// A root seed: any non-negative integer.
+    pub const fn seed() -> Domain {
+        Domain::Int {
+            min: 0,
+            max: i64::MAX,
+        }
+    }
+
     pub const fn positive_real() -> Domain {
         Domain::Real {
             min: 0.0,

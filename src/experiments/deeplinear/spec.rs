@@ -144,12 +144,7 @@ pub const FIELDS: &[Field] = &[
         key: "t_end",
         group: DYNAMICS,
         doc: "Time horizon.",
-        domain: Domain::Real {
-            min: 0.0,
-            max: 1e9,
-            min_open: true,
-            max_open: false,
-        },
+        domain: Domain::up_to(1e9),
     },
     Field {
         key: "outputs",
@@ -164,32 +159,19 @@ pub const FIELDS: &[Field] = &[
         key: "rtol",
         group: DYNAMICS,
         doc: "Relative tolerance of the flow integrator.",
-        domain: Domain::Real {
-            min: 0.0,
-            max: 1e-3,
-            min_open: true,
-            max_open: false,
-        },
+        domain: Domain::up_to(1e-3),
     },
     Field {
         key: "atol",
         group: DYNAMICS,
         doc: "Absolute tolerance of the flow integrator.",
-        domain: Domain::Real {
-            min: 0.0,
-            max: 1e-3,
-            min_open: true,
-            max_open: false,
-        },
+        domain: Domain::up_to(1e-3),
     },
     Field {
         key: "seed",
         group: RUN,
         doc: "Root seed: the singular vectors (`target`) and the initialization (`init`) draw\n\
               from their own ChaCha8 streams.",
-        domain: Domain::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        domain: Domain::seed(),
     },
 ];

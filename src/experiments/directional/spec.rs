@@ -225,12 +225,7 @@ pub const FIELDS: &[Field] = &[
         key: "t_end",
         group: DYNAMICS,
         doc: "Time horizon.",
-        domain: Domain::Real {
-            min: 0.0,
-            max: 1e9,
-            min_open: true,
-            max_open: false,
-        },
+        domain: Domain::up_to(1e9),
     },
     Field {
         key: "outputs",
@@ -251,12 +246,7 @@ pub const FIELDS: &[Field] = &[
         key: "rtol",
         group: DYNAMICS,
         doc: "Relative tolerance of the flow integrator.",
-        domain: Domain::Real {
-            min: 0.0,
-            max: 1e-3,
-            min_open: true,
-            max_open: false,
-        },
+        domain: Domain::up_to(1e-3),
     },
     Field {
         key: "atol",
@@ -264,21 +254,13 @@ pub const FIELDS: &[Field] = &[
         doc: "Absolute tolerance of the flow integrator. Tiny by default, so the control is\n\
               relative: the components across w* shrink like the angle (to 1e-100 and below)\n\
               and must keep their relative accuracy.",
-        domain: Domain::Real {
-            min: 0.0,
-            max: 1e-3,
-            min_open: true,
-            max_open: false,
-        },
+        domain: Domain::up_to(1e-3),
     },
     Field {
         key: "seed",
         group: RUN,
         doc: "Root seed: random starts (`init`) and online batches (`data`) draw from their own\n\
               ChaCha8 streams.",
-        domain: Domain::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        domain: Domain::seed(),
     },
 ];

@@ -88,15 +88,6 @@ const MODEL: &str = "teacher";
 const TRAINING: &str = "training";
 const RUN: &str = "run";
 
-const fn unit_interval() -> Domain {
-    Domain::Real {
-        min: 0.0,
-        max: 1.0,
-        min_open: true,
-        max_open: false,
-    }
-}
-
 pub const FIELDS: &[Field] = &[
     Field {
         key: "k",
@@ -166,7 +157,7 @@ pub const FIELDS: &[Field] = &[
         key: "lr_decay",
         group: TRAINING,
         doc: "Per-epoch factor of the step of pgd and psgd.",
-        domain: unit_interval(),
+        domain: Domain::up_to(1.0),
     },
     Field {
         key: "noise_w",
@@ -194,7 +185,7 @@ pub const FIELDS: &[Field] = &[
         key: "noise_decay",
         group: TRAINING,
         doc: "Per-epoch factor of both noise levels.",
-        domain: unit_interval(),
+        domain: Domain::up_to(1.0),
     },
     Field {
         key: "batch",
@@ -224,9 +215,6 @@ pub const FIELDS: &[Field] = &[
         key: "seed",
         group: RUN,
         doc: "Root seed of the streams `teacher`, `init/K` and `METHOD/K`.",
-        domain: Domain::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        domain: Domain::seed(),
     },
 ];

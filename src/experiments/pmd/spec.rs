@@ -168,12 +168,7 @@ pub const FIELDS: &[Field] = &[
         group: MDP,
         doc: "Chain: action a >= 1 loses a * chain_gap per step against moving on, so the gap\n\
               Delta equals chain_gap; needs chain_gap * (actions - 1) <= 1.",
-        domain: Domain::Real {
-            min: 0.0,
-            max: 1.0,
-            min_open: true,
-            max_open: false,
-        },
+        domain: Domain::up_to(1.0),
     },
     Field {
         key: "mdp_file",
@@ -206,12 +201,7 @@ pub const FIELDS: &[Field] = &[
         group: PMD,
         doc: "Index q of the Tsallis divergence: q > 1 reaches faces (finite-step), q < 1 is a\n\
               barrier; q = 2 is Euclidean with half the step; q = 1 would be KL.",
-        domain: Domain::Real {
-            min: 0.0,
-            max: 100.0,
-            min_open: true,
-            max_open: false,
-        },
+        domain: Domain::up_to(100.0),
     },
     Field {
         key: "schedule",
@@ -260,21 +250,13 @@ pub const FIELDS: &[Field] = &[
         key: "eval_tol",
         group: EVAL,
         doc: "Absolute error of the iterative evaluation.",
-        domain: Domain::Real {
-            min: 0.0,
-            max: 1e-6,
-            min_open: true,
-            max_open: false,
-        },
+        domain: Domain::up_to(1e-6),
     },
     Field {
         key: "seed",
         group: RUN,
         doc: "Root seed: the MDP and the random initial policy each draw from their own\n\
               ChaCha8 stream derived from it.",
-        domain: Domain::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        domain: Domain::seed(),
     },
 ];

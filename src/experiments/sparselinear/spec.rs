@@ -75,12 +75,7 @@ pub const FIELDS: &[Field] = &[
         key: "density",
         group: NETWORK,
         doc: "mask = random: probability of keeping a first-layer weight.",
-        domain: Domain::Real {
-            min: 0.0,
-            max: 1.0,
-            min_open: true,
-            max_open: false,
-        },
+        domain: Domain::up_to(1.0),
     },
     Field {
         key: "first_mask",
@@ -162,9 +157,6 @@ pub const FIELDS: &[Field] = &[
         group: RUN,
         doc: "Root seed: the teacher, the random mask and every start draw from their own\n\
               ChaCha8 streams.",
-        domain: Domain::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        domain: Domain::seed(),
     },
 ];

@@ -242,19 +242,13 @@ pub const FIELDS: &[Field] = &[
         group: RUN,
         doc: "Write a row each time a method has made this many more communications; 0: after\n\
               n more or 1% more communications, whichever is later.",
-        domain: Domain::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        domain: Domain::seed(),
     },
     Field {
         key: "seed",
         group: RUN,
         doc: "Root seed: the synthetic data, the split and every (method, seed) run draw from\n\
               their own ChaCha8 streams derived from it.",
-        domain: Domain::Int {
-            min: 0,
-            max: i64::MAX,
-        },
+        domain: Domain::seed(),
     },
 ];
