@@ -354,10 +354,12 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                     });
                 }
             }
-            Style::LineWithMarkers => {
-                chart
-                    .draw_series(LineSeries::new(points.iter().copied(), line))
-                    .map_err(plot_err)?;
+            Style::LineWithMarkers | Style::Markers => {
+                if spec.style == Style::LineWithMarkers {
+                    chart
+                        .draw_series(LineSeries::new(points.iter().copied(), line))
+                        .map_err(plot_err)?;
+                }
                 let drawn = chart
                     .draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled())))
                     .map_err(plot_err)?;
@@ -406,17 +408,6 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                         color.mix(0.18).filled(),
                     )))
                     .map_err(plot_err)?;
-            }
-            Style::Markers => {
-                let drawn = chart
-                    .draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled())))
-                    .map_err(plot_err)?;
-                if !label.is_empty() {
-                    has_legend = true;
-                    drawn
-                        .label(label)
-                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
-                }
             }
             Style::Cloud => {
                 let grey = RGBColor(170, 170, 170);
