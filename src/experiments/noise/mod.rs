@@ -67,19 +67,34 @@ pub fn start(spec: &NoiseSpec, k: usize) -> (Vec<f64>, Vec<f64>) {
     (w, a)
 }
 
-/// Where a start ended: global (angle below 0.1 and loss below 1% of L(0)), spurious (angle
-/// above pi/2 and loss within 1% of L(0) of the spurious value) or other.
-pub fn outcome(teacher: &Teacher, w: &[f64], a: &[f64]) -> &'static str {
-    let scale = teacher.loss(&vec![0.0; teacher.p()], &vec![0.0; teacher.k()]);
-    let (ws, as_) = teacher.spurious();
-    let spurious = teacher.loss(&ws, &as_);
-    let (loss, phi) = (teacher.loss(w, a), teacher.angle(w));
-    if phi < 0.1 && loss < 0.01 * scale {
-        "global"
-    } else if phi > std::f64::consts::FRAC_PI_2 && (loss - spurious).abs() < 0.01 * scale {
-        "spurious"
-    } else {
-        "other"
+/// The losses a final state is compared with: L(0) (the scale) and the spurious point's.
+pub struct Landmarks {
+    scale: f64,
+    spurious: f64,
+}
+
+impl Landmarks {
+    pub fn of(teacher: &Teacher) -> Landmarks {
+        let (ws, as_) = teacher.spurious();
+        Landmarks {
+            scale: teacher.loss(&vec![0.0; teacher.p()], &vec![0.0; teacher.k()]),
+            spurious: teacher.loss(&ws, &as_),
+        }
+    }
+
+    /// Where a start ended: global (angle below 0.1 and loss below 1% of L(0)), spurious
+    /// (angle above pi/2 and loss within 1% of L(0) of the spurious value) or other.
+    pub fn outcome(&self, teacher: &Teacher, w: &[f64], a: &[f64]) -> &'static str {
+        let (loss, phi) = (teacher.loss(w, a), teacher.angle(w));
+        if phi < 0.1 && loss < 0.01 * self.scale {
+            "global"
+        } else if phi > std::f64::consts::FRAC_PI_2
+            && (loss - self.spurious).abs() < 0.01 * self.scale
+        {
+            "spurious"
+        } else {
+            "other"
+        }
     }
 }
 
@@ -180,6 +195,7 @@ impl PreparedRun for NoiseRun {
             .collect();
         ctx.check_cancel()?;
         ctx.summarize("train_seconds", started.elapsed().as_secs_f64());
+        let landmarks = Landmarks::of(&teacher);
         let mut outcomes = Vec::new();
         let mut counts = serde_json::Map::new();
         for &method in &spec.method {
@@ -200,7 +216,7 @@ impl PreparedRun for NoiseRun {
                     ])?;
                 }
                 let end = path.records.last().expect("a record");
-                let kind = outcome(&teacher, &path.w, &path.a);
+                let kind = landmarks.outcome(&teacher, &path.w, &path.a);
                 tally[["global", "spurious", "other"]
                     .iter()
                     .position(|o| *o == kind)
