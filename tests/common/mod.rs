@@ -69,3 +69,15 @@ pub fn interrupt(
 pub fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
 }
+
+/// The run ended as Ctrl-C should end it: exit 130 within 5 s, the manifest `interrupted`.
+pub fn assert_interrupted(ended: &Interrupted, manifest: &Path) {
+    assert_eq!(ended.code, Some(130), "{}", ended.stderr);
+    assert!(
+        ended.exit_time < Duration::from_secs(5),
+        "took {:?}",
+        ended.exit_time
+    );
+    let text = std::fs::read_to_string(manifest).unwrap();
+    assert!(text.contains("\"interrupted\""), "{text}");
+}
