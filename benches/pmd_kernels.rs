@@ -8,7 +8,7 @@ use std::hint::black_box;
 use lab::experiments::pmd::evaluation::{EvalMethod, Evaluator};
 use lab::experiments::pmd::mdp::Mdp;
 use lab::experiments::pmd::mirror::Divergence;
-use lab::run::component_rng;
+use lab::random::Streams;
 
 fn evaluation(c: &mut Criterion) {
     faer::set_global_parallelism(faer::Par::Seq);
@@ -21,14 +21,14 @@ fn evaluation(c: &mut Criterion) {
             "evaluate sweeps S=2000 cold",
         ),
     ] {
-        let mdp = Mdp::garnet(states, 10, 10, &mut component_rng(0, "mdp"));
+        let mdp = Mdp::garnet(states, 10, 10, &mut Streams::new(0).rng("mdp"));
         let pi = Array2::from_elem((states, 10), 0.1);
         let eval = Evaluator::new(&mdp, 0.9, method);
         c.bench_function(name, |b| {
             b.iter(|| eval.evaluate(black_box(pi.view()), None))
         });
     }
-    let mdp = Mdp::garnet(2000, 10, 10, &mut component_rng(0, "mdp"));
+    let mdp = Mdp::garnet(2000, 10, 10, &mut Streams::new(0).rng("mdp"));
     let pi = Array2::from_elem((2000, 10), 0.1);
     let eval = Evaluator::new(&mdp, 0.9, EvalMethod::Iterative { tol: 1e-12 });
     let v = eval.evaluate(pi.view(), None);

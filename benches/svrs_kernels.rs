@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use lab::experiments::svrs::data::{SyntheticShape, read_libsvm, synthetic};
 use lab::experiments::svrs::local::LocalSolver;
 use lab::experiments::svrs::problem::{Loss, Problem};
-use lab::run::component_rng;
+use lab::random::Streams;
 
 fn problems() -> Vec<(String, Problem)> {
     let mut out = Vec::new();
@@ -24,7 +24,7 @@ fn problems() -> Vec<(String, Problem)> {
                 Loss::Ridge,
                 0.01,
                 nodes,
-                &mut component_rng(0, "split"),
+                &mut Streams::new(0).rng("split"),
             );
             out.push((format!("{name} n={nodes}"), p));
         }
@@ -38,8 +38,14 @@ fn problems() -> Vec<(String, Problem)> {
         nodes: 64,
         classification: false,
     };
-    let data = synthetic(&shape, &mut component_rng(0, "data"));
-    let p = Problem::split(data, Loss::Ridge, 1e-4, 64, &mut component_rng(0, "split"));
+    let data = synthetic(&shape, &mut Streams::new(0).rng("data"));
+    let p = Problem::split(
+        data,
+        Loss::Ridge,
+        1e-4,
+        64,
+        &mut Streams::new(0).rng("split"),
+    );
     out.push(("synthetic d=20 n=64".into(), p));
     out
 }

@@ -2,7 +2,7 @@
 //!
 //! One implementation per claim serves the run manifest, `lab verify` and the tests.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a claim comes from, so nothing reconstructed is presented as the paper's own result.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -30,7 +30,7 @@ impl Provenance {
 }
 
 /// The outcome of checking a claim.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
@@ -65,13 +65,74 @@ pub struct ClaimResult {
     pub verdict: Verdict,
     /// The measured figure(s) behind the verdict.
     pub measured: String,
+    /// Set by `lab verify` for a case declared an expected deviation from the paper: why the
+    /// claim is expected to fail there (a finding, recorded with its setting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deviation: Option<&'static str>,
+}
+
+impl ClaimResult {
+    /// Declares this result an expected deviation from the paper, with the reason.
+    pub fn expect_deviation(mut self, reason: &'static str) -> ClaimResult {
+        self.deviation = Some(reason);
+        self
+    }
+
+    /// How `lab verify` reads the result: a FAIL declared as a deviation is expected; a
+    /// declared deviation that passes is not (the record would no longer be true).
+    pub fn outcome(&self) -> Outcome {
+        match (self.verdict, self.deviation) {
+            (Verdict::Pass, None) => Outcome::Pass,
+            (Verdict::Fail, Some(_)) => Outcome::Deviates,
+            (Verdict::Pass, Some(_)) => Outcome::UnexpectedPass,
+            (Verdict::Fail, None) => Outcome::Fail,
+            (Verdict::Inconclusive, _) => Outcome::Inconclusive,
+        }
+    }
+}
+
+/// A verify result as the gate sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Pass,
+    /// A declared deviation from the paper that still fails as recorded.
+    Deviates,
+    Fail,
+    Inconclusive,
+    /// A declared deviation that now passes: the record must be updated.
+    UnexpectedPass,
+}
+
+impl Outcome {
+    pub fn word(&self) -> &'static str {
+        match self {
+            Outcome::Pass => "PASS",
+            Outcome::Deviates => "DEVIATES",
+            Outcome::Fail => "FAIL",
+            Outcome::Inconclusive => "INCONCLUSIVE",
+            Outcome::UnexpectedPass => "UNEXPECTED PASS",
+        }
+    }
+
+    /// Whether `lab verify` may exit 0 with this outcome.
+    pub fn holds(&self) -> bool {
+        matches!(self, Outcome::Pass | Outcome::Deviates)
+    }
 }
 
 /// A verdict with the measured figure behind it.
 pub type Check = (Verdict, String);
 
+/// A claim as `lab show` documents it.
+#[derive(Debug, Clone)]
+pub struct ClaimDoc {
+    pub id: &'static str,
+    pub statement: &'static str,
+    pub provenance: Provenance,
+}
+
 /// A checked claim from its documentation, the instance and the check.
-pub fn result(doc: &crate::experiments::ClaimDoc, on: &str, check: Check) -> ClaimResult {
+pub fn result(doc: &ClaimDoc, on: &str, check: Check) -> ClaimResult {
     ClaimResult {
         id: doc.id.to_string(),
         on: on.to_string(),
@@ -79,22 +140,34 @@ pub fn result(doc: &crate::experiments::ClaimDoc, on: &str, check: Check) -> Cla
         provenance: doc.provenance.clone(),
         verdict: check.0,
         measured: check.1,
+        deviation: None,
     }
 }
 
-/// A row of claims as a fixed-width text table (for `lab verify` and run summaries).
+/// Claims as a fixed-width text table (for `lab verify` and run summaries). A declared
+/// deviation prints its reason after the measured figure.
 pub fn render_table(results: &[ClaimResult]) -> String {
     let mut out = String::new();
+    let verdict_w = results
+        .iter()
+        .map(|r| r.outcome().word().len())
+        .max()
+        .unwrap_or(7)
+        .max(12);
     let id_w = results.iter().map(|r| r.id.len()).max().unwrap_or(5).max(5);
     let on_w = results.iter().map(|r| r.on.len()).max().unwrap_or(2).max(2);
     out.push_str(&format!(
-        "{:<12} {:<id_w$}  {:<on_w$}  {:<18}  measured\n",
+        "{:<verdict_w$} {:<id_w$}  {:<on_w$}  {:<18}  measured\n",
         "verdict", "claim", "on", "source"
     ));
     for r in results {
+        let deviation = r
+            .deviation
+            .map(|why| format!(" [expected deviation: {why}]"))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "{:<12} {:<id_w$}  {:<on_w$}  {:<18}  {}\n",
-            r.verdict.word(),
+            "{:<verdict_w$} {:<id_w$}  {:<on_w$}  {:<18}  {}{deviation}\n",
+            r.outcome().word(),
             r.id,
             r.on,
             r.provenance.tag(),

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 
-use crate::experiments::{Experiment, registry};
+use crate::contract::AnyExperiment;
+use crate::experiments::registry;
 use crate::spec::SpecLayers;
 
 const ABOUT: &str = "Run, check and plot experiments from optimization and learning-theory papers";
@@ -22,7 +23,7 @@ Examples:
   lab list
   lab show pmd > my.toml                      # every setting, commented; edit and reuse
   lab run pmd --divergence euclidean          # defaults + one flag
-  lab run pmd --spec my.toml eta=1 iterations=500
+  lab run --spec my.toml eta=1 iterations=500 # the file names its experiment
   lab plot out/pmd-*.csv --logy
   for eta in 0.1 1 10; do lab run pmd --eta $eta; done   # a sweep is a shell loop
   lab verify pmd
@@ -48,7 +49,7 @@ pub fn command() -> Command {
                 .value_parser(value_parser!(usize))
                 .help("Worker threads (default: all cores); results do not depend on it"),
         )
-        .subcommand(Command::new("list").about("List the experiments, one line each, with their paper"))
+        .subcommand(Command::new("list").about("List the experiments, one line each with its paper's arXiv id"))
         .subcommand(
             Command::new("show")
                 .about("Print an experiment's default spec as commented TOML (accepted by --spec as is)")
@@ -78,6 +79,10 @@ fn run_command() -> Command {
              NAME.png/.svg, where NAME defaults to out/EXP-<settings that differ>-seed=N. \
              `lab run EXP --help` lists every setting as a flag.",
         )
+        .after_help(
+            "`lab run --spec FILE` runs the experiment FILE names (a spec with \
+             experiment = \"EXP\", as `lab show` prints, or a NAME.run.json).",
+        )
         .subcommand_required(true)
         .arg_required_else_help(true);
     for exp in registry() {
@@ -86,7 +91,7 @@ fn run_command() -> Command {
     run
 }
 
-fn experiment_command(exp: &dyn Experiment) -> Command {
+fn experiment_command(exp: &dyn AnyExperiment) -> Command {
     let mut cmd = Command::new(exp.name())
         .about(exp.title())
         .after_help(format!(
@@ -135,13 +140,13 @@ fn experiment_command(exp: &dyn Experiment) -> Command {
                 .num_args(0..)
                 .help("Settings overriding the spec file and flags, e.g. eta=10 gamma=0.99"),
         );
-    if let Some(exporter) = exp.exporter() {
+    if let Some((flag, help)) = exp.export_flag() {
         cmd = cmd.arg(
             Arg::new("export")
-                .long(exporter.flag)
+                .long(flag)
                 .value_name("FILE")
                 .value_parser(value_parser!(PathBuf))
-                .help(exporter.help),
+                .help(help),
         );
     }
     for field in exp.fields() {
@@ -273,7 +278,7 @@ impl PlotArgs {
 }
 
 /// The spec layers of `lab run EXP ...`.
-pub fn spec_layers(exp: &dyn Experiment, m: &ArgMatches) -> SpecLayers {
+pub fn spec_layers(exp: &dyn AnyExperiment, m: &ArgMatches) -> SpecLayers {
     SpecLayers {
         file: m.get_one::<PathBuf>("spec").cloned(),
         flags: exp
@@ -289,4 +294,68 @@ pub fn spec_layers(exp: &dyn Experiment, m: &ArgMatches) -> SpecLayers {
             .map(|v| v.cloned().collect())
             .unwrap_or_default(),
     }
+}
+
+/// The experiment a spec file names: `experiment = "EXP"` in a TOML spec, or the
+/// `experiment` of a run manifest (`NAME.run.json`).
+pub fn experiment_of_spec_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| crate::input_error!("cannot read spec file {}: {e}", path.display()))?;
+    let named = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str::<serde_json::Value>(&text)
+            .map_err(|e| crate::input_error!("{}: not valid JSON: {e}", path.display()))?
+            .get("experiment")
+            .and_then(|e| e.as_str())
+            .map(String::from)
+    } else {
+        toml::from_str::<toml::Table>(&text)
+            .map_err(|e| crate::input_error!("{}: not valid TOML: {e}", path.display()))?
+            .get("experiment")
+            .and_then(|e| e.as_str())
+            .map(String::from)
+    };
+    named.ok_or_else(|| {
+        crate::input_error!(
+            "{} does not say which experiment it is for: run `lab run EXP --spec {}`, or add \
+             experiment = \"EXP\" to the file",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+/// `lab run --spec FILE ...` without an experiment name: the arguments with the name the file
+/// gives inserted after `run` (other arguments are returned unchanged).
+pub fn name_the_experiment(
+    args: Vec<std::ffi::OsString>,
+) -> anyhow::Result<Vec<std::ffi::OsString>> {
+    // `run` is the first word that is not a global option or its value.
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].to_str() {
+            Some("--threads") => i += 2,
+            Some(a) if a.starts_with("--threads=") => i += 1,
+            _ => break,
+        }
+    }
+    if args.get(i).and_then(|a| a.to_str()) != Some("run") {
+        return Ok(args);
+    }
+    let next = args.get(i + 1).and_then(|a| a.to_str());
+    let names_spec = next.is_some_and(|a| a == "--spec" || a.starts_with("--spec="));
+    if !names_spec {
+        return Ok(args);
+    }
+    let file = if let Some(value) = next.and_then(|a| a.strip_prefix("--spec=")) {
+        std::ffi::OsString::from(value)
+    } else {
+        match args.get(i + 2) {
+            Some(f) => f.clone(),
+            None => return Ok(args),
+        }
+    };
+    let name = experiment_of_spec_file(std::path::Path::new(&file))?;
+    let mut args = args;
+    args.insert(i + 1, name.into());
+    Ok(args)
 }

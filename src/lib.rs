@@ -4,17 +4,30 @@
 //! everything else lives here so that tests and benchmarks call the same code.
 //!
 //! Data flows one way: spec -> run -> rows -> (CSV, claims, plots).
+//!
+//! Layers, lowest first (no module names one above it; `tests/layers.rs` checks):
+//! - foundations: `table`, `spec`, `claims`, `random`, `manifest`, `data`, `plot`, and the
+//!   shared numerics `vector`, `flow`, `linear_net`;
+//! - `contract`: the typed `Experiment` trait, its adapter, `RunContext`, in-memory runs;
+//! - `run` (a run's files on disk) and `experiments` (one folder per paper);
+//! - `cli`, `commands`: the command line.
 
 pub mod claims;
 pub mod cli;
 pub mod commands;
+pub mod contract;
+pub mod data;
 pub mod experiments;
 pub mod flow;
 pub mod linear_net;
+pub mod manifest;
+pub mod memory;
 pub mod plot;
+pub mod random;
 pub mod run;
 pub mod spec;
 pub mod table;
+pub mod vector;
 
 /// A problem with what the user gave us (spec, flags, files). Exit code 2.
 ///

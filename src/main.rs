@@ -3,8 +3,18 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let matches = lab::cli::command().get_matches();
-    match lab::commands::dispatch(&matches) {
+    // `lab show pmd | head`: end quietly when the reader goes away, as other tools do.
+    // SAFETY: restoring the default action of a signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let outcome = lab::cli::name_the_experiment(std::env::args_os().collect())
+        .map(|args| lab::cli::command().try_get_matches_from(args))
+        .and_then(|parsed| match parsed {
+            Ok(matches) => lab::commands::dispatch(&matches),
+            Err(clap_error) => clap_error.exit(),
+        });
+    match outcome {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");

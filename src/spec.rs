@@ -40,8 +40,7 @@ pub enum Domain {
 }
 
 impl Domain {
-    /// A real number strictly greater than `min`.
-    /// (0, max]: a tolerance, a step decay, a fraction.
+    /// A real number in (0, max]: a tolerance, a step decay, a fraction.
     pub const fn up_to(max: f64) -> Domain {
         Domain::Real {
             min: 0.0,
@@ -306,14 +305,6 @@ fn check_word(options: &[&str], word: &str) -> std::result::Result<(), String> {
     ))
 }
 
-/// A resolved spec as an experiment's typed struct (the field table has checked the types
-/// and ranges already; what is left is an input error naming the experiment).
-pub fn typed<T: serde::de::DeserializeOwned>(experiment: &str, spec: &Table) -> Result<T> {
-    Value::Table(spec.clone())
-        .try_into::<T>()
-        .map_err(|e| input_error!("{experiment} spec: {e}"))
-}
-
 /// Formats a number the way a user would type it back.
 pub fn fmt_num(x: f64) -> String {
     if x == f64::INFINITY {
@@ -371,7 +362,8 @@ fn find_field<'a>(fields: &'a [Field], key: &str) -> std::result::Result<&'a Fie
 pub struct SpecLayers {
     /// `--spec FILE`: a TOML spec, or a run manifest (`NAME.run.json`) whose spec is re-used.
     pub file: Option<PathBuf>,
-    /// Named flags as (key, text), in command-line order.
+    /// Named flags as (key, text), in field-table order (each field has one flag, so their
+    /// order on the command line does not matter).
     pub flags: Vec<(String, String)>,
     /// Trailing `key=value` words.
     pub overrides: Vec<String>,
@@ -441,52 +433,57 @@ pub fn resolve(
 
 /// Reads a TOML spec file or the `spec` of a run manifest.
 fn read_spec_file(experiment: &str, path: &Path) -> Result<Table> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| input_error!("cannot read spec file {}: {e}", path.display()))?;
-    let is_json = path.extension().is_some_and(|e| e == "json");
-    if is_json {
-        let json: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| input_error!("{}: not valid JSON: {e}", path.display()))?;
-        let spec = match json.get("spec") {
-            Some(spec) => {
-                if let Some(exp) = json.get("experiment").and_then(|e| e.as_str())
-                    && exp != experiment
-                {
-                    return Err(input_error!(
-                        "{}: this manifest is a run of '{exp}', not '{experiment}'",
-                        path.display()
-                    ));
-                }
-                spec.clone()
-            }
-            None => json,
-        };
-        let value: Value = serde_json::from_value(spec).map_err(|e| {
-            input_error!(
-                "{}: the spec is not a table of settings: {e}",
-                path.display()
-            )
+    if path.extension().is_some_and(|e| e == "json") {
+        let manifest = crate::manifest::Manifest::read(path)?.ok_or_else(|| {
+            input_error!("cannot read spec file {}: no such file", path.display())
         })?;
-        match value {
-            Value::Table(t) => Ok(t),
-            _ => Err(input_error!(
-                "{}: the spec is not a table of settings",
-                path.display()
-            )),
+        if manifest.experiment != experiment {
+            return Err(input_error!(
+                "{}: this manifest is a run of '{}', not '{experiment}'",
+                path.display(),
+                manifest.experiment
+            ));
         }
+        Ok(manifest.spec)
     } else {
-        toml::from_str::<Table>(&text)
-            .map_err(|e| input_error!("{}: not valid TOML: {e}", path.display()))
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| input_error!("cannot read spec file {}: {e}", path.display()))?;
+        let mut table = toml::from_str::<Table>(&text)
+            .map_err(|e| input_error!("{}: not valid TOML: {e}", path.display()))?;
+        // `experiment = "EXP"` names the experiment the file is for (`lab run --spec FILE`).
+        match table.remove("experiment") {
+            None => {}
+            Some(Value::String(named)) if named == experiment => {}
+            Some(Value::String(named)) => {
+                return Err(input_error!(
+                    "{}: this spec is for '{named}', not '{experiment}'",
+                    path.display()
+                ));
+            }
+            Some(other) => {
+                return Err(input_error!(
+                    "{}: experiment = {other}: expected the experiment's name as a string",
+                    path.display()
+                ));
+            }
+        }
+        Ok(table)
     }
 }
 
-/// Renders `spec` as commented TOML that `--spec` accepts unchanged.
-pub fn render_commented(title: &str, fields: &[Field], spec: &Table) -> Result<String> {
+/// Renders `spec` as commented TOML that `--spec` accepts unchanged, naming its experiment.
+pub fn render_commented(
+    title: &str,
+    experiment: &str,
+    fields: &[Field],
+    spec: &Table,
+) -> Result<String> {
     let mut out = String::new();
     for line in title.lines() {
         out.push_str(format!("# {line}").trim_end());
         out.push('\n');
     }
+    out.push_str(&format!("\nexperiment = \"{experiment}\"\n"));
     let mut group = "";
     for field in fields {
         if field.group != group {
@@ -678,7 +675,7 @@ mod tests {
 
     #[test]
     fn rendered_spec_reads_back_identically() {
-        let text = render_commented("test", FIELDS, &defaults()).unwrap();
+        let text = render_commented("test", "x", FIELDS, &defaults()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.toml");
         std::fs::write(&path, &text).unwrap();

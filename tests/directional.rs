@@ -10,9 +10,10 @@ use common::lab;
 use std::path::Path;
 
 use lab::claims::Verdict;
+use lab::contract::Claims;
 use lab::experiments::directional::model::{Network, PopulationObjective};
 use lab::experiments::directional::population::{Law, Loss, Population, RadialTable};
-use lab::experiments::directional::{Theory, claims, verify};
+use lab::experiments::directional::{DirectionalExperiment, Theory, claims, verify};
 use lab::flow::{Objective, Tolerances, VectorField, gradient_flow, integrate};
 use lab::table::{Cell, Table};
 use tempfile::TempDir;
@@ -94,7 +95,7 @@ fn two_node_population_gradients_match_finite_differences() {
 #[test]
 fn batch_gradients_match_finite_differences_of_the_batch_loss() {
     let population = Population::new(Law::Gaussian, Loss::Logistic);
-    let mut rng = lab::run::component_rng(1, "test");
+    let mut rng = lab::random::Streams::new(1).rng("test");
     for network in [
         Network::Linear {
             widths: vec![3, 2, 1],
@@ -149,8 +150,9 @@ impl VectorField for EndToEnd {
 #[test]
 fn the_layered_flow_follows_the_end_to_end_ode() {
     for depth in [1usize, 3] {
-        let (spec, _, _) = verify::run_case(&[&format!("depth={depth}"), "t_end=1"]).unwrap();
-        let spec = lab::experiments::directional::parse_spec(&spec).unwrap();
+        let spec = verify::run_case(&[&format!("depth={depth}"), "t_end=1"])
+            .unwrap()
+            .spec;
         let network = lab::experiments::directional::network(&spec);
         let population = lab::experiments::directional::population(&spec);
         let objective = PopulationObjective {
@@ -158,7 +160,8 @@ fn the_layered_flow_follows_the_end_to_end_ode() {
             population: population.clone(),
             table: None,
         };
-        let theta0 = lab::experiments::directional::start(&spec, &network);
+        let theta0 =
+            lab::experiments::directional::start(&spec, &network, spec.streams().rng("init"));
         let times: Vec<f64> = (0..=20).map(|k| k as f64 * 5.0).collect();
         // Relative error control: the components across w* shrink with the angle.
         let tolerances = Tolerances {
@@ -192,16 +195,14 @@ fn the_layered_flow_follows_the_end_to_end_ode() {
 fn every_case_passes_its_claims_and_every_claim_is_exercised() {
     let mut seen = Vec::new();
     for (label, settings) in verify::CASES {
-        let (spec, rows, summary) = verify::run_case(settings).unwrap();
-        let exp = lab::experiments::find("directional").unwrap();
-        let results = exp.check_claims(&spec, &rows, &summary);
+        let results = verify::run_case(settings).unwrap().claims(label).unwrap();
         assert!(!results.is_empty(), "{label}");
         for r in results {
             assert_eq!(r.verdict, Verdict::Pass, "{label}: {} {}", r.id, r.measured);
             seen.push(r.id);
         }
     }
-    for doc in claims::docs() {
+    for doc in DirectionalExperiment::CLAIMS {
         assert!(
             seen.iter().any(|id| id == doc.id),
             "{} never checked",

@@ -9,27 +9,35 @@ use common::lab;
 
 use std::path::Path;
 
-use lab::claims::Verdict;
-use lab::experiments::noise::{claims, verify};
+use lab::claims::{Outcome, Verdict};
+use lab::contract::{Claims, Verify};
+use lab::experiments::noise::{NoiseExperiment, Outcomes, SpuriousPoint, claims};
 use serde_json::json;
 use tempfile::TempDir;
 
+/// `lab verify noise`: every claim holds, the escape rate under the paper's schedule (71%,
+/// not 95%) as the declared deviation, and every claim is exercised.
 #[test]
 fn every_case_checks_its_claims() {
-    let exp = lab::experiments::find("noise").unwrap();
     let mut seen = Vec::new();
-    for (label, settings) in verify::CASES {
-        let (spec, rows, summary) = verify::run_case(settings).unwrap();
-        for r in exp.check_claims(&spec, &rows, &summary) {
-            // With the paper's default schedule the perturbed methods reach 71%, not 95%: a
-            // finding, not asserted. With the longer schedule they must escape.
-            if r.id != claims::NOISE_ESCAPES.id || *label != "k=6, every method" {
-                assert_eq!(r.verdict, Verdict::Pass, "{label}: {} {}", r.id, r.measured);
-            }
-            seen.push(r.id);
-        }
+    for r in NoiseExperiment::verify().unwrap() {
+        let expected = if r.deviation.is_some() {
+            assert_eq!(r.id, claims::NOISE_ESCAPES.id);
+            assert!(r.on.starts_with("k=6, every method"), "{}", r.on);
+            Outcome::Deviates
+        } else {
+            Outcome::Pass
+        };
+        assert_eq!(r.outcome(), expected, "{}: {} {}", r.on, r.id, r.measured);
+        seen.push(r.id);
     }
-    for doc in claims::docs() {
+    assert_eq!(
+        seen.iter()
+            .filter(|id| *id == claims::NOISE_ESCAPES.id)
+            .count(),
+        4
+    );
+    for doc in NoiseExperiment::CLAIMS {
         assert!(
             seen.iter().any(|id| id == doc.id),
             "{} never checked",
@@ -38,13 +46,14 @@ fn every_case_checks_its_claims() {
     }
 }
 
-fn entry(global: u64, spurious: u64, n: u64) -> serde_json::Value {
+fn entry(global: u64, spurious: u64, n: u64) -> Outcomes {
     let part = |c: u64| {
         let (lo, hi) = lab::experiments::noise::wilson(c as usize, n as usize);
         json!({"count": c, "fraction": c as f64 / n as f64, "ci95": [lo, hi]})
     };
-    json!({"starts": n, "global": part(global), "spurious": part(spurious),
-           "other": part(n - global - spurious)})
+    serde_json::from_value(json!({"starts": n, "global": part(global),
+        "spurious": part(spurious), "other": part(n - global - spurious)}))
+    .unwrap()
 }
 
 #[test]
@@ -62,12 +71,19 @@ fn the_checks_fail_on_summaries_that_contradict_them() {
         claims::check_helps(&entry(110, 90, 200), &entry(100, 100, 200)).0,
         Verdict::Fail
     );
-    let rule = |v: u64| json!({"sign_rule": {"checked_steps": 1000, "violations": v}});
+    let rule = |v: u64| {
+        let mut e = entry(100, 100, 200);
+        e.sign_rule =
+            serde_json::from_value(json!({"checked_steps": 1000, "violations": v})).unwrap();
+        e
+    };
     assert_eq!(claims::check_sign_rule(&rule(0)).0, Verdict::Pass);
     assert_eq!(claims::check_sign_rule(&rule(1)).0, Verdict::Fail);
-    let kind = |min: bool, descent: bool| {
-        json!({"minimum_by_sign_test": min, "perturbation_finds_descent": descent,
-               "a_sp_dot_a_star": 0.1})
+    let kind = |min: bool, descent: bool| -> SpuriousPoint {
+        serde_json::from_value(json!({"minimum_by_sign_test": min,
+            "perturbation_finds_descent": descent, "a_sp_dot_a_star": 0.1, "a": [1.0],
+            "loss": 0.5, "kind": "minimum"}))
+        .unwrap()
     };
     assert_eq!(claims::check_kind(&kind(true, false)).0, Verdict::Pass);
     assert_eq!(claims::check_kind(&kind(false, true)).0, Verdict::Pass);

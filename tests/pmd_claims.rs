@@ -2,8 +2,9 @@
 //! `lab verify pmd`; the checks are the functions the manifests use.
 
 use lab::claims::{ClaimResult, Verdict};
-use lab::experiments::pmd::claims;
+use lab::contract::Claims;
 use lab::experiments::pmd::verify::{self, run_case, single_run};
+use lab::experiments::pmd::{Pmd, claims};
 
 /// The results of `claim` among a case's single-run claims; at least one, all passing.
 fn assert_passes(results: &[ClaimResult], claim: &str, expected_series: usize) {
@@ -79,7 +80,9 @@ fn adaptive_steps_converge_at_the_gamma_rate_of_johnson_et_al() {
     assert_passes(&results, "pmd.johnson_rate", 3);
     // The bound is tight at the start and the error then follows gamma^k: the value gap after
     // 100 steps is within the bound and far below the initial gap.
-    let (_, rows, _) = run_case(&["divergence=kl", "schedule=adaptive", "iterations=100"]).unwrap();
+    let rows = run_case(&["divergence=kl", "schedule=adaptive", "iterations=100"])
+        .unwrap()
+        .rows;
     let gaps = rows.num("value_gap_inf").unwrap();
     assert!(
         gaps[100] < 0.9f64.powi(100) * gaps[0] * 10.0,
@@ -123,13 +126,14 @@ fn barrier_divergences_never_reach_the_face() {
     assert_passes(&results, "pmd.never_exact", 3);
     // In probability space KL's mass underflows to 0 under geometric steps; in log domain it
     // stays finite, which is what the claim reads.
-    let (_, rows, _) = run_case(&[
+    let rows = run_case(&[
         "divergence=kl",
         "schedule=geometric",
         "eta=0.1",
         "iterations=150",
     ])
-    .unwrap();
+    .unwrap()
+    .rows;
     assert_eq!(*rows.num("nonopt_mass").unwrap().last().unwrap(), 0.0);
     assert!(
         rows.num("log_nonopt_mass")
@@ -199,7 +203,7 @@ fn the_infinite_step_is_policy_iteration() {
 fn the_chain_gap_is_recovered_and_kl_follows_it() {
     // The chain's Delta is chain_gap by construction: an oracle for the gap computation and
     // for the KL tail ratio exp(-eta Delta).
-    let (_, rows, summary) = run_case(&[
+    let run = run_case(&[
         "mdp=chain",
         "states=15",
         "actions=3",
@@ -209,16 +213,16 @@ fn the_chain_gap_is_recovered_and_kl_follows_it() {
         "iterations=800",
     ])
     .unwrap();
-    let delta = summary["gap_delta"].as_f64().unwrap();
+    let delta = run.summary.gap_delta.unwrap();
     assert!((delta - 0.004).abs() < 1e-12, "{delta}");
-    let (verdict, measured) = claims::kl_tail_ratio(&rows, 10.0, 0.004);
+    let (verdict, measured) = claims::kl_tail_ratio(&run.rows, 10.0, 0.004);
     assert_eq!(verdict, Verdict::Pass, "{measured}");
 }
 
 #[test]
 fn verify_reports_every_claim_and_passes() {
     let results = lab::experiments::find("pmd").unwrap().verify().unwrap();
-    for doc in claims::docs() {
+    for doc in Pmd::CLAIMS {
         assert!(
             results.iter().any(|r| r.id == doc.id),
             "{} not checked by verify",

@@ -6,13 +6,18 @@ mod common;
 use common::lab;
 
 use lab::claims::Verdict;
-use lab::experiments::sparselinear::verify;
+use lab::contract::{Case, Claims};
+use lab::experiments::sparselinear::{SparseLinearExperiment, verify};
 use tempfile::TempDir;
+
+fn claims_of(label: &str, settings: &[&str]) -> Vec<lab::claims::ClaimResult> {
+    verify::run_case(settings).unwrap().claims(label).unwrap()
+}
 
 #[test]
 fn the_benign_claims_hold_on_their_instances() {
     for (label, settings) in &verify::CASES[..2] {
-        let results = verify::single_run(label, settings).unwrap();
+        let results = claims_of(label, settings);
         assert_eq!(results.len(), 1, "{label}: {results:?}");
         assert_eq!(
             results[0].verdict,
@@ -26,7 +31,8 @@ fn the_benign_claims_hold_on_their_instances() {
 #[test]
 fn the_spurious_minimum_is_a_minimum_by_direct_sampling() {
     let (label, settings) = verify::CASES[2];
-    let results = verify::single_run(label, settings).unwrap();
+    let run = verify::run_case(settings).unwrap();
+    let results = run.claims(label).unwrap();
     let claim = results
         .iter()
         .find(|r| r.id == "sparselinear.spurious_exists")
@@ -34,37 +40,31 @@ fn the_spurious_minimum_is_a_minimum_by_direct_sampling() {
     assert_eq!(claim.verdict, Verdict::Pass, "{}", claim.measured);
     // The candidate's own point, checked without descent: a critical point above the best
     // loss that 2000 random points around it (radius 1e-3 of its norm) never undercut.
-    let (spec, _, summary) = verify::run_case(settings).unwrap();
-    let spec = lab::experiments::sparselinear::parse_spec(&spec).unwrap();
+    let streams = run.spec.streams();
     let net = lab::experiments::sparselinear::network(
-        &spec,
-        lab::experiments::sparselinear::first_mask(&spec),
+        &run.spec,
+        streams,
+        lab::experiments::sparselinear::first_mask(&run.spec, streams),
     );
-    let set = &summary["landscape"]["sparse"];
-    let candidate = set["spurious_candidates"]
-        .as_array()
-        .unwrap()
+    let set = &run.summary.landscape.as_ref().unwrap()["sparse"];
+    let candidate = set
+        .spurious_candidates
         .iter()
-        .find(|c| c["confirmed_minimum"] == true)
+        .find(|c| c.confirmed_minimum)
         .unwrap();
-    let point: Vec<f64> = candidate["point"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
+    let point = candidate.point.clone().unwrap();
     use lab::flow::Objective;
     let loss = net.loss(&point);
-    assert!(loss > set["best_found"].as_f64().unwrap() + 0.1, "{loss}");
+    assert!(loss > set.best_found.unwrap() + 0.1, "{loss}");
     let mut g = vec![0.0; point.len()];
     net.gradient(&point, &mut g);
     assert!(g.iter().map(|x| x * x).sum::<f64>().sqrt() < 1e-8);
     let radius = 1e-3 * point.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let mut rng = lab::run::component_rng(1, "sample");
+    let mut rng = lab::random::Streams::new(1).rng("sample");
     for _ in 0..2000 {
         let dir: Vec<f64> = point
             .iter()
-            .map(|_| lab::run::standard_normal(&mut rng))
+            .map(|_| lab::random::standard_normal(&mut rng))
             .collect();
         let n = dir.iter().map(|x| x * x).sum::<f64>().sqrt();
         let q: Vec<f64> = point
@@ -75,9 +75,29 @@ fn the_spurious_minimum_is_a_minimum_by_direct_sampling() {
         assert!(net.loss(&q) >= loss - 1e-12, "a nearby point is lower");
     }
     // The Hessian's zero modes are exactly the two units' rescalings.
-    assert_eq!(candidate["hessian_zero_modes"], 2);
-    assert_eq!(candidate["symmetries"], 2);
-    assert!(candidate["hessian_smallest_positive"].as_f64().unwrap() > 1e-2);
+    assert_eq!(candidate.hessian_zero_modes, 2);
+    assert_eq!(candidate.symmetries, 2);
+    assert!(candidate.hessian_smallest_positive.unwrap() > 1e-2);
+}
+
+/// The claim checks read the summary: one that contradicts them must fail.
+#[test]
+fn the_claims_fail_on_summaries_that_contradict_them() {
+    let (label, settings) = verify::CASES[0];
+    let mut run: Case<SparseLinearExperiment> = verify::run_case(settings).unwrap();
+    let set = run
+        .summary
+        .landscape
+        .as_mut()
+        .unwrap()
+        .get_mut("sparse")
+        .unwrap();
+    set.starts_at_optimum -= 1;
+    let results = SparseLinearExperiment::check_claims(&run).unwrap();
+    assert_eq!(results[0].verdict, Verdict::Fail, "{label}: {results:?}");
+    // No landscape at all: an error, not an empty list.
+    run.summary.landscape = None;
+    assert!(SparseLinearExperiment::check_claims(&run).is_err());
 }
 
 #[test]
@@ -86,14 +106,16 @@ fn every_dense_start_reaches_the_reduced_rank_optimum() {
     // independent check of the reduced-rank regression value, whitened or correlated.
     for correlation in ["0", "0.6"] {
         let setting = format!("correlation={correlation}");
-        let (_, _, summary) = verify::run_case(&["starts=40", setting.as_str()]).unwrap();
-        let dense = &summary["landscape"]["dense"];
-        assert_eq!(dense["optimum_from"], "reduced-rank regression");
-        assert_eq!(dense["starts_at_optimum"], 40, "{dense}");
-        let (opt, best) = (
-            dense["optimum"].as_f64().unwrap(),
-            dense["best_found"].as_f64().unwrap(),
+        let summary = verify::run_case(&["starts=40", setting.as_str()])
+            .unwrap()
+            .summary;
+        let dense = &summary.landscape.as_ref().unwrap()["dense"];
+        assert_eq!(
+            dense.optimum_from.as_deref(),
+            Some("reduced-rank regression")
         );
+        assert_eq!(dense.starts_at_optimum, 40, "{dense:?}");
+        let (opt, best) = (dense.optimum.unwrap(), dense.best_found.unwrap());
         assert!((opt - best).abs() < 1e-9, "{opt} vs {best}");
     }
 }
@@ -134,10 +156,12 @@ fn starts_do_not_depend_on_the_thread_count_and_divergence_is_reported() {
         .assert()
         .success();
     let text = std::fs::read_to_string(dir.path().join("out/big.csv")).unwrap();
+    assert!(text.lines().skip(1).all(|l| l.contains(",inf,")), "{text}");
+    let outcomes = std::fs::read_to_string(dir.path().join("out/big.outcomes.csv")).unwrap();
+    assert_eq!(outcomes.lines().count(), 1 + 2 * 5, "{outcomes}");
     assert!(
-        text.lines()
-            .skip(1)
-            .all(|l| l.contains(",diverged,") && l.contains("inf"))
+        outcomes.lines().skip(1).all(|l| l.contains(",diverged,")),
+        "{outcomes}"
     );
 }
 

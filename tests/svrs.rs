@@ -12,9 +12,10 @@ use assert_cmd::Command;
 use lab::claims::Verdict;
 use lab::experiments::svrs::data::{Csr, Dataset, SyntheticShape, read_libsvm, synthetic};
 use lab::experiments::svrs::local::{INEXACT_RELATIVE, LocalSolver};
-use lab::experiments::svrs::problem::{Loss, Problem, constants, dist2, norm2, solve_optimum};
+use lab::experiments::svrs::problem::{Loss, Problem, constants, dist2, solve_optimum};
 use lab::experiments::svrs::verify;
-use lab::run::component_rng;
+use lab::random::Streams;
+use lab::vector::norm2;
 use rand::Rng;
 use tempfile::TempDir;
 
@@ -42,13 +43,19 @@ fn tiny_problem(loss: Loss, rows: usize, features: usize, nodes: usize, seed: u6
             nodes,
             classification: loss == Loss::Logistic,
         },
-        &mut component_rng(seed, "data"),
+        &mut Streams::new(seed).rng("data"),
     );
-    Problem::split(data, loss, 0.05, nodes, &mut component_rng(seed, "split"))
+    Problem::split(
+        data,
+        loss,
+        0.05,
+        nodes,
+        &mut Streams::new(seed).rng("split"),
+    )
 }
 
 fn random_point(d: usize, seed: u64) -> Vec<f64> {
-    let mut rng = component_rng(seed, "point");
+    let mut rng = Streams::new(seed).rng("point");
     (0..d).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
 
@@ -210,7 +217,13 @@ fn delta_on_a_tiny_split_equals_brute_force() {
         labels: vec![1.0, -1.0, 0.5, 2.0, 0.0, 1.0],
     };
     let lambda = 0.1;
-    let p = Problem::split(data, Loss::Ridge, lambda, 3, &mut component_rng(0, "split"));
+    let p = Problem::split(
+        data,
+        Loss::Ridge,
+        lambda,
+        3,
+        &mut Streams::new(0).rng("split"),
+    );
     // Node Hessians from the rows each node got.
     let hessian_of = |node: usize| {
         let mut h = [[0.0; 2]; 2];
@@ -367,16 +380,18 @@ fn communication_cost_scales_like_the_theory() {
 
 #[test]
 fn a_run_stops_when_cancelled() {
-    // The cancel flag ends every job at its next step; the runs report `cancelled`.
-    use lab::experiments::svrs::methods::{End, Method, Stopping};
+    // The cancel flag ends every job at its next step: the job reports that it was
+    // interrupted, after recording its starting point.
+    use lab::contract::{Cancel, Interrupted};
+    use lab::experiments::svrs::methods::{Method, Stopping};
     use lab::experiments::svrs::spec::SvrsSpec;
-    use lab::experiments::svrs::{Job, run_job, solve};
+    use lab::experiments::svrs::{MethodSeed, run_job, solve};
     let p = tiny_problem(Loss::Ridge, 400, 5, 4, 9);
     let spec = SvrsSpec::default();
     let solved = solve(&p, &spec).unwrap();
     let cancel = AtomicBool::new(true);
     let mut records = 0;
-    let outcome = run_job(
+    let error = run_job(
         &p,
         &solved,
         Stopping {
@@ -384,16 +399,19 @@ fn a_run_stops_when_cancelled() {
             max_comms: 1_000_000,
             record_every: 0,
         },
-        Job {
+        MethodSeed {
             method: Method::Svrs,
             seed: 0,
         },
-        0,
-        &cancel,
-        &mut |_| records += 1,
+        &mut Streams::new(0).rng("method/svrs/0"),
+        Cancel::new(&cancel),
+        &mut |_| {
+            records += 1;
+            Ok(())
+        },
     )
-    .unwrap();
-    assert_eq!(outcome.end, End::Cancelled);
+    .unwrap_err();
+    assert!(error.is::<Interrupted>(), "{error}");
     assert_eq!(records, 1, "the starting point is recorded, nothing after");
 }
 
@@ -443,7 +461,23 @@ fn bad_input_names_what_is_wrong() {
             .args(["run", "svrs", "data=a8a", "-q"]),
         2,
     );
-    assert!(err.contains("needs LAB_DATA"), "{err}");
+    assert!(
+        err.contains("LAB_DATA is not set") && err.contains("DIR/libsvm/a8a"),
+        "{err}"
+    );
+    // LAB_DATA set, the file not there: every place tried, and where to get it.
+    let err = stderr_of(
+        Command::new(env!("CARGO_BIN_EXE_lab"))
+            .current_dir(dir.path())
+            .env("LAB_DATA", dir.path())
+            .args(["run", "svrs", "data=w8a", "-q"]),
+        2,
+    );
+    let tried = dir.path().join("libsvm/w8a.gz");
+    assert!(
+        err.contains(&tried.display().to_string()) && err.contains("LIBSVM binary data sets"),
+        "{err}"
+    );
     // Nothing was written by any of them.
     assert!(!dir.path().join("out").exists());
 }

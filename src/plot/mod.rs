@@ -9,8 +9,13 @@ mod render;
 
 pub use render::render;
 
-use crate::experiments::RunData;
 use crate::table::Table;
+
+/// A run as a line panel sees it: a legend label and its rows.
+pub trait LabelledRows {
+    fn label(&self) -> &str;
+    fn rows(&self) -> &Table;
+}
 
 /// How a series is drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +98,27 @@ pub struct Figure {
     pub panel_size: (u32, u32),
 }
 
+impl Panel {
+    /// Whether it has nothing to draw: no heatmap, no arrows, and no point its axes can show
+    /// (a log axis cannot show values <= 0).
+    pub fn is_empty(&self) -> bool {
+        let shown = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
+        self.heatmap.is_none()
+            && self.arrows.is_empty()
+            && !self.series.iter().any(|s| {
+                s.points
+                    .iter()
+                    .any(|&(x, y)| shown(x, self.logx) && shown(y, self.logy))
+            })
+    }
+}
+
 impl Figure {
+    /// Whether no panel has anything to draw.
+    pub fn is_empty(&self) -> bool {
+        self.panels.iter().all(Panel::is_empty)
+    }
+
     pub fn single(panel: Panel) -> Figure {
         Figure {
             title: String::new(),
@@ -123,7 +148,7 @@ pub fn is_bound(column: &str) -> bool {
 
 /// One panel with a line per (run, group, y column). Columns absent from a run or without a
 /// single number are skipped, so one request serves runs of different settings.
-pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
+pub fn line_panel<R: LabelledRows>(runs: &[R], request: &LineRequest) -> Panel {
     let mut panel = Panel {
         title: request.title.to_string(),
         x_label: request.x.to_string(),
@@ -141,9 +166,9 @@ pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
                 .group
                 .iter()
                 .copied()
-                .filter(|g| run.rows.has(g))
+                .filter(|g| run.rows().has(g))
                 .collect();
-            run.rows.groups(&group)
+            run.rows().groups(&group)
         })
         .collect();
     // A group label shared by every series tells nothing: leave it out of the legend.
@@ -155,7 +180,7 @@ pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
         for (group_label, rows) in groups {
             // Leave out what the legend says already: a group shared by every series, or a
             // setting the run label names (a group column that is also a differing setting).
-            let run_parts: Vec<&str> = run.label.split(", ").collect();
+            let run_parts: Vec<&str> = run.label().split(", ").collect();
             let group_label = if show_groups {
                 group_label
                     .split(", ")
@@ -175,8 +200,8 @@ pub fn line_panel(runs: &[RunData], request: &LineRequest) -> Panel {
                     color += 1;
                 }
                 let mut label_parts: Vec<&str> = Vec::new();
-                if !run.label.is_empty() {
-                    label_parts.push(&run.label);
+                if !run.label().is_empty() {
+                    label_parts.push(run.label());
                 }
                 if !group_label.is_empty() {
                     label_parts.push(&group_label);

@@ -49,6 +49,13 @@ fn plot_err(e: impl std::fmt::Display) -> anyhow::Error {
 /// Writes `figure` to `path`; the extension (`.png` or `.svg`) chooses the format.
 pub fn render(figure: &Figure, path: &Path) -> Result<()> {
     register_fonts()?;
+    let ext = path.extension().and_then(|e| e.to_str());
+    if matches!(ext, Some("png" | "svg")) {
+        // The backends report a file they cannot write only as their own error type: find
+        // out first, and say it as a user reads it.
+        std::fs::File::create(path)
+            .map_err(|e| crate::input_error!("cannot write {}: {e}", path.display()))?;
+    }
     let rows = figure.panels.len().div_ceil(figure.columns.max(1)).max(1) as u32;
     let columns = figure.columns.max(1) as u32;
     let title_height = if figure.title.is_empty() { 0 } else { 40 };
@@ -56,7 +63,7 @@ pub fn render(figure: &Figure, path: &Path) -> Result<()> {
         figure.panel_size.0 * columns,
         figure.panel_size.1 * rows + title_height,
     );
-    match path.extension().and_then(|e| e.to_str()) {
+    match ext {
         Some("png") => {
             let root = BitMapBackend::new(path, size).into_drawing_area();
             draw(&root, figure)?;

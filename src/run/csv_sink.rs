@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::context::RowSink;
+use crate::contract::RowSink;
 use crate::table::Cell;
 
 pub struct CsvSink {

@@ -1,10 +1,8 @@
-//! The run lifecycle: name the run, guard against overwriting, stream rows to CSV, write the
-//! manifest, check claims, draw the figures.
+//! The run lifecycle on disk: name the run, take its lock, guard against overwriting, stream
+//! rows to CSV, write the manifest, check claims, draw the figures.
 
-mod context;
 mod csv_sink;
-pub mod manifest;
-mod progress;
+mod lock;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -12,16 +10,14 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 
-pub use context::{
-    Attachment, ColumnKind, ColumnSpec, Interrupted, NonFinite, NullSink, RowSink, RunContext,
-    component_rng, fill_standard_normal, stable_hash, standard_normal,
-};
 pub use csv_sink::CsvSink;
-pub use manifest::Status;
-pub use progress::Progress;
+pub use lock::RunLock;
 
 use crate::claims::ClaimResult;
-use crate::experiments::{Experiment, RunData};
+use crate::contract::{AnyExperiment, Interrupted, Plumbing, PreparedRun, Progress, seed_of};
+use crate::input_error;
+use crate::manifest::{Manifest, Status, StoredClaim, git_commit, host_name, timestamp};
+use crate::random::stable_hash;
 use crate::spec::{Field, value_label};
 use crate::table::Table;
 
@@ -45,15 +41,9 @@ pub struct RunReport {
     pub prefix: PathBuf,
     pub files: Vec<PathBuf>,
     pub rows: Table,
-    pub summary: serde_json::Map<String, serde_json::Value>,
     pub claims: Vec<ClaimResult>,
-}
-
-/// The seed of a resolved spec (its `seed` field; 0 if the experiment has none).
-pub fn seed_of(spec: &toml::Table) -> u64 {
-    spec.get("seed")
-        .and_then(|v| v.as_integer())
-        .map_or(0, |s| s as u64)
+    /// The experiment's lines for the end-of-run report.
+    pub description: Vec<String>,
 }
 
 /// The default run name: experiment, the settings that differ from the defaults (in field
@@ -110,42 +100,73 @@ pub fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Refuses to overwrite an earlier run unless `force`; with `force`, removes its files.
+/// The output prefix of a run: `--out` (a directory gets the default name) or `out/NAME`.
+fn output_prefix(out: Option<&Path>, name: impl Fn() -> String) -> PathBuf {
+    match out {
+        Some(out) if out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/') => {
+            out.join(name())
+        }
+        Some(out) if out.extension().is_some_and(|e| e == "csv") => out.with_extension(""),
+        Some(out) => out.to_path_buf(),
+        None => Path::new("out").join(name()),
+    }
+}
+
+/// Creates the directory of `prefix`; a file in the way is named as such.
+pub fn create_parent(prefix: &Path) -> Result<()> {
+    let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if let Some(file) = dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
+        return Err(input_error!(
+            "cannot write {}: {} is a file, not a directory",
+            prefix.display(),
+            file.display()
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| input_error!("cannot create {}: {e}", dir.display()))
+}
+
+/// Refuses to overwrite an earlier run unless `force`; with `force`, removes its files. The
+/// caller holds the run's lock, so no live lab process is writing this name.
 fn guard_overwrite(prefix: &Path, force: bool) -> Result<()> {
     let manifest_path = with_suffix(prefix, ".run.json");
     let csv_path = with_suffix(prefix, ".csv");
-    let old = manifest::read(&manifest_path).unwrap_or(None);
+    let old = Manifest::read(&manifest_path)?;
     if old.is_none() && !csv_path.exists() {
         return Ok(());
     }
     if !force {
-        let status = old
-            .as_ref()
-            .and_then(|m| m.get("status").and_then(|s| s.as_str()).map(String::from))
-            .unwrap_or_else(|| "unknown: no manifest".into());
-        let finished = old
-            .as_ref()
-            .and_then(|m| m.get("finished").and_then(|s| s.as_str()).map(String::from))
-            .map(|t| format!(", finished {t}"))
-            .unwrap_or_default();
-        return Err(crate::input_error!(
-            "{} already holds a run (status {status}{finished}); not overwriting it. \
-             Use --force to replace it, or --out to choose another name",
+        let what = match &old {
+            None => "a CSV without a manifest".to_string(),
+            // Its lock is free (we hold it): the process that wrote `running` is gone.
+            Some(m) if m.status == Status::Running => format!(
+                "status running, but its process{} is gone: it was killed before it could end \
+                 the run",
+                process(m)
+            ),
+            Some(m) => format!(
+                "status {}{}",
+                m.status.text(),
+                m.finished
+                    .as_ref()
+                    .map(|t| format!(", finished {t}"))
+                    .unwrap_or_default()
+            ),
+        };
+        return Err(input_error!(
+            "{} already holds a run ({what}); not overwriting it. Use --force to replace it, or \
+             --out to choose another name",
             prefix.display()
         ));
     }
     // The manifest lists its run's files by name, beside it; nothing else is touched.
     let dir = prefix.parent().unwrap_or(Path::new(""));
     let mut files = vec![manifest_path, csv_path];
-    if let Some(listed) = old
-        .as_ref()
-        .and_then(|m| m.get("files"))
-        .and_then(|f| f.as_array())
-    {
+    if let Some(old) = &old {
         files.extend(
-            listed
+            old.files
                 .iter()
-                .filter_map(|f| f.as_str())
                 .map(Path::new)
                 .filter(|f| f.components().count() == 1)
                 .map(|f| dir.join(f)),
@@ -155,70 +176,141 @@ fn guard_overwrite(prefix: &Path, force: bool) -> Result<()> {
         match std::fs::remove_file(&file) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(crate::input_error!("cannot remove {}: {e}", file.display()));
-            }
+            Err(e) => return Err(input_error!("cannot remove {}: {e}", file.display())),
         }
     }
     Ok(())
 }
 
+/// " (pid 12 on host h)" from a manifest, if it recorded them.
+fn process(m: &Manifest) -> String {
+    match (m.pid, &m.host) {
+        (Some(pid), Some(host)) => format!(" (pid {pid} on {host})"),
+        (Some(pid), None) => format!(" (pid {pid})"),
+        _ => String::new(),
+    }
+}
+
 /// Runs an experiment with outputs on disk: the whole of `lab run EXP`.
-pub fn execute(exp: &dyn Experiment, spec: toml::Table, options: &RunOptions) -> Result<RunReport> {
+pub fn execute(
+    exp: &dyn AnyExperiment,
+    spec: toml::Table,
+    options: &RunOptions,
+) -> Result<RunReport> {
+    // Every input error happens here, before anything is written.
     let prepared = exp.prepare(&spec)?;
     let name = || default_name(exp.name(), exp.fields(), &exp.default_spec(), &spec);
-    let prefix = match &options.out {
-        // A directory (existing, or written with a trailing slash) gets the default name.
-        Some(out) if out.is_dir() || out.to_string_lossy().ends_with('/') => out.join(name()),
-        Some(out) => {
-            let s = out.to_string_lossy();
-            PathBuf::from(s.strip_suffix(".csv").unwrap_or(&s).to_string())
-        }
-        None => Path::new("out").join(name()),
-    };
-    if let Some(dir) = prefix.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| crate::input_error!("cannot create {}: {e}", dir.display()))?;
-    }
+    let prefix = output_prefix(options.out.as_deref(), name);
+    create_parent(&prefix)?;
+    let lock = RunLock::acquire(&prefix)?;
     guard_overwrite(&prefix, options.force)?;
 
-    let seed = seed_of(&spec);
-    let manifest = manifest::Manifest {
-        path: with_suffix(&prefix, ".run.json"),
+    let manifest_path = with_suffix(&prefix, ".run.json");
+    let started = SystemTime::now();
+    let mut manifest = Manifest {
         experiment: exp.name().to_string(),
         name: prefix
             .file_name()
             .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+        status: Status::Running,
         spec: spec.clone(),
-        seed,
+        seed: seed_of(&spec),
+        rng: "ChaCha8, one stream per component derived from seed".into(),
+        lab_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: git_commit().map(String::from),
         command_line: options.command_line.clone(),
-        started: SystemTime::now(),
+        threads: rayon::current_num_threads(),
+        pid: Some(std::process::id()),
+        host: host_name(),
+        started: timestamp(started),
+        finished: None,
+        wall_seconds: None,
+        rows: None,
+        summary: serde_json::Map::new(),
+        claims: Vec::new(),
+        files: Vec::new(),
     };
-    manifest.create()?;
+    manifest.create(&manifest_path)?;
+
+    // From here on the manifest exists: whatever happens, even a panic, it ends with a status.
     let csv_path = with_suffix(&prefix, ".csv");
+    let mut prepared = prepared;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_and_record(prepared.as_mut(), &prefix, options)
+    }));
+    let (status, files, rows, claims) = match outcome {
+        Ok(Ok((status, files, rows, claims))) => (status, files, Some(rows), claims),
+        Ok(Err(e)) => (
+            Status::Failed(format!("{e:#}")),
+            vec![csv_path],
+            None,
+            Vec::new(),
+        ),
+        Err(panic) => (
+            Status::Failed(format!("internal error (panic): {}", panic_text(&panic))),
+            vec![csv_path],
+            None,
+            Vec::new(),
+        ),
+    };
+    let finished = SystemTime::now();
+    manifest.status = status.clone();
+    manifest.finished = Some(timestamp(finished));
+    manifest.wall_seconds = finished
+        .duration_since(started)
+        .ok()
+        .map(|d| d.as_secs_f64());
+    // Unknown after a panic: the CSV holds what was written before it.
+    manifest.rows = rows.as_ref().map(Table::len);
+    manifest.summary = prepared.summary();
+    manifest.claims = claims.iter().map(StoredClaim::from).collect();
+    manifest.files = files
+        .iter()
+        .filter_map(|f| f.file_name())
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
+    manifest.replace(&manifest_path)?;
+    drop(lock);
+    let mut files = files;
+    files.insert(1.min(files.len()), manifest_path);
+    Ok(RunReport {
+        status,
+        prefix,
+        files,
+        rows: rows.unwrap_or_default(),
+        claims,
+        description: prepared.describe(),
+    })
+}
+
+type Recorded = (Status, Vec<PathBuf>, Table, Vec<ClaimResult>);
+
+/// The run itself, its second tables, claims and figures.
+fn run_and_record(
+    prepared: &mut dyn PreparedRun,
+    prefix: &Path,
+    options: &RunOptions,
+) -> Result<Recorded> {
+    let csv_path = with_suffix(prefix, ".csv");
     let mut sink = CsvSink::create(&csv_path)?;
     let progress = Progress::new(options.progress);
-    let mut ctx = RunContext::new(seed, &mut sink, &progress, &CANCEL);
-    let outcome = prepared.run(&mut ctx);
+    let (outcome, mut rows, attachments) = prepared.run(Plumbing {
+        sink: &mut sink,
+        progress: &progress,
+        cancel: &CANCEL,
+    });
     progress.finish();
-    let attachments = ctx.take_attachments();
-    let (rows, summary) = ctx.into_results();
     let status = match outcome {
         Ok(()) => Status::Done,
-        Err(e) if e.downcast_ref::<Interrupted>().is_some() => Status::Interrupted,
+        Err(e) if e.is::<Interrupted>() => Status::Interrupted,
         Err(e) => Status::Failed(format!("{e:#}")),
-    };
-
-    let claims = if status == Status::Done {
-        exp.check_claims(&spec, &rows, &summary)
-    } else {
-        Vec::new()
     };
     let mut files = vec![csv_path];
     for attachment in attachments {
         // Like a figure, a second table that cannot be written must not lose the run.
-        let path = with_suffix(&prefix, &format!("{}.csv", attachment.suffix));
+        let path = with_suffix(prefix, &format!("{}.csv", attachment.suffix));
         let written = CsvSink::create(&path).and_then(|mut sink| {
+            use crate::contract::RowSink;
             sink.header(&attachment.header)?;
             attachment.rows.iter().try_for_each(|row| sink.row(row))
         });
@@ -227,21 +319,23 @@ pub fn execute(exp: &dyn Experiment, spec: toml::Table, options: &RunOptions) ->
             Err(e) => eprintln!("warning: could not write {}: {e:#}", path.display()),
         }
     }
-    // The figures see the run as `lab plot` would (rows, spec, summary); the rows are lent to
-    // them and taken back, not copied.
-    let run = RunData {
-        label: String::new(),
-        spec: Some(spec.clone()),
-        summary: Some(summary.clone()),
-        rows,
+    let (status, claims) = match status {
+        Status::Done => match prepared.check_claims(&mut rows) {
+            Ok(claims) => (Status::Done, claims),
+            Err(e) => (
+                Status::Failed(format!("checking the claims: {e:#}")),
+                Vec::new(),
+            ),
+        },
+        other => (other, Vec::new()),
     };
-    if !run.rows.is_empty() {
+    if !rows.is_empty() {
         // A figure that cannot be drawn must not lose the run: record why and go on.
-        match exp.figures(std::slice::from_ref(&run)) {
+        match prepared.figures(&mut rows) {
             Ok(figures) => {
                 for (suffix, figure) in figures {
                     for ext in ["png", "svg"] {
-                        let path = with_suffix(&prefix, &format!("{suffix}.{ext}"));
+                        let path = with_suffix(prefix, &format!("{suffix}.{ext}"));
                         match crate::plot::render(&figure, &path) {
                             Ok(()) => files.push(path),
                             Err(e) => {
@@ -254,35 +348,14 @@ pub fn execute(exp: &dyn Experiment, spec: toml::Table, options: &RunOptions) ->
             Err(e) => eprintln!("warning: could not build the figures: {e:#}"),
         }
     }
-    let rows = run.rows;
-    manifest.finish(&manifest::Ending {
-        status: &status,
-        finished: SystemTime::now(),
-        summary: &summary,
-        claims: &claims,
-        files: &files,
-    })?;
-    files.insert(1, manifest.path.clone());
-    Ok(RunReport {
-        status,
-        prefix,
-        files,
-        rows,
-        summary,
-        claims,
-    })
+    Ok((status, files, rows, claims))
 }
 
-/// Runs an experiment in memory (no files, no progress): for `lab verify` and tests.
-pub fn run_in_memory(
-    exp: &dyn Experiment,
-    spec: &toml::Table,
-) -> Result<(Table, serde_json::Map<String, serde_json::Value>)> {
-    let prepared = exp.prepare(spec)?;
-    let progress = Progress::hidden();
-    let never = AtomicBool::new(false);
-    let mut sink = NullSink;
-    let mut ctx = RunContext::new(seed_of(spec), &mut sink, &progress, &never);
-    prepared.run(&mut ctx)?;
-    Ok(ctx.into_results())
+/// The message of a panic payload.
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown".into())
 }

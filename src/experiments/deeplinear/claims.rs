@@ -3,11 +3,14 @@
 //! paper's abstract only states convergence to the global minimizer, a saddle or the origin,
 //! with rates "by stages".
 
-use serde_json::{Map, Value};
+use anyhow::Result;
 
+use super::DeepLinearExperiment;
 use super::spec::{DeepLinearSpec, Dynamics, Init, Sign};
-use crate::claims::{Check, ClaimResult, Provenance, Verdict, least_squares_slope, result};
-use crate::experiments::ClaimDoc;
+use crate::claims::{
+    Check, ClaimDoc, ClaimResult, Provenance, Verdict, least_squares_slope, result,
+};
+use crate::contract::{Claims, RunData};
 use crate::table::Table;
 
 pub const BALANCE: ClaimDoc = ClaimDoc {
@@ -78,19 +81,6 @@ pub const UNBALANCED_ESCAPES: ClaimDoc = ClaimDoc {
     provenance: Provenance::Reconstructed("notes (a), item 4 (checked: N=3, (0.5, 0.6, -0.45))"),
 };
 
-pub fn docs() -> Vec<ClaimDoc> {
-    vec![
-        BALANCE,
-        REDUCED,
-        CHAIN,
-        LIMIT,
-        FINAL_RATE,
-        ORIGIN_RATE,
-        PLATEAU,
-        UNBALANCED_ESCAPES,
-    ]
-}
-
 fn flow_rows(rows: &Table) -> Table {
     rows.filter(|i| rows.text("method").is_some_and(|m| m[i] == "flow"))
 }
@@ -104,15 +94,6 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
-}
-
-fn flow_limit(summary: &Map<String, Value>) -> Option<String> {
-    summary
-        .get("limits")?
-        .get("flow")?
-        .get("limit")?
-        .as_str()
-        .map(String::from)
 }
 
 /// The limit a start predicts (None when the notes predict nothing for it).
@@ -139,98 +120,111 @@ fn custom_scalar_limit(w: &[f64]) -> Option<&'static str> {
     (mags.len() >= 2 && mags[0] < mags[1]).then_some("global")
 }
 
-pub fn check_run(
-    spec: &DeepLinearSpec,
-    rows: &Table,
-    summary: &Map<String, Value>,
-) -> Vec<ClaimResult> {
-    let mut results = Vec::new();
-    if !spec.method.contains(&Dynamics::Flow) {
-        return results;
-    }
-    let flow = flow_rows(rows);
-    if flow.is_empty() {
-        return results;
-    }
-    let s1 = spec.spectrum[0];
-    let n = (spec.widths.len() - 1) as f64;
-    let scalar = spec.widths.iter().all(|&w| w == 1);
-    let drift = col(&flow, "balance_drift")
-        .iter()
-        .copied()
-        .fold(0.0, f64::max);
-    results.push(result(
-        &BALANCE,
-        "method=flow",
-        (
-            Verdict::from_bool(drift <= 1e-6),
-            format!("max drift {drift:.2e}"),
-        ),
-    ));
-    let balanced = spec.init == Init::Balanced || spec.init == Init::Invariant;
-    if balanced {
-        let diff = max_abs_diff(col(&flow, "sv_1"), col(&flow, "sv_reduced"));
-        results.push(result(
-            &REDUCED,
-            "method=flow",
-            (
-                Verdict::from_bool(diff <= 1e-6 * s1),
-                format!("max |sv_1 - sigma_reduced| = {diff:.2e}"),
-            ),
-        ));
-    }
-    if scalar && balanced && spec.widths.len() == 3 {
-        let p0 = match spec.init_sign {
-            Sign::Positive => spec.init_scale,
-            Sign::Negative => -spec.init_scale,
-        };
-        let exact: Vec<f64> = col(&flow, "t")
+impl Claims for DeepLinearExperiment {
+    const CLAIMS: &'static [ClaimDoc] = &[
+        BALANCE,
+        REDUCED,
+        CHAIN,
+        LIMIT,
+        FINAL_RATE,
+        ORIGIN_RATE,
+        PLATEAU,
+        UNBALANCED_ESCAPES,
+    ];
+
+    fn check_claims(run: &RunData<DeepLinearExperiment>) -> Result<Vec<ClaimResult>> {
+        let (spec, rows) = (&run.spec, &run.rows);
+        let mut results = Vec::new();
+        if !spec.method.contains(&Dynamics::Flow) {
+            return Ok(results);
+        }
+        let flow = flow_rows(rows);
+        anyhow::ensure!(!flow.is_empty(), "no flow rows in a run of the flow");
+        let s1 = spec.spectrum[0];
+        let n = (spec.widths.len() - 1) as f64;
+        let scalar = spec.widths.iter().all(|&w| w == 1);
+        let drift = col(&flow, "balance_drift")
             .iter()
-            .map(|t| s1 / (1.0 + (s1 / p0 - 1.0) * (-2.0 * s1 * t).exp()))
-            .collect();
-        let diff = max_abs_diff(col(&flow, "align_1"), &exact);
+            .copied()
+            .fold(0.0, f64::max);
         results.push(result(
-            &CHAIN,
+            &BALANCE,
             "method=flow",
             (
-                Verdict::from_bool(diff <= 1e-7 * s1),
-                format!("max |p - closed form| = {diff:.2e}"),
+                Verdict::from_bool(drift <= 1e-6),
+                format!("max drift {drift:.2e}"),
             ),
         ));
+        let balanced = spec.init == Init::Balanced || spec.init == Init::Invariant;
+        if balanced {
+            let diff = max_abs_diff(col(&flow, "sv_1"), col(&flow, "sv_reduced"));
+            results.push(result(
+                &REDUCED,
+                "method=flow",
+                (
+                    Verdict::from_bool(diff <= 1e-6 * s1),
+                    format!("max |sv_1 - sigma_reduced| = {diff:.2e}"),
+                ),
+            ));
+        }
+        if scalar && balanced && spec.widths.len() == 3 {
+            let p0 = match spec.init_sign {
+                Sign::Positive => spec.init_scale,
+                Sign::Negative => -spec.init_scale,
+            };
+            let exact: Vec<f64> = col(&flow, "t")
+                .iter()
+                .map(|t| s1 / (1.0 + (s1 / p0 - 1.0) * (-2.0 * s1 * t).exp()))
+                .collect();
+            let diff = max_abs_diff(col(&flow, "align_1"), &exact);
+            results.push(result(
+                &CHAIN,
+                "method=flow",
+                (
+                    Verdict::from_bool(diff <= 1e-7 * s1),
+                    format!("max |p - closed form| = {diff:.2e}"),
+                ),
+            ));
+        }
+        let observed = run
+            .summary
+            .limits
+            .as_ref()
+            .and_then(|l| l.get("flow"))
+            .map(|l| l.limit.clone());
+        if let Some(expected) = predicted_limit(spec) {
+            let check = match &observed {
+                Some(o) if o == expected => (Verdict::Pass, format!("ended at {o}")),
+                Some(o) if o.starts_with("not converged") => (
+                    Verdict::Inconclusive,
+                    format!("{o} by t = {}: run longer", spec.t_end),
+                ),
+                Some(o) => (Verdict::Fail, format!("ended at {o}, expected {expected}")),
+                None => (Verdict::Inconclusive, "no limit in the summary".into()),
+            };
+            let id = if spec.init == Init::Custom && scalar {
+                &UNBALANCED_ESCAPES
+            } else {
+                &LIMIT
+            };
+            results.push(result(
+                id,
+                &format!("init={:?}", spec.init).to_lowercase(),
+                check,
+            ));
+        }
+        if observed.as_deref() == Some("global") && !scalar {
+            results.push(result(&FINAL_RATE, "method=flow", final_rate(spec, &flow)));
+        }
+        if scalar && spec.init == Init::Balanced && spec.init_sign == Sign::Negative {
+            results.push(result(
+                &ORIGIN_RATE,
+                "method=flow",
+                origin_rate(n, s1, &flow),
+            ));
+        }
+        Ok(results)
     }
-    let observed = flow_limit(summary);
-    if let Some(expected) = predicted_limit(spec) {
-        let check = match &observed {
-            Some(o) if o == expected => (Verdict::Pass, format!("ended at {o}")),
-            Some(o) if o.starts_with("not converged") => (
-                Verdict::Inconclusive,
-                format!("{o} by t = {}: run longer", spec.t_end),
-            ),
-            Some(o) => (Verdict::Fail, format!("ended at {o}, expected {expected}")),
-            None => (Verdict::Inconclusive, "no limit in the summary".into()),
-        };
-        let id = if spec.init == Init::Custom && scalar {
-            &UNBALANCED_ESCAPES
-        } else {
-            &LIMIT
-        };
-        results.push(result(
-            id,
-            &format!("init={:?}", spec.init).to_lowercase(),
-            check,
-        ));
-    }
-    if observed.as_deref() == Some("global") && !scalar {
-        results.push(result(&FINAL_RATE, "method=flow", final_rate(spec, &flow)));
-    }
-    if scalar && spec.init == Init::Balanced && spec.init_sign == Sign::Negative {
-        results.push(result(
-            &ORIGIN_RATE,
-            "method=flow",
-            origin_rate(n, s1, &flow),
-        ));
-    }
-    results
 }
 
 /// The predicted final-phase rate of the loss gap.

@@ -5,14 +5,20 @@
 use anyhow::Result;
 
 use super::model::DeepLinear;
-use super::spec::DeepLinearSpec;
-use super::{parse_spec, start, target};
-use crate::experiments::RunData;
+use super::{DeepLinearExperiment, start, target};
+use crate::contract::{Figures, RunData, Valid};
 use crate::flow::{Objective, Tolerances, gradient_flow};
 use crate::plot::landscape::{arrows, basin_map, contours, log_levels, sample};
 use crate::plot::{Figure, LineRequest, Panel, Series, Style, line_panel};
 
-pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
+impl Figures for DeepLinearExperiment {
+    /// The stages against t; for a scalar chain of two or three layers, its landscape.
+    fn figures(runs: &[RunData<DeepLinearExperiment>]) -> Result<Vec<(String, Figure)>> {
+        stages_and_landscape(runs)
+    }
+}
+
+fn stages_and_landscape(runs: &[RunData<DeepLinearExperiment>]) -> Result<Vec<(String, Figure)>> {
     let panel = |title, ys: &'static [&'static str], logy, y_label| {
         line_panel(
             runs,
@@ -50,12 +56,11 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
     let mut figures = vec![(String::new(), figure)];
     // The phase portrait and basin map of a scalar chain of two or three layers (the first
     // such run).
-    if let Some(spec) = runs
+    if let Some(run) = runs
         .iter()
-        .filter_map(|r| r.spec.as_ref().and_then(|s| parse_spec(s).ok()))
-        .find(|s| s.widths == [1, 1, 1] || s.widths == [1, 1, 1, 1])
+        .find(|r| r.spec.widths == [1, 1, 1] || r.spec.widths == [1, 1, 1, 1])
     {
-        figures.push((".landscape".into(), scalar_chain_landscape(&spec)?));
+        figures.push((".landscape".into(), scalar_chain_landscape(&run.spec)?));
     }
     Ok(figures)
 }
@@ -104,7 +109,7 @@ fn chain_limit(model: &DeepLinear, w0: &[f64], t: f64) -> usize {
 /// The phase portrait of the scalar chain L = (z - w_N ... w_1)^2 / 2 (N = 2: the (w1, w2)
 /// plane; N = 3: the invariant plane w2 = w3), flows coloured by their limit, and the
 /// basin map.
-fn scalar_chain_landscape(spec: &DeepLinearSpec) -> Result<Figure> {
+fn scalar_chain_landscape(spec: &Valid<DeepLinearExperiment>) -> Result<Figure> {
     let target = target(spec);
     let model = DeepLinear {
         widths: spec.widths.clone(),

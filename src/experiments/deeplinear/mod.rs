@@ -17,85 +17,25 @@ pub mod model;
 pub mod spec;
 pub mod verify;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Result;
 use ndarray::{Array1, Array2};
+use serde::{Deserialize, Serialize};
 
 use self::model::{DeepLinear, ReducedRankOne, Target, orthonormal, singular_values};
 use self::spec::{DeepLinearSpec, Dynamics, Init, Sign};
-use super::{ClaimDoc, Experiment, PreparedRun, RunData};
-use crate::claims::ClaimResult;
+use crate::contract::{ColumnKind, ColumnSpec, Ctx, Experiment, Report, Valid};
 use crate::flow::{Objective, Tolerances, gradient_descent, gradient_flow_until, integrate_until};
-use crate::input_error;
-use crate::plot::Figure;
-use crate::run::standard_normal as normal;
-use crate::run::{ColumnKind, ColumnSpec, RunContext, component_rng};
-use crate::table::{Cell, Table};
+use crate::random::standard_normal as normal;
+use crate::table::Cell;
 
 pub struct DeepLinearExperiment;
 
-pub fn parse_spec(spec: &toml::Table) -> Result<DeepLinearSpec> {
-    crate::spec::typed("deeplinear", spec)
-}
-
-/// Most parameters a run may have (the flow keeps a few copies of them per output).
-const MAX_PARAMETERS: usize = 200_000;
-
-/// Cross-field checks the field table cannot express.
-fn check(spec: &DeepLinearSpec) -> Result<()> {
-    let w = &spec.widths;
-    if w.len() < 3 {
-        return Err(input_error!(
-            "widths = {w:?} has {} layer(s): expected at least 2 layers (3 widths)",
-            w.len().saturating_sub(1)
-        ));
-    }
-    if !w.contains(&1) {
-        return Err(input_error!(
-            "widths = {w:?} has no width 1: expected a one-neuron layer (some d_j = 1)"
-        ));
-    }
-    let (d0, dn) = (w[0], w[w.len() - 1]);
-    let s = &spec.spectrum;
-    if s.is_empty() || s.len() > d0.min(dn) {
-        return Err(input_error!(
-            "spectrum has {} values: expected 1 to min(d_0, d_N) = {}",
-            s.len(),
-            d0.min(dn)
-        ));
-    }
-    if s.iter().any(|&x| x <= 0.0) || s.windows(2).any(|p| p[1] > p[0]) {
-        return Err(input_error!(
-            "spectrum = {s:?}: expected positive values in non-increasing order"
-        ));
-    }
-    let dim = crate::linear_net::parameter_count(w);
-    if dim > MAX_PARAMETERS {
-        return Err(input_error!(
-            "widths = {w:?} give {dim} weights: expected at most {MAX_PARAMETERS}"
-        ));
-    }
-    match spec.init {
-        Init::Invariant if s.len() < 2 || d0 < 2 || dn < 2 => Err(input_error!(
-            "init = invariant needs a second singular value and d_0, d_N >= 2 (u and v \
-             orthogonal to u_1, v_1): expected spectrum with 2 values and wider ends"
-        )),
-        Init::Custom if spec.init_weights.len() != dim => Err(input_error!(
-            "init = custom needs init_weights with {dim} values (widths {w:?}): got {}",
-            spec.init_weights.len()
-        )),
-        _ if spec.init != Init::Custom && !spec.init_weights.is_empty() => Err(input_error!(
-            "init_weights is set but init = {:?}: expected init = custom (or init_weights = [])",
-            spec.init
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// The target of a spec: U, V orthonormal from the `target` stream.
-pub fn target(spec: &DeepLinearSpec) -> Target {
-    let mut rng = component_rng(spec.seed, "target");
+pub fn target(spec: &Valid<DeepLinearExperiment>) -> Target {
+    let mut rng = spec.streams().rng("target");
     let (d0, dn) = (spec.widths[0], spec.widths[spec.widths.len() - 1]);
     let r = spec.spectrum.len();
     Target {
@@ -125,8 +65,8 @@ fn unit(d: usize, avoid: Option<Array1<f64>>, rng: &mut rand_chacha::ChaCha8Rng)
 }
 
 /// The start of a run and, for balanced starts, the reduced state (sigma, u, v).
-pub fn start(spec: &DeepLinearSpec, target: &Target) -> (Vec<f64>, Option<Vec<f64>>) {
-    let mut rng = component_rng(spec.seed, "init");
+pub fn start(spec: &Valid<DeepLinearExperiment>, target: &Target) -> (Vec<f64>, Option<Vec<f64>>) {
+    let mut rng = spec.streams().rng("init");
     let w = &spec.widths;
     let n = w.len() - 1;
     match spec.init {
@@ -219,13 +159,61 @@ fn columns() -> Vec<ColumnSpec> {
     ]
 }
 
-struct DeepLinearRun {
-    spec: DeepLinearSpec,
+/// Where one dynamics ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Limit {
+    /// `global`, `saddle_i`, `origin`, or `not converged (nearest: ...)`.
+    pub limit: String,
+    pub distance: f64,
+    pub steps: usize,
+    pub evaluations: usize,
 }
 
-impl PreparedRun for DeepLinearRun {
-    fn run(self: Box<Self>, ctx: &mut RunContext) -> Result<()> {
-        let spec = &self.spec;
+/// What a deep linear run reports besides its rows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeepLinearSummary {
+    pub optimal_loss: Option<f64>,
+    pub spectrum: Option<Vec<f64>>,
+    pub parameters: Option<usize>,
+    /// Z and the start, so another tool can redo the same integration (small runs only).
+    pub z: Option<Vec<Vec<f64>>>,
+    pub start: Option<Vec<f64>>,
+    /// Per dynamics (`flow`, `gd`).
+    pub limits: Option<BTreeMap<String, Limit>>,
+    /// Per dynamics, the first t with sigma_1 >= s_1 / 2 (null: never).
+    pub escape_time: Option<BTreeMap<String, Option<f64>>>,
+}
+
+impl Report for DeepLinearSummary {
+    fn describe(&self) -> Vec<String> {
+        let Some(limits) = &self.limits else {
+            return Vec::new();
+        };
+        let parts: Vec<String> = limits
+            .iter()
+            .map(|(m, l)| format!("{m} -> {}", l.limit))
+            .collect();
+        vec![format!("limit: {}", parts.join(", "))]
+    }
+}
+
+impl Experiment for DeepLinearExperiment {
+    type Spec = DeepLinearSpec;
+    type Summary = DeepLinearSummary;
+    type Inputs = ();
+
+    const NAME: &'static str = "deeplinear";
+    const TITLE: &'static str =
+        "Deep linear networks with a one-neuron layer: gradient flow, its limits and stages";
+    const PAPER: &'static str = "K. Chen, D. Lin, Z. Zhang, Global Convergence Analysis of Deep \
+                                 Linear Networks with A One-neuron Layer, arXiv:2201.02761";
+    const HEADLINE: &'static [&'static str] = &["t", "loss_gap", "sv_1", "balance_drift"];
+
+    fn prepare(_: &Valid<Self>) -> Result<()> {
+        Ok(())
+    }
+
+    fn run(spec: &Valid<Self>, _: (), ctx: &mut Ctx<Self>) -> Result<()> {
         let target = target(spec);
         let model = DeepLinear {
             widths: spec.widths.clone(),
@@ -240,14 +228,13 @@ impl PreparedRun for DeepLinearRun {
             max_steps: 10_000_000,
         };
         let optimal = target.optimal_loss();
-        ctx.summarize("optimal_loss", optimal);
-        ctx.summarize("spectrum", &spec.spectrum);
-        ctx.summarize("parameters", model.dim());
-        // Z and the start, so another tool can redo the same integration (small runs only).
+        ctx.summary.optimal_loss = Some(optimal);
+        ctx.summary.spectrum = Some(spec.spectrum.clone());
+        ctx.summary.parameters = Some(model.dim());
         if model.dim() <= 1000 {
             let z: Vec<Vec<f64>> = model.z.rows().into_iter().map(|r| r.to_vec()).collect();
-            ctx.summarize("z", z);
-            ctx.summarize("start", &theta0);
+            ctx.summary.z = Some(z);
+            ctx.summary.start = Some(theta0.clone());
         }
         // The reduced rank-one ODE of a balanced start, as a reference for the flow.
         let reduced = match &reduced0 {
@@ -257,25 +244,23 @@ impl PreparedRun for DeepLinearRun {
                     z: &model.z,
                     depth: model.depth(),
                 };
-                let cancel = ctx.cancel_flag();
-                let stop = || cancel.load(std::sync::atomic::Ordering::Relaxed);
-                Some(integrate_until(&field, x0, &times, tolerances, &stop)?)
+                let cancel = ctx.cancel();
+                Some(integrate_until(&field, x0, &times, tolerances, &|| {
+                    cancel.is_set()
+                })?)
             }
             _ => None,
         };
         ctx.begin(&columns())?;
         let d0 = DeepLinear::balance(&model.layers(&theta0));
-        let mut limits = serde_json::Map::new();
-        let mut escapes = serde_json::Map::new();
         for &method in &spec.method {
             ctx.check_cancel()?;
             ctx.progress().phase(method.name());
             let started = Instant::now();
             let trajectory = match method {
                 Dynamics::Flow => {
-                    let cancel = ctx.cancel_flag();
-                    let stop = || cancel.load(std::sync::atomic::Ordering::Relaxed);
-                    gradient_flow_until(&model, &theta0, &times, tolerances, &stop)?
+                    let cancel = ctx.cancel();
+                    gradient_flow_until(&model, &theta0, &times, tolerances, &|| cancel.is_set())?
                 }
                 Dynamics::Gd => {
                     let steps = (spec.t_end / spec.eta).round() as usize;
@@ -332,89 +317,22 @@ impl PreparedRun for DeepLinearRun {
             ctx.check_cancel()?;
             let last = trajectory.states.last().expect("one state at least");
             let (limit, distance) = classify(&DeepLinear::product(&model.layers(last)), &target);
-            limits.insert(
-                method.name().into(),
-                serde_json::json!({"limit": limit, "distance": distance,
-                                   "steps": trajectory.steps,
-                                   "evaluations": trajectory.evaluations}),
+            let name = method.name().to_string();
+            ctx.summary.limits.get_or_insert_with(BTreeMap::new).insert(
+                name.clone(),
+                Limit {
+                    limit,
+                    distance,
+                    steps: trajectory.steps,
+                    evaluations: trajectory.evaluations,
+                },
             );
-            escapes.insert(method.name().into(), serde_json::json!(escape));
-            ctx.summarize("limits", &limits);
-            ctx.summarize("escape_time", &escapes);
+            ctx.summary
+                .escape_time
+                .get_or_insert_with(BTreeMap::new)
+                .insert(name, escape);
             ctx.progress().advance(1);
         }
         Ok(())
-    }
-}
-
-impl Experiment for DeepLinearExperiment {
-    fn name(&self) -> &'static str {
-        "deeplinear"
-    }
-
-    fn title(&self) -> &'static str {
-        "Deep linear networks with a one-neuron layer: gradient flow, its limits and stages"
-    }
-
-    fn paper(&self) -> &'static str {
-        "K. Chen, D. Lin, Z. Zhang, Global Convergence Analysis of Deep Linear Networks with \
-         A One-neuron Layer, arXiv:2201.02761"
-    }
-
-    fn fields(&self) -> &'static [crate::spec::Field] {
-        spec::FIELDS
-    }
-
-    fn default_spec(&self) -> toml::Table {
-        toml::Table::try_from(DeepLinearSpec::default()).expect("the default spec serializes")
-    }
-
-    fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>> {
-        let spec = parse_spec(spec)?;
-        check(&spec)?;
-        Ok(Box::new(DeepLinearRun { spec }))
-    }
-
-    fn claim_docs(&self) -> Vec<ClaimDoc> {
-        claims::docs()
-    }
-
-    fn check_claims(
-        &self,
-        spec: &toml::Table,
-        rows: &Table,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<ClaimResult> {
-        match parse_spec(spec) {
-            Ok(spec) => claims::check_run(&spec, rows, summary),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    fn figures(&self, runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
-        figures::figures(runs)
-    }
-
-    fn verify(&self) -> Result<Vec<ClaimResult>> {
-        verify::verify()
-    }
-
-    fn headline_columns(&self) -> &'static [&'static str] {
-        &["t", "loss_gap", "sv_1", "balance_drift"]
-    }
-
-    fn describe_summary(
-        &self,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<String> {
-        let mut lines = Vec::new();
-        if let Some(limits) = summary.get("limits").and_then(|l| l.as_object()) {
-            let parts: Vec<String> = limits
-                .iter()
-                .map(|(m, l)| format!("{m} -> {}", l["limit"].as_str().unwrap_or("?")))
-                .collect();
-            lines.push(format!("limit: {}", parts.join(", ")));
-        }
-        lines
     }
 }

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::flow::{Objective, VectorField};
 use crate::linear_net;
-use crate::run::standard_normal as normal;
+use crate::random::standard_normal as normal;
 
 pub struct DeepLinear {
     /// d_0 (input), d_1, ..., d_N (output).
@@ -144,11 +144,11 @@ pub fn singular_values(w: &Array2<f64>) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::component_rng;
+    use crate::random::Streams;
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let mut rng = component_rng(3, "test");
+        let mut rng = Streams::new(3).rng("test");
         let widths = vec![3, 2, 1, 2];
         let z = Array2::from_shape_fn((2, 3), |_| normal(&mut rng));
         let model = DeepLinear { widths, z };
@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn orthonormal_columns_are_orthonormal() {
-        let q = orthonormal(5, 3, &mut component_rng(1, "q"));
+        let q = orthonormal(5, 3, &mut Streams::new(1).rng("q"));
         let gram = q.t().dot(&q);
         for i in 0..3 {
             for j in 0..3 {

@@ -1,7 +1,10 @@
 //! The settings of a deep linear network run: the typed spec and its field table.
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Settings;
+use crate::input_error;
 use crate::spec::{Domain, Field};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +73,65 @@ impl Default for DeepLinearSpec {
             rtol: 1e-10,
             atol: 1e-12,
             seed: 0,
+        }
+    }
+}
+
+/// Most parameters a run may have (the flow keeps a few copies of them per output).
+const MAX_PARAMETERS: usize = 200_000;
+
+impl Settings for DeepLinearSpec {
+    const FIELDS: &'static [Field] = FIELDS;
+
+    /// Cross-field checks the field table cannot express.
+    fn validate(&self) -> Result<()> {
+        let spec = self;
+        let w = &spec.widths;
+        if w.len() < 3 {
+            return Err(input_error!(
+                "widths = {w:?} has {} layer(s): expected at least 2 layers (3 widths)",
+                w.len().saturating_sub(1)
+            ));
+        }
+        if !w.contains(&1) {
+            return Err(input_error!(
+                "widths = {w:?} has no width 1: expected a one-neuron layer (some d_j = 1)"
+            ));
+        }
+        let (d0, dn) = (w[0], w[w.len() - 1]);
+        let s = &spec.spectrum;
+        if s.is_empty() || s.len() > d0.min(dn) {
+            return Err(input_error!(
+                "spectrum has {} values: expected 1 to min(d_0, d_N) = {}",
+                s.len(),
+                d0.min(dn)
+            ));
+        }
+        if s.iter().any(|&x| x <= 0.0) || s.windows(2).any(|p| p[1] > p[0]) {
+            return Err(input_error!(
+                "spectrum = {s:?}: expected positive values in non-increasing order"
+            ));
+        }
+        let dim = crate::linear_net::parameter_count(w);
+        if dim > MAX_PARAMETERS {
+            return Err(input_error!(
+                "widths = {w:?} give {dim} weights: expected at most {MAX_PARAMETERS}"
+            ));
+        }
+        match spec.init {
+            Init::Invariant if s.len() < 2 || d0 < 2 || dn < 2 => Err(input_error!(
+                "init = invariant needs a second singular value and d_0, d_N >= 2 (u and v \
+                 orthogonal to u_1, v_1): expected spectrum with 2 values and wider ends"
+            )),
+            Init::Custom if spec.init_weights.len() != dim => Err(input_error!(
+                "init = custom needs init_weights with {dim} values (widths {w:?}): got {}",
+                spec.init_weights.len()
+            )),
+            _ if spec.init != Init::Custom && !spec.init_weights.is_empty() => Err(input_error!(
+                "init_weights is set but init = {:?}: expected init = custom (or init_weights = [])",
+                spec.init
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::DeepLinearExperiment;
 use super::claims::{self, PLATEAU};
 use crate::claims::{ClaimResult, result};
-use crate::experiments::{Case, case_claims};
+use crate::contract::{Case, Verify};
 
 /// The cases: (label, settings). Each exercises the claims its start predicts.
 pub const CASES: &[(&str, &[&str])] = &[
@@ -43,12 +43,12 @@ pub const CASES: &[(&str, &[&str])] = &[
 /// sigma_0 of the plateau sweep (N = 3 scalar chain, z = 1).
 pub const PLATEAU_SCALES: &[&str] = &["1e-3", "1e-4", "1e-5", "1e-6"];
 
-pub fn run_case(settings: &[&str]) -> Result<Case> {
-    crate::experiments::run_case(&DeepLinearExperiment, settings)
+pub fn run_case(settings: &[&str]) -> Result<Case<DeepLinearExperiment>> {
+    crate::contract::run_case(settings)
 }
 
 pub fn single_run(label: &str, settings: &[&str]) -> Result<Vec<ClaimResult>> {
-    case_claims(&DeepLinearExperiment, label, settings)
+    run_case(settings)?.claims(label)
 }
 
 /// (sigma_0, escape time) over the plateau sweep.
@@ -63,23 +63,27 @@ pub fn plateau_points() -> Result<Vec<(f64, f64)>> {
             "outputs=15000",
             setting.as_str(),
         ];
-        let (_, _, summary) = run_case(&settings)?;
-        if let Some(t) = summary["escape_time"]["flow"].as_f64() {
+        let summary = run_case(&settings)?.summary;
+        let escape = summary.escape_time.and_then(|e| e.get("flow").copied());
+        if let Some(Some(t)) = escape {
             points.push((scale.parse::<f64>()?, t));
         }
     }
     Ok(points)
 }
 
-pub fn verify() -> Result<Vec<ClaimResult>> {
-    let mut results = Vec::new();
-    for (label, settings) in CASES {
-        results.extend(single_run(label, settings)?);
+impl Verify for DeepLinearExperiment {
+    /// Each start's claims, then the plateau sweep.
+    fn verify() -> Result<Vec<ClaimResult>> {
+        let mut results = Vec::new();
+        for (label, settings) in CASES {
+            results.extend(single_run(label, settings)?);
+        }
+        results.push(result(
+            &PLATEAU,
+            "N=3 scalar chain, sigma_0 = 1e-3..1e-6",
+            claims::plateau(&plateau_points()?, 3.0),
+        ));
+        Ok(results)
     }
-    results.push(result(
-        &PLATEAU,
-        "N=3 scalar chain, sigma_0 = 1e-3..1e-6",
-        claims::plateau(&plateau_points()?, 3.0),
-    ));
-    Ok(results)
 }

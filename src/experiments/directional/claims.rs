@@ -3,10 +3,14 @@
 //! exponential) loss, not the paper's, and the two-node form is our choice.
 
 use super::model::Network;
-use super::spec::{DirectionalSpec, Init, Method, Model};
-use super::{Theory, network, population};
-use crate::claims::{Check, ClaimResult, Provenance, Verdict, least_squares_slope, result};
-use crate::experiments::ClaimDoc;
+use anyhow::Result;
+
+use super::spec::{Init, Method, Model};
+use super::{DirectionalExperiment, Theory, network, population};
+use crate::claims::{
+    Check, ClaimDoc, ClaimResult, Provenance, Verdict, least_squares_slope, result,
+};
+use crate::contract::{Claims, RunData};
 use crate::table::Table;
 
 pub const CONVERGES: ClaimDoc = ClaimDoc {
@@ -61,10 +65,6 @@ pub const CONSERVED: ClaimDoc = ClaimDoc {
         "notes, shared facts: conservation law of homogeneous networks (Du, Hu & Lee 2018)",
     ),
 };
-
-pub fn docs() -> Vec<ClaimDoc> {
-    vec![CONVERGES, ANGLE_RATE, NORM_EXPONENT, ANGLE_LAW, CONSERVED]
-}
 
 /// The flow rows of a run (or gd/online rows when asked).
 fn rows_of(rows: &Table, method: Method) -> Option<Table> {
@@ -269,45 +269,51 @@ pub fn check_conserved(rows: &Table) -> Check {
     )
 }
 
-/// The claims that apply to a run: convergence of every method's flow rows, and the rate
-/// laws on the flow of a linear network from a balanced start (the end-to-end reduction
-/// needs balance).
-pub fn check_run(spec: &DirectionalSpec, rows: &Table) -> Vec<ClaimResult> {
-    let mut out = Vec::new();
-    let Some(flow) = rows_of(rows, Method::Flow) else {
-        return out;
-    };
-    let on = |what: &str| format!("flow, {what}");
-    let describe = match spec.model {
-        Model::Linear => format!("depth {}, {:?} {:?}", spec.depth, spec.law, spec.loss),
-        Model::TwoNode => format!("two-node, {:?} {:?}", spec.law, spec.loss),
+impl Claims for DirectionalExperiment {
+    const CLAIMS: &'static [ClaimDoc] =
+        &[CONVERGES, ANGLE_RATE, NORM_EXPONENT, ANGLE_LAW, CONSERVED];
+
+    /// The claims that apply to a run: convergence of every method's flow rows, and the rate
+    /// laws on the flow of a linear network from a balanced start (the end-to-end reduction
+    /// needs balance).
+    fn check_claims(run: &RunData<DirectionalExperiment>) -> Result<Vec<ClaimResult>> {
+        let (spec, rows) = (&run.spec, &run.rows);
+        let mut out = Vec::new();
+        let Some(flow) = rows_of(rows, Method::Flow) else {
+            return Ok(out);
+        };
+        let on = |what: &str| format!("flow, {what}");
+        let describe = match spec.model {
+            Model::Linear => format!("depth {}, {:?} {:?}", spec.depth, spec.law, spec.loss),
+            Model::TwoNode => format!("two-node, {:?} {:?}", spec.law, spec.loss),
+        }
+        .to_lowercase();
+        out.push(result(&CONVERGES, &on(&describe), check_converges(&flow)));
+        let conserves = match network(spec) {
+            Network::Linear { widths } => widths.len() > 2,
+            Network::TwoNode { train_second, .. } => train_second,
+        };
+        if conserves {
+            out.push(result(&CONSERVED, &on(&describe), check_conserved(&flow)));
+        }
+        if spec.model == Model::Linear && (spec.init == Init::Balanced || spec.depth == 1) {
+            let theory = Theory::new(&population(spec), spec.depth);
+            out.push(result(
+                &ANGLE_RATE,
+                &on(&describe),
+                check_angle_rate(&flow, &theory),
+            ));
+            out.push(result(
+                &NORM_EXPONENT,
+                &on(&describe),
+                check_norm_exponent(&flow, &theory),
+            ));
+            out.push(result(
+                &ANGLE_LAW,
+                &on(&describe),
+                check_angle_law(&flow, &theory),
+            ));
+        }
+        Ok(out)
     }
-    .to_lowercase();
-    out.push(result(&CONVERGES, &on(&describe), check_converges(&flow)));
-    let conserves = match network(spec) {
-        Network::Linear { widths } => widths.len() > 2,
-        Network::TwoNode { train_second, .. } => train_second,
-    };
-    if conserves {
-        out.push(result(&CONSERVED, &on(&describe), check_conserved(&flow)));
-    }
-    if spec.model == Model::Linear && (spec.init == Init::Balanced || spec.depth == 1) {
-        let theory = Theory::new(&population(spec), spec.depth);
-        out.push(result(
-            &ANGLE_RATE,
-            &on(&describe),
-            check_angle_rate(&flow, &theory),
-        ));
-        out.push(result(
-            &NORM_EXPONENT,
-            &on(&describe),
-            check_norm_exponent(&flow, &theory),
-        ));
-        out.push(result(
-            &ANGLE_LAW,
-            &on(&describe),
-            check_angle_law(&flow, &theory),
-        ));
-    }
-    out
 }

@@ -8,13 +8,30 @@ use anyhow::Result;
 use super::model::{Network, PopulationObjective};
 use super::population::RadialTable;
 use super::spec::{DirectionalSpec, LawName, LossName, Model};
-use super::{Theory, network, parse_spec, population};
-use crate::experiments::RunData;
+use super::{DirectionalExperiment, Theory, network, population};
+use crate::contract::{Figures, RunData};
 use crate::flow::Objective;
 use crate::plot::landscape::{arrows, contours, log_levels, sample};
 use crate::plot::{Figure, LineRequest, Panel, Series, Style, line_panel};
 
-pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
+type Runs = [RunData<DirectionalExperiment>];
+
+impl Figures for DirectionalExperiment {
+    /// Angle, norm and loss against t, and the `.field` figure of the first run's model.
+    fn figures(runs: &Runs) -> Result<Vec<(String, Figure)>> {
+        let mut figures = vec![(String::new(), convergence(runs))];
+        if let Some(run) = runs.first() {
+            let field = match run.spec.model {
+                Model::Linear => linear_field(&run.spec, runs)?,
+                Model::TwoNode => two_node_field(&run.spec, runs)?,
+            };
+            figures.push((".field".into(), field));
+        }
+        Ok(figures)
+    }
+}
+
+fn convergence(runs: &Runs) -> Figure {
     let panel = |title, x, ys: &'static [&'static str], logx, logy, y_label| {
         line_panel(
             runs,
@@ -30,10 +47,7 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
         )
     };
     let mut norm = panel("norm against t", "t", &["norm"], true, true, "norm");
-    let specs: Vec<DirectionalSpec> = runs
-        .iter()
-        .filter_map(|r| r.spec.as_ref().and_then(|s| parse_spec(s).ok()))
-        .collect();
+    let specs: Vec<&DirectionalSpec> = runs.iter().map(|r| &*r.spec).collect();
     // The derived growth ((N+2) K t)^(N/(N+2)) of each depth present, dashed.
     let mut drawn = Vec::new();
     for spec in specs.iter().filter(|s| s.model == Model::Linear) {
@@ -63,7 +77,7 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
             color: 7 + drawn.len(),
         });
     }
-    let figure = Figure {
+    Figure {
         title: "directional convergence to w* (population loss)".into(),
         panels: vec![
             panel("angle to w*", "t", &["angle"], false, true, "angle (rad)"),
@@ -72,21 +86,12 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
         ],
         columns: 3,
         panel_size: (620, 520),
-    };
-    let mut figures = vec![(String::new(), figure)];
-    if let Some(spec) = specs.first() {
-        let field = match spec.model {
-            Model::Linear => linear_field(spec, runs)?,
-            Model::TwoNode => two_node_field(spec, runs)?,
-        };
-        figures.push((".field".into(), field));
     }
-    Ok(figures)
 }
 
 /// The population loss of the linear predictor beta = (b_1, b_2) in the plane of w* = e_1 and
 /// e_2, its -grad field, and each run's path (r cos theta, r sin theta).
-fn linear_field(spec: &DirectionalSpec, runs: &[RunData]) -> Result<Figure> {
+fn linear_field(spec: &DirectionalSpec, runs: &Runs) -> Result<Figure> {
     let pop = population(spec);
     let mut paths: Vec<Series> = Vec::new();
     let mut reach = 1.0f64;
@@ -162,7 +167,7 @@ fn linear_field(spec: &DirectionalSpec, runs: &[RunData]) -> Result<Figure> {
 
 /// Two-node runs: each method's path in the plane of the units' angles (w_1 to w*, w_2 to
 /// -w*) over the population loss at the run's final norm, both units on the +e_2 side.
-fn two_node_field(spec: &DirectionalSpec, runs: &[RunData]) -> Result<Figure> {
+fn two_node_field(spec: &DirectionalSpec, runs: &Runs) -> Result<Figure> {
     let network = network(spec);
     let Network::TwoNode { dim, .. } = network else {
         anyhow::bail!("a two-node figure needs a two-node spec");

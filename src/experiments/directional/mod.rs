@@ -27,48 +27,18 @@ use ndarray::Array1;
 
 use self::model::{Network, PopulationObjective, angle_to_axis};
 use self::population::{Law, Loss, Population, RadialTable};
+use std::collections::BTreeMap;
+
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
 use self::spec::{DirectionalSpec, Init, LawName, LossName, Method, Model, SecondLayer, Spacing};
-use super::{ClaimDoc, Experiment, PreparedRun, RunData};
-use crate::claims::ClaimResult;
+use crate::contract::{Cancel, ColumnKind, ColumnSpec, Ctx, Experiment, Report, Valid};
 use crate::flow::{Objective, Tolerances, gradient_descent, gradient_flow_until};
-use crate::input_error;
-use crate::plot::Figure;
-use crate::run::{ColumnKind, ColumnSpec, RunContext, component_rng, standard_normal};
-use crate::table::{Cell, Table};
+use crate::random::standard_normal;
+use crate::table::Cell;
 
 pub struct DirectionalExperiment;
-
-pub fn parse_spec(spec: &toml::Table) -> Result<DirectionalSpec> {
-    crate::spec::typed("directional", spec)
-}
-
-/// Most parameters a run may have.
-const MAX_PARAMETERS: usize = 200_000;
-
-fn check(spec: &DirectionalSpec) -> Result<()> {
-    if spec.law == LawName::Sphere && spec.dim < 3 {
-        return Err(input_error!(
-            "law = sphere needs dim >= 3 (the 2-D projection of a circle has no density): got \
-             dim = {}",
-            spec.dim
-        ));
-    }
-    let network = network(spec);
-    if network.dim() > MAX_PARAMETERS {
-        return Err(input_error!(
-            "dim, depth and width give {} parameters: expected at most {MAX_PARAMETERS}",
-            network.dim()
-        ));
-    }
-    if spec.method.iter().any(|m| *m != Method::Flow) && spec.eta > spec.t_end {
-        return Err(input_error!(
-            "eta = {} exceeds t_end = {}: expected at least one step",
-            spec.eta,
-            spec.t_end
-        ));
-    }
-    Ok(())
-}
 
 pub fn network(spec: &DirectionalSpec) -> Network {
     match spec.model {
@@ -102,7 +72,7 @@ pub fn population(spec: &DirectionalSpec) -> Population {
 /// gradient ~ tau sin(theta) with tau = -2 l'(0) E[rho] / pi; balanced flow
 /// r ~ ((N+2) K t)^(N/(N+2)) and -d log(theta)/dt ~ tau r^(1-2/N), so
 /// log(theta) ~ -c t^p with p = 2N/(N+2), c = tau ((N+2) K)^((N-2)/(N+2)) (N+2)/(2N).
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Theory {
     pub marginal_at_zero: f64,
     pub mean_radius: f64,
@@ -154,8 +124,7 @@ pub fn output_times(spec: &DirectionalSpec) -> Vec<f64> {
 
 /// The start: a balanced rank-one chain at init_angle, Gaussian entries, or (two-node) a
 /// random start in the plane of w* and e_2.
-pub fn start(spec: &DirectionalSpec, network: &Network) -> Vec<f64> {
-    let mut rng = component_rng(spec.seed, "init");
+pub fn start(spec: &DirectionalSpec, network: &Network, mut rng: ChaCha8Rng) -> Vec<f64> {
     let d = spec.dim;
     match network {
         Network::TwoNode { train_second, .. } => {
@@ -247,20 +216,16 @@ fn columns() -> Vec<ColumnSpec> {
     ]
 }
 
-struct DirectionalRun {
-    spec: DirectionalSpec,
-}
-
-/// Online SGD on fresh batches, keeping the states at the steps nearest the output times.
+/// Online SGD on fresh batches (from the `data` stream), keeping the states at the steps
+/// nearest the output times.
 fn online(
     spec: &DirectionalSpec,
     network: &Network,
     population: &Population,
     theta0: &[f64],
     times: &[f64],
-    cancel: &std::sync::atomic::AtomicBool,
+    (mut rng, cancel): (ChaCha8Rng, Cancel),
 ) -> Vec<(f64, Vec<f64>)> {
-    let mut rng = component_rng(spec.seed, "data");
     let steps = (spec.t_end / spec.eta).round() as usize;
     let keep = keep_steps(times, spec.eta, steps);
     let mut theta = theta0.to_vec();
@@ -272,7 +237,7 @@ fn online(
             kept.push((k as f64 * spec.eta, theta.clone()));
             next += 1;
         }
-        if k == steps || (k % 1000 == 0 && cancel.load(std::sync::atomic::Ordering::Relaxed)) {
+        if k == steps || (k % 1000 == 0 && cancel.is_set()) {
             break;
         }
         let batch = Network::draw_batch(population, spec.dim, spec.batch, &mut rng);
@@ -294,9 +259,63 @@ fn keep_steps(times: &[f64], eta: f64, steps: usize) -> Vec<usize> {
     keep
 }
 
-impl PreparedRun for DirectionalRun {
-    fn run(self: Box<Self>, ctx: &mut RunContext) -> Result<()> {
-        let spec = &self.spec;
+/// Where one method ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinalState {
+    pub t: f64,
+    pub angle: f64,
+    pub norm: f64,
+}
+
+/// What a directional run reports besides its rows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DirectionalSummary {
+    /// The derived rates of a linear network (reconstructed).
+    pub theory: Option<Theory>,
+    pub parameters: Option<usize>,
+    /// The start, so another tool can redo the same integration (small runs only).
+    pub start: Option<Vec<f64>>,
+    /// Per method.
+    #[serde(rename = "final")]
+    pub finals: Option<BTreeMap<String, FinalState>>,
+}
+
+impl Report for DirectionalSummary {
+    fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(theory) = &self.theory {
+            lines.push(format!(
+                "derived rates (reconstructed): norm ~ t^{:.4}, log(angle) ~ -{:.4} t^{:.4}",
+                theory.norm_exponent, theory.angle_coefficient, theory.angle_exponent,
+            ));
+        }
+        for (method, f) in self.finals.iter().flatten() {
+            lines.push(format!(
+                "{method}: angle to w* {:.3e} rad, norm {:.4} at t = {}",
+                f.angle, f.norm, f.t
+            ));
+        }
+        lines
+    }
+}
+
+impl Experiment for DirectionalExperiment {
+    type Spec = DirectionalSpec;
+    type Summary = DirectionalSummary;
+    type Inputs = ();
+
+    const NAME: &'static str = "directional";
+    const TITLE: &'static str = "Directional convergence to w* under spherically symmetric \
+                                 data: linear, deep linear and two-node networks";
+    const PAPER: &'static str = "D. Lin, Z. Zhang, Directional Convergence Analysis under \
+                                 Spherically Symmetric Distribution, arXiv:2105.03879";
+    const HEADLINE: &'static [&'static str] = &["loss", "angle", "norm"];
+
+    fn prepare(_: &Valid<Self>) -> Result<()> {
+        Ok(())
+    }
+
+    fn run(spec: &Valid<Self>, _: (), ctx: &mut Ctx<Self>) -> Result<()> {
         let network = network(spec);
         let population = population(spec);
         let table = matches!(network, Network::TwoNode { .. }).then(|| {
@@ -308,31 +327,30 @@ impl PreparedRun for DirectionalRun {
             population: population.clone(),
             table: table.as_ref(),
         };
-        let theta0 = start(spec, &network);
+        let theta0 = start(spec, &network, ctx.rng("init"));
         let times = output_times(spec);
         if let Network::Linear { .. } = network {
-            ctx.summarize("theory", Theory::new(&population, network.depth()));
+            ctx.summary.theory = Some(Theory::new(&population, network.depth()));
         }
-        ctx.summarize("parameters", network.dim());
+        ctx.summary.parameters = Some(network.dim());
         if network.dim() <= 1000 {
-            ctx.summarize("start", &theta0);
+            ctx.summary.start = Some(theta0.clone());
         }
         ctx.begin(&columns())?;
         let c0 = network.conserved(&theta0);
-        let mut finals = serde_json::Map::new();
         for &method in &spec.method {
             ctx.check_cancel()?;
             ctx.progress().phase(method.name());
             let started = Instant::now();
             let states: Vec<(f64, Vec<f64>)> = match method {
                 Method::Flow => {
-                    let cancel = ctx.cancel_flag();
-                    let stop = || cancel.load(std::sync::atomic::Ordering::Relaxed);
+                    let cancel = ctx.cancel();
                     let tolerances = Tolerances {
                         rtol: spec.rtol,
                         atol: spec.atol,
                         max_steps: 10_000_000,
                     };
+                    let stop = || cancel.is_set();
                     let path = gradient_flow_until(&objective, &theta0, &times, tolerances, &stop)?;
                     path.times.into_iter().zip(path.states).collect()
                 }
@@ -344,14 +362,10 @@ impl PreparedRun for DirectionalRun {
                     });
                     path.times.into_iter().zip(path.states).collect()
                 }
-                Method::Online => online(
-                    spec,
-                    &network,
-                    &population,
-                    &theta0,
-                    &times,
-                    ctx.cancel_flag(),
-                ),
+                Method::Online => {
+                    let data = (ctx.rng("data"), ctx.cancel());
+                    online(spec, &network, &population, &theta0, &times, data)
+                }
             };
             let wall = started.elapsed().as_secs_f64();
             for (t, theta) in &states {
@@ -391,99 +405,18 @@ impl PreparedRun for DirectionalRun {
             }
             ctx.check_cancel()?;
             if let Some((t, theta)) = states.last() {
-                finals.insert(
-                    method.name().into(),
-                    serde_json::json!({"t": t, "angle": angles(&network, theta).0,
-                                       "norm": norm(&network, theta)}),
-                );
+                let state = FinalState {
+                    t: *t,
+                    angle: angles(&network, theta).0,
+                    norm: norm(&network, theta),
+                };
+                ctx.summary
+                    .finals
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(method.name().into(), state);
             }
-            ctx.summarize("final", &finals);
             ctx.progress().advance(1);
         }
         Ok(())
-    }
-}
-
-impl Experiment for DirectionalExperiment {
-    fn name(&self) -> &'static str {
-        "directional"
-    }
-
-    fn title(&self) -> &'static str {
-        "Directional convergence to w* under spherically symmetric data: linear, deep linear \
-         and two-node networks"
-    }
-
-    fn paper(&self) -> &'static str {
-        "D. Lin, Z. Zhang, Directional Convergence Analysis under Spherically Symmetric \
-         Distribution, arXiv:2105.03879"
-    }
-
-    fn fields(&self) -> &'static [crate::spec::Field] {
-        spec::FIELDS
-    }
-
-    fn default_spec(&self) -> toml::Table {
-        toml::Table::try_from(DirectionalSpec::default()).expect("the default spec serializes")
-    }
-
-    fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>> {
-        let spec = parse_spec(spec)?;
-        check(&spec)?;
-        Ok(Box::new(DirectionalRun { spec }))
-    }
-
-    fn claim_docs(&self) -> Vec<ClaimDoc> {
-        claims::docs()
-    }
-
-    fn check_claims(
-        &self,
-        spec: &toml::Table,
-        rows: &Table,
-        _summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<ClaimResult> {
-        match parse_spec(spec) {
-            Ok(spec) => claims::check_run(&spec, rows),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    fn figures(&self, runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
-        figures::figures(runs)
-    }
-
-    fn verify(&self) -> Result<Vec<ClaimResult>> {
-        verify::verify()
-    }
-
-    fn headline_columns(&self) -> &'static [&'static str] {
-        &["loss", "angle", "norm"]
-    }
-
-    fn describe_summary(
-        &self,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<String> {
-        let mut lines = Vec::new();
-        if let Some(theory) = summary.get("theory") {
-            lines.push(format!(
-                "derived rates (reconstructed): norm ~ t^{:.4}, log(angle) ~ -{:.4} t^{:.4}",
-                theory["norm_exponent"].as_f64().unwrap_or(f64::NAN),
-                theory["angle_coefficient"].as_f64().unwrap_or(f64::NAN),
-                theory["angle_exponent"].as_f64().unwrap_or(f64::NAN),
-            ));
-        }
-        if let Some(serde_json::Value::Object(finals)) = summary.get("final") {
-            for (method, f) in finals {
-                lines.push(format!(
-                    "{method}: angle to w* {:.3e} rad, norm {:.4} at t = {}",
-                    f["angle"].as_f64().unwrap_or(f64::NAN),
-                    f["norm"].as_f64().unwrap_or(f64::NAN),
-                    f["t"]
-                ));
-            }
-        }
-        lines
     }
 }

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::population::{Population, RadialTable, labelled_sample, norm, two_node};
 use crate::flow::Objective;
 use crate::linear_net::{layer_gradients, pack_into, parameter_count, product, unpack};
+use crate::vector::dot;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Network {
@@ -182,10 +183,6 @@ impl Network {
             .map(|_| labelled_sample(&population.law, dim, rng))
             .collect()
     }
-}
-
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// The angle between u and +-e_1 (w* = e_1), accurate however small: atan2 of the norm of

@@ -20,7 +20,7 @@ use std::f64::consts::PI;
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::run::standard_normal;
+use crate::random::standard_normal;
 
 /// Where the Gaussian's tail is cut: its density there is below 1e-290.
 const GAUSSIAN_END: f64 = 36.5;
@@ -623,7 +623,7 @@ pub fn labelled_sample(law: &Law, dim: usize, rng: &mut ChaCha8Rng) -> (f64, Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::component_rng;
+    use crate::random::Streams;
 
     const LAWS: [Law; 3] = [
         Law::Gaussian,
@@ -657,7 +657,7 @@ mod tests {
 
     /// Monte Carlo estimate of the loss and gradient of beta, with 4 standard errors.
     fn monte_carlo(pop: &Population, beta: &[f64], n: usize) -> (f64, f64, Vec<f64>) {
-        let mut rng = component_rng(7, "mc");
+        let mut rng = Streams::new(7).rng("mc");
         let d = beta.len();
         let (mut s, mut s2) = (0.0, 0.0);
         let mut g = vec![0.0; d];
@@ -823,7 +823,7 @@ mod tests {
             assert!((a - b).abs() < 1e-7 * (1.0 + b.abs()), "{g:?} vs {fd:?}");
         }
         // The loss against a sample of the network itself.
-        let mut rng = component_rng(3, "mc");
+        let mut rng = Streams::new(3).rng("mc");
         let n = 400_000;
         let (mut s, mut s2) = (0.0, 0.0);
         for _ in 0..n {

@@ -1,7 +1,10 @@
 //! The settings of a directional-convergence run: the typed spec and its field table.
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Settings;
+use crate::input_error;
 use crate::spec::{Domain, Field};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +114,40 @@ impl Default for DirectionalSpec {
             atol: 1e-300,
             seed: 0,
         }
+    }
+}
+
+/// Most parameters a run may have.
+const MAX_PARAMETERS: usize = 200_000;
+
+impl Settings for DirectionalSpec {
+    const FIELDS: &'static [Field] = FIELDS;
+
+    /// Cross-field checks the field table cannot express.
+    fn validate(&self) -> Result<()> {
+        let spec = self;
+        if spec.law == LawName::Sphere && spec.dim < 3 {
+            return Err(input_error!(
+                "law = sphere needs dim >= 3 (the 2-D projection of a circle has no density): got \
+                 dim = {}",
+                spec.dim
+            ));
+        }
+        let network = super::network(spec);
+        if network.dim() > MAX_PARAMETERS {
+            return Err(input_error!(
+                "dim, depth and width give {} parameters: expected at most {MAX_PARAMETERS}",
+                network.dim()
+            ));
+        }
+        if spec.method.iter().any(|m| *m != Method::Flow) && spec.eta > spec.t_end {
+            return Err(input_error!(
+                "eta = {} exceeds t_end = {}: expected at least one step",
+                spec.eta,
+                spec.t_end
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use super::DirectionalExperiment;
 use crate::claims::ClaimResult;
-use crate::experiments::{Case, case_claims};
+use crate::contract::{Case, Verify};
 
 /// The cases: (label, settings). Each instance is long enough for its rates to settle: the
 /// angle underflows after t ~ 1700 at depth 2 and t ~ 400 at depth 3.
@@ -39,14 +39,17 @@ pub const CASES: &[(&str, &[&str])] = &[
     ),
 ];
 
-pub fn run_case(settings: &[&str]) -> Result<Case> {
-    crate::experiments::run_case(&DirectionalExperiment, settings)
+pub fn run_case(settings: &[&str]) -> Result<Case<DirectionalExperiment>> {
+    crate::contract::run_case(settings)
 }
 
-pub fn verify() -> Result<Vec<ClaimResult>> {
-    let mut out = Vec::new();
-    for (label, settings) in CASES {
-        out.extend(case_claims(&DirectionalExperiment, label, settings)?);
+impl Verify for DirectionalExperiment {
+    /// The claims of every case.
+    fn verify() -> Result<Vec<ClaimResult>> {
+        let mut out = Vec::new();
+        for (label, settings) in CASES {
+            out.extend(run_case(settings)?.claims(label)?);
+        }
+        Ok(out)
     }
-    Ok(out)
 }

@@ -1,10 +1,11 @@
 //! Claims of notes (d), checked on a run's summary.
 
-use serde_json::{Map, Value};
+use anyhow::{Context, Result};
 
-use super::spec::{Method, NoiseSpec};
-use crate::claims::{Check, ClaimResult, Provenance, Verdict, result};
-use crate::experiments::ClaimDoc;
+use super::spec::Method;
+use super::{NoiseExperiment, Outcomes, Share, SpuriousPoint};
+use crate::claims::{Check, ClaimDoc, ClaimResult, Provenance, Verdict, result};
+use crate::contract::{Claims, RunData};
 
 pub const GD_STUCK: ClaimDoc = ClaimDoc {
     id: "noise.gd_stuck",
@@ -56,19 +57,19 @@ pub const NOISE_HELPS: ClaimDoc = ClaimDoc {
     ),
 };
 
-pub fn docs() -> Vec<ClaimDoc> {
-    vec![
-        GD_STUCK,
-        NOISE_ESCAPES,
-        NOISE_HELPS,
-        SIGN_RULE,
-        SPURIOUS_KIND,
-    ]
-}
-
-pub fn check_helps(noisy: &Value, plain: &Value) -> Check {
-    let (f, lo, _, c, n) = fraction(noisy, "global");
-    let (g, _, hi, d, m) = fraction(plain, "global");
+pub fn check_helps(noisy: &Outcomes, plain: &Outcomes) -> Check {
+    let (f, lo, c, n) = (
+        noisy.global.fraction,
+        noisy.global.ci95[0],
+        noisy.global.count,
+        noisy.starts,
+    );
+    let (g, hi, d, m) = (
+        plain.global.fraction,
+        plain.global.ci95[1],
+        plain.global.count,
+        plain.starts,
+    );
     (
         Verdict::from_bool(lo > hi),
         format!(
@@ -77,39 +78,33 @@ pub fn check_helps(noisy: &Value, plain: &Value) -> Check {
     )
 }
 
-fn fraction(entry: &Value, outcome: &str) -> (f64, f64, f64, u64, u64) {
-    let o = &entry[outcome];
-    (
-        o["fraction"].as_f64().unwrap_or(f64::NAN),
-        o["ci95"][0].as_f64().unwrap_or(f64::NAN),
-        o["ci95"][1].as_f64().unwrap_or(f64::NAN),
-        o["count"].as_u64().unwrap_or(0),
-        entry["starts"].as_u64().unwrap_or(0),
+fn share_text(s: &Share, starts: usize, at: &str) -> String {
+    format!(
+        "{} of {starts} starts at the {at} ({:.3}, 95% CI [{:.3}, {:.3}])",
+        s.count, s.fraction, s.ci95[0], s.ci95[1]
     )
 }
 
-pub fn check_stuck(entry: &Value) -> Check {
-    let (f, lo, hi, c, n) = fraction(entry, "spurious");
+pub fn check_stuck(entry: &Outcomes) -> Check {
+    let s = &entry.spurious;
     (
-        Verdict::from_bool(lo > 0.05 && hi < 0.95),
-        format!("{c} of {n} starts at the spurious minimum ({f:.3}, 95% CI [{lo:.3}, {hi:.3}])"),
+        Verdict::from_bool(s.ci95[0] > 0.05 && s.ci95[1] < 0.95),
+        share_text(s, entry.starts, "spurious minimum"),
     )
 }
 
-pub fn check_escapes(entry: &Value) -> Check {
-    let (f, lo, hi, c, n) = fraction(entry, "global");
+pub fn check_escapes(entry: &Outcomes) -> Check {
     (
-        Verdict::from_bool(f >= 0.95),
-        format!("{c} of {n} starts at the global minimum ({f:.3}, 95% CI [{lo:.3}, {hi:.3}])"),
+        Verdict::from_bool(entry.global.fraction >= 0.95),
+        share_text(&entry.global, entry.starts, "global minimum"),
     )
 }
 
-pub fn check_sign_rule(entry: &Value) -> Check {
-    let rule = &entry["sign_rule"];
-    let (checked, violations) = (
-        rule["checked_steps"].as_u64().unwrap_or(0),
-        rule["violations"].as_u64().unwrap_or(0),
-    );
+pub fn check_sign_rule(entry: &Outcomes) -> Check {
+    let (checked, violations) = entry
+        .sign_rule
+        .as_ref()
+        .map_or((0, 0), |r| (r.checked_steps, r.violations));
     if checked == 0 {
         return (Verdict::Inconclusive, "no step with a resolved sign".into());
     }
@@ -119,55 +114,65 @@ pub fn check_sign_rule(entry: &Value) -> Check {
     )
 }
 
-pub fn check_kind(point: &Value) -> Check {
-    let by_sign = point["minimum_by_sign_test"].as_bool().unwrap_or(false);
-    let descent = point["perturbation_finds_descent"]
-        .as_bool()
-        .unwrap_or(false);
+pub fn check_kind(point: &SpuriousPoint) -> Check {
+    let (by_sign, descent) = (point.minimum_by_sign_test, point.perturbation_finds_descent);
     (
         Verdict::from_bool(by_sign != descent),
         format!(
             "a_sp^T a* = {:.4} ({}); the profile and perturbations {} a lower point",
-            point["a_sp_dot_a_star"].as_f64().unwrap_or(f64::NAN),
+            point.a_sp_dot_a_star,
             if by_sign { "a minimum" } else { "a saddle" },
             if descent { "found" } else { "never found" }
         ),
     )
 }
 
-pub fn check_run(spec: &NoiseSpec, summary: &Map<String, Value>) -> Vec<ClaimResult> {
-    let mut out = Vec::new();
-    let on = format!("k={}, p={}, seed={}", spec.k, spec.p, spec.seed);
-    let Some(point) = summary.get("spurious_point") else {
-        return out;
-    };
-    out.push(result(&SPURIOUS_KIND, &on, check_kind(point)));
-    let minimum = point["minimum_by_sign_test"].as_bool().unwrap_or(false);
-    let Some(counts) = summary.get("outcomes") else {
-        return out;
-    };
-    for method in &spec.method {
-        let Some(entry) = counts.get(method.name()) else {
-            continue;
-        };
-        let here = format!("{on}, {}", method.name());
-        match method {
-            Method::Gd | Method::WnGd if minimum => {
-                out.push(result(&GD_STUCK, &here, check_stuck(entry)));
+impl Claims for NoiseExperiment {
+    const CLAIMS: &'static [ClaimDoc] = &[
+        GD_STUCK,
+        NOISE_ESCAPES,
+        NOISE_HELPS,
+        SIGN_RULE,
+        SPURIOUS_KIND,
+    ];
+
+    fn check_claims(run: &RunData<NoiseExperiment>) -> Result<Vec<ClaimResult>> {
+        let spec = &run.spec;
+        let on = format!("k={}, p={}, seed={}", spec.k, spec.p, spec.seed);
+        let point = run
+            .summary
+            .spurious_point
+            .as_ref()
+            .context("the summary has no spurious point")?;
+        let mut out = vec![result(&SPURIOUS_KIND, &on, check_kind(point))];
+        let counts = run
+            .summary
+            .outcomes
+            .as_ref()
+            .context("the summary has no outcomes")?;
+        for method in &spec.method {
+            let entry = counts
+                .get(method.name())
+                .with_context(|| format!("the summary has no outcomes of {}", method.name()))?;
+            let here = format!("{on}, {}", method.name());
+            match method {
+                Method::Gd | Method::WnGd if point.minimum_by_sign_test => {
+                    out.push(result(&GD_STUCK, &here, check_stuck(entry)));
+                }
+                Method::Pgd | Method::Psgd => {
+                    let mode = format!("{here}, {}", spec.noise_mode.name());
+                    out.push(result(&NOISE_ESCAPES, &mode, check_escapes(entry)));
+                }
+                _ => {}
             }
-            Method::Pgd | Method::Psgd => {
-                let mode = format!("{here}, {}", spec.noise_mode.name());
-                out.push(result(&NOISE_ESCAPES, &mode, check_escapes(entry)));
+            if *method == Method::WnGd {
+                out.push(result(&SIGN_RULE, &here, check_sign_rule(entry)));
             }
-            _ => {}
+            if let (Method::Pgd | Method::Psgd, Some(plain)) = (method, counts.get("wn_gd")) {
+                let mode = format!("{here} against wn_gd, {}", spec.noise_mode.name());
+                out.push(result(&NOISE_HELPS, &mode, check_helps(entry, plain)));
+            }
         }
-        if *method == Method::WnGd {
-            out.push(result(&SIGN_RULE, &here, check_sign_rule(entry)));
-        }
-        if let (Method::Pgd | Method::Psgd, Some(plain)) = (method, counts.get("wn_gd")) {
-            let mode = format!("{here} against wn_gd, {}", spec.noise_mode.name());
-            out.push(result(&NOISE_HELPS, &mode, check_helps(entry, plain)));
-        }
+        Ok(out)
     }
-    out
 }

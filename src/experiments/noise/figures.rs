@@ -6,10 +6,11 @@
 
 use anyhow::Result;
 
-use super::{parse_spec, teacher, wilson};
-use crate::experiments::RunData;
+use super::spec::NoiseSpec;
+use super::{NoiseExperiment, teacher};
+use crate::contract::{Figures, RunData};
 use crate::plot::{Figure, Panel, Points, Series, Style, median_band};
-use crate::run::{component_rng, standard_normal};
+use crate::random::{Streams, standard_normal};
 use crate::table::Table;
 
 fn paths(rows: &Table, method: &str, y: &str) -> Vec<Points> {
@@ -42,10 +43,20 @@ fn methods(rows: &Table) -> Vec<String> {
     names
 }
 
-pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
-    let Some(run) = runs.first() else {
-        return Ok(Vec::new());
-    };
+impl Figures for NoiseExperiment {
+    /// The first run's paths, success rates and end points; the profile of its teacher.
+    fn figures(runs: &[RunData<NoiseExperiment>]) -> Result<Vec<(String, Figure)>> {
+        let Some(run) = runs.first() else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![
+            (String::new(), paths_and_outcomes(run)),
+            (".profile".into(), profile(&run.spec, run.spec.streams())),
+        ])
+    }
+}
+
+fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
     let band_panel = |y: &str, title: &str, logy: bool| {
         let mut panel = Panel {
             title: title.into(),
@@ -83,21 +94,15 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
         y_label: "a^T a*".into(),
         ..Default::default()
     };
-    if let Some(outcomes) = run
-        .summary
-        .as_ref()
-        .and_then(|s| s.get("outcomes"))
-        .and_then(|o| o.as_object())
-    {
+    if let Some(outcomes) = &run.summary.outcomes {
         let order = methods(&run.rows);
         for (c, method) in order.iter().enumerate() {
             let Some(entry) = outcomes.get(method) else {
                 continue;
             };
-            let n = entry["starts"].as_u64().unwrap_or(0) as usize;
-            let count = entry["global"]["count"].as_u64().unwrap_or(0) as usize;
+            let (n, count) = (entry.starts, entry.global.count);
             let x = c as f64 + 1.0;
-            let (lo, hi) = wilson(count, n);
+            let [lo, hi] = entry.global.ci95;
             rates.series.push(Series {
                 label: format!("{method}: {count}/{n}"),
                 points: vec![(x, count as f64 / n.max(1) as f64)],
@@ -139,30 +144,23 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
             color: c,
         });
     }
-    let mut figures = vec![(
-        String::new(),
-        Figure {
-            title: "two-layer CNN: gradient descent against perturbed GD".into(),
-            panels: vec![
-                band_panel("phi", "angle phi to w* against iteration", false),
-                band_panel("loss", "population loss against iteration", true),
-                rates,
-                scatter,
-            ],
-            columns: 2,
-            panel_size: (700, 520),
-        },
-    )];
-    if let Some(spec) = run.spec.as_ref().and_then(|s| parse_spec(s).ok()) {
-        figures.push((".profile".into(), profile(&spec)));
+    Figure {
+        title: "two-layer CNN: gradient descent against perturbed GD".into(),
+        panels: vec![
+            band_panel("phi", "angle phi to w* against iteration", false),
+            band_panel("loss", "population loss against iteration", true),
+            rates,
+            scatter,
+        ],
+        columns: 2,
+        panel_size: (700, 520),
     }
-    Ok(figures)
 }
 
 /// The profile min_a L(phi, a) over phi, and its average over directions perturbed by
 /// Gaussian noise of norm ~rho (the first direction orthogonal to w* fixes the plane).
-fn profile(spec: &super::spec::NoiseSpec) -> Figure {
-    let t = teacher(spec);
+fn profile(spec: &NoiseSpec, streams: Streams) -> Figure {
+    let t = teacher(spec, streams);
     let pi = std::f64::consts::PI;
     let grid: Vec<f64> = (0..=180).map(|i| pi * i as f64 / 180.0).collect();
     let mut panel = Panel {
@@ -184,7 +182,7 @@ fn profile(spec: &super::spec::NoiseSpec) -> Figure {
     // ~rho; the smoothed profile is the mean profile at the perturbed directions' angles.
     let p = spec.p;
     for (c, rho) in [0.3, 0.6, 1.0, 2.0].iter().enumerate() {
-        let mut rng = component_rng(spec.seed, "smoothing");
+        let mut rng = streams.rng("smoothing");
         let noise: Vec<Vec<f64>> = (0..400)
             .map(|_| {
                 (0..p)

@@ -7,13 +7,13 @@
 //! (norm 36 at first) only makes sense on a direction (measured: on the raw w at unit scale
 //! it diverges within 100 steps).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use rand_chacha::ChaCha8Rng;
 
-use super::model::{Teacher, inner};
+use super::model::Teacher;
 use super::spec::{Method, NoiseMode, NoiseSpec};
-use crate::run::fill_standard_normal;
+use crate::contract::Cancel;
+use crate::random::fill_standard_normal;
+use crate::vector::dot;
 
 /// A recorded state of one start.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +53,7 @@ fn normalized_gradient(
     gw: &mut [f64],
     ga: &mut [f64],
 ) {
-    let n = inner(v, v).sqrt();
+    let n = dot(v, v).sqrt();
     let unit: Vec<f64> = v.iter().map(|x| x / n).collect();
     match batch {
         Some(batch) => {
@@ -61,7 +61,7 @@ fn normalized_gradient(
         }
         None => teacher.gradient(&unit, a, gw, ga),
     }
-    let along = inner(gw, &unit);
+    let along = dot(gw, &unit);
     for (g, u) in gw.iter_mut().zip(&unit) {
         *g = (*g - along * u) / n;
     }
@@ -75,7 +75,7 @@ pub fn train(
     w0: &[f64],
     a0: &[f64],
     rng: &mut ChaCha8Rng,
-    cancel: &AtomicBool,
+    cancel: Cancel,
 ) -> StartPath {
     let (p, k) = (teacher.p(), teacher.k());
     let (mut w, mut a) = (w0.to_vec(), a0.to_vec());
@@ -95,7 +95,7 @@ pub fn train(
     // Weight normalization trains v and uses w = v / ||v|| (wn_gd, pgd, psgd).
     let effective = |w: &[f64]| -> Vec<f64> {
         if method != Method::Gd {
-            let n = inner(w, w).sqrt();
+            let n = dot(w, w).sqrt();
             w.iter().map(|x| x / n).collect()
         } else {
             w.to_vec()
@@ -105,13 +105,13 @@ pub fn train(
         iteration,
         loss: teacher.loss(&effective(w), a),
         phi: teacher.angle(w),
-        a_dot: inner(a, &teacher.a),
+        a_dot: dot(a, &teacher.a),
     };
     for t in 0..=total {
         if t % spec.record_every == 0 || t == total {
             path.records.push(record(&w, &a, t));
         }
-        if t == total || (t % 1000 == 0 && cancel.load(Ordering::Relaxed)) {
+        if t == total || (t % 1000 == 0 && cancel.is_set()) {
             break;
         }
         let epoch = t / spec.iterations;
@@ -149,7 +149,7 @@ pub fn train(
                 }
             }
         }
-        let (phi_before, a_dot) = (teacher.angle(&w), inner(&a, &teacher.a));
+        let (phi_before, a_dot) = (teacher.angle(&w), dot(&a, &teacher.a));
         for (x, g) in w.iter_mut().zip(&gw) {
             *x -= lr * g;
         }

@@ -15,51 +15,33 @@ pub mod model;
 pub mod spec;
 pub mod verify;
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
 use rand::Rng;
-use rayon::prelude::*;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
-use self::methods::{StartPath, train};
-use self::model::{Teacher, inner};
+use self::methods::train;
+use self::model::Teacher;
 use self::spec::{Method, NoiseSpec};
-use super::{ClaimDoc, Experiment, PreparedRun, RunData};
-use crate::claims::ClaimResult;
-use crate::input_error;
-use crate::plot::Figure;
-use crate::run::{Attachment, ColumnKind, ColumnSpec, RunContext, component_rng, standard_normal};
-use crate::table::{Cell, Table};
+use crate::contract::{
+    Attachment, ColumnKind, ColumnSpec, Ctx, Experiment, Interrupted, Report, Valid,
+};
+use crate::random::{Streams, standard_normal};
+use crate::table::Cell;
+use crate::vector::dot;
 
 pub struct NoiseExperiment;
 
-pub fn parse_spec(spec: &toml::Table) -> Result<NoiseSpec> {
-    crate::spec::typed("noise", spec)
+/// The teacher of a spec (the `teacher` stream).
+pub fn teacher(spec: &NoiseSpec, streams: Streams) -> Teacher {
+    Teacher::draw(spec.k, spec.p, &mut streams.rng("teacher"))
 }
 
-fn check(spec: &NoiseSpec) -> Result<()> {
-    let steps = spec.epochs as u64 * spec.iterations as u64;
-    let work = steps * spec.starts as u64 * spec.method.len() as u64;
-    if steps > 100_000_000 || work > 20_000_000_000 {
-        return Err(input_error!(
-            "epochs x iterations x starts x methods = {work} steps: expected at most 2e10 \
-             (and 1e8 per start)"
-        ));
-    }
-    if spec.record_every as u64 > steps {
-        return Err(input_error!(
-            "record_every = {} exceeds the {steps} steps of a start",
-            spec.record_every
-        ));
-    }
-    Ok(())
-}
-
-pub fn teacher(spec: &NoiseSpec) -> Teacher {
-    Teacher::draw(spec.k, spec.p, &mut component_rng(spec.seed, "teacher"))
-}
-
-/// The start K: w ~ N(0, I_p), a uniform in [-init_a, init_a]^k (shared by every method).
-pub fn start(spec: &NoiseSpec, k: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut rng = component_rng(spec.seed, &format!("init/{k}"));
+/// The start K: w ~ N(0, I_p), a uniform in [-init_a, init_a]^k (shared by every method),
+/// from the `init/K` stream.
+pub fn start(spec: &NoiseSpec, mut rng: ChaCha8Rng) -> (Vec<f64>, Vec<f64>) {
     let w = (0..spec.p).map(|_| standard_normal(&mut rng)).collect();
     let a = (0..spec.k)
         .map(|_| rng.random_range(-spec.init_a..spec.init_a))
@@ -102,7 +84,12 @@ impl Landmarks {
 /// falls when phi leaves pi (the Hessian is degenerate in the angle, where the loss changes
 /// like |delta|^3, so the notes test with losses), or one of `samples` random points at
 /// distance `radius` is lower.
-pub fn spurious_has_descent(teacher: &Teacher, samples: usize, radius: f64, seed: u64) -> bool {
+pub fn spurious_has_descent(
+    teacher: &Teacher,
+    samples: usize,
+    radius: f64,
+    mut rng: ChaCha8Rng,
+) -> bool {
     let (w, a) = teacher.spurious();
     let base = teacher.loss(&w, &a);
     let pi = std::f64::consts::PI;
@@ -112,12 +99,11 @@ pub fn spurious_has_descent(teacher: &Teacher, samples: usize, radius: f64, seed
     {
         return true;
     }
-    let mut rng = component_rng(seed, "perturb");
     (0..samples).any(|_| {
         let mut d: Vec<f64> = (0..w.len() + a.len())
             .map(|_| standard_normal(&mut rng))
             .collect();
-        let n = inner(&d, &d).sqrt();
+        let n = dot(&d, &d).sqrt();
         d.iter_mut().for_each(|x| *x *= radius / n);
         let pw: Vec<f64> = w.iter().zip(&d).map(|(x, y)| x + y).collect();
         let pa: Vec<f64> = a.iter().zip(&d[w.len()..]).map(|(x, y)| x + y).collect();
@@ -149,32 +135,145 @@ fn columns() -> Vec<ColumnSpec> {
     ]
 }
 
-struct NoiseRun {
-    spec: NoiseSpec,
+/// A count of starts with its fraction and 95% Wilson interval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Share {
+    pub count: usize,
+    pub fraction: f64,
+    pub ci95: [f64; 2],
 }
 
-impl PreparedRun for NoiseRun {
-    fn run(self: Box<Self>, ctx: &mut RunContext) -> Result<()> {
-        let spec = &self.spec;
-        let teacher = teacher(spec);
+impl Share {
+    fn of(count: usize, starts: usize) -> Share {
+        let (lo, hi) = wilson(count, starts);
+        Share {
+            count,
+            fraction: count as f64 / starts as f64,
+            ci95: [lo, hi],
+        }
+    }
+}
+
+/// The sign rule checked along weight-normalized GD.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignRule {
+    pub checked_steps: usize,
+    pub violations: usize,
+}
+
+/// Where one method's starts ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Outcomes {
+    pub starts: usize,
+    pub global: Share,
+    pub spurious: Share,
+    pub other: Share,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sign_rule: Option<SignRule>,
+}
+
+/// The spurious point w = -w*, a_sp and what the tests say of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpuriousPoint {
+    pub a: Vec<f64>,
+    pub loss: f64,
+    pub a_sp_dot_a_star: f64,
+    pub minimum_by_sign_test: bool,
+    pub perturbation_finds_descent: bool,
+    /// `minimum` or `saddle`.
+    pub kind: String,
+}
+
+/// The teacher network (w*, a*).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeacherWeights {
+    pub w: Vec<f64>,
+    pub a: Vec<f64>,
+}
+
+/// What a noise run reports besides its rows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NoiseSummary {
+    pub teacher: Option<TeacherWeights>,
+    pub spurious_point: Option<SpuriousPoint>,
+    pub train_seconds: Option<f64>,
+    /// Per method.
+    pub outcomes: Option<BTreeMap<String, Outcomes>>,
+}
+
+impl Report for NoiseSummary {
+    fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(sp) = &self.spurious_point {
+            lines.push(format!(
+                "spurious point w = -w*, a_sp: a {} (a_sp^T a* = {:.4}), loss {:.6}",
+                sp.kind, sp.a_sp_dot_a_star, sp.loss
+            ));
+        }
+        for (method, c) in self.outcomes.iter().flatten() {
+            let part = |name: &str, s: &Share| {
+                format!(
+                    "{name} {}/{} [{:.2}, {:.2}]",
+                    s.count, c.starts, s.ci95[0], s.ci95[1]
+                )
+            };
+            lines.push(format!(
+                "{method}: {}, {}, {}",
+                part("global", &c.global),
+                part("spurious", &c.spurious),
+                part("other", &c.other)
+            ));
+        }
+        lines
+    }
+}
+
+/// How one start of one method ended.
+struct StartEnd {
+    kind: &'static str,
+    loss: f64,
+    phi: f64,
+    a_dot: f64,
+    sign_checks: usize,
+    sign_violations: usize,
+}
+
+impl Experiment for NoiseExperiment {
+    type Spec = NoiseSpec;
+    type Summary = NoiseSummary;
+    type Inputs = ();
+
+    const NAME: &'static str = "noise";
+    const TITLE: &'static str =
+        "Noise in training: perturbed GD escapes the spurious minimum of a two-layer CNN";
+    const PAPER: &'static str = "M. Zhou, T. Liu, Y. Li, D. Lin, E. Zhou, T. Zhao, Towards \
+                                 Understanding the Importance of Noise in Training Neural \
+                                 Networks, ICML 2019, arXiv:1909.03172";
+    const HEADLINE: &'static [&'static str] = &["loss", "phi", "a_dot"];
+
+    fn prepare(_: &Valid<Self>) -> Result<()> {
+        Ok(())
+    }
+
+    /// Every (method, start) job in parallel, its rows streamed in job order; then the
+    /// outcomes of each method.
+    fn run(spec: &Valid<Self>, _: (), ctx: &mut Ctx<Self>) -> Result<()> {
+        let teacher = teacher(spec, ctx.streams());
         let (ws, as_) = teacher.spurious();
         let minimum_by_sign = teacher.spurious_is_minimum();
-        let descent = spurious_has_descent(&teacher, 4000, 1e-3, spec.seed);
-        ctx.summarize(
-            "teacher",
-            serde_json::json!({"w": teacher.w, "a": teacher.a}),
-        );
-        ctx.summarize(
-            "spurious_point",
-            serde_json::json!({
-                "a": as_,
-                "loss": teacher.loss(&ws, &as_),
-                "a_sp_dot_a_star": inner(&as_, &teacher.a),
-                "minimum_by_sign_test": minimum_by_sign,
-                "perturbation_finds_descent": descent,
-                "kind": if descent { "saddle" } else { "minimum" },
-            }),
-        );
+        let descent = spurious_has_descent(&teacher, 4000, 1e-3, ctx.rng("perturb"));
+        ctx.summary.teacher = Some(TeacherWeights {
+            w: teacher.w.clone(),
+            a: teacher.a.clone(),
+        });
+        ctx.summary.spurious_point = Some(SpuriousPoint {
+            a: as_.clone(),
+            loss: teacher.loss(&ws, &as_),
+            a_sp_dot_a_star: dot(&as_, &teacher.a),
+            minimum_by_sign_test: minimum_by_sign,
+            perturbation_finds_descent: descent,
+            kind: if descent { "saddle" } else { "minimum" }.into(),
+        });
         ctx.begin(&columns())?;
         let jobs: Vec<(Method, usize)> = spec
             .method
@@ -182,76 +281,79 @@ impl PreparedRun for NoiseRun {
             .flat_map(|&m| (0..spec.starts).map(move |k| (m, k)))
             .collect();
         ctx.progress().set_total(jobs.len() as u64);
-        let cancel = ctx.cancel_flag();
         let started = std::time::Instant::now();
-        // Each (method, start) owns its streams; results come back in job order.
-        let paths: Vec<StartPath> = jobs
-            .par_iter()
-            .map(|&(method, k)| {
-                let (w0, a0) = start(spec, k);
-                let mut rng = component_rng(spec.seed, &format!("{}/{k}", method.name()));
-                train(&teacher, spec, method, &w0, &a0, &mut rng, cancel)
-            })
-            .collect();
-        ctx.check_cancel()?;
-        ctx.summarize("train_seconds", started.elapsed().as_secs_f64());
         let landmarks = Landmarks::of(&teacher);
+        // Each (method, start) owns its streams: the start's, shared by the methods, and the
+        // method's own for noise and batches.
+        let ends = ctx.jobs(&jobs, |&(method, k), job| {
+            let (w0, a0) = start(spec, job.rng(&format!("init/{k}")));
+            let mut rng = job.rng(&format!("{}/{k}", method.name()));
+            let path = train(&teacher, spec, method, &w0, &a0, &mut rng, job.cancel());
+            for r in &path.records {
+                job.emit(vec![
+                    Cell::Text(method.name().into()),
+                    Cell::Int(k as i64),
+                    Cell::Int(r.iteration as i64),
+                    Cell::Real(r.loss),
+                    Cell::Real(r.phi),
+                    Cell::Real(r.a_dot),
+                ])?;
+            }
+            // A start stopped by Ctrl-C has not ended anywhere: its rows are kept, not it.
+            if job.cancel().is_set() {
+                return Err(Interrupted.into());
+            }
+            let end = path.records.last().expect("a record");
+            Ok(StartEnd {
+                kind: landmarks.outcome(&teacher, &path.w, &path.a),
+                loss: end.loss,
+                phi: end.phi,
+                a_dot: end.a_dot,
+                sign_checks: path.sign_checks,
+                sign_violations: path.sign_violations,
+            })
+        })?;
+        ctx.summary.train_seconds = Some(started.elapsed().as_secs_f64());
         let mut outcomes = Vec::new();
-        let mut counts = serde_json::Map::new();
+        let mut counts = BTreeMap::new();
         for &method in &spec.method {
             let mut tally = [0usize; 3];
             let (mut checks, mut violations) = (0, 0);
-            for (&(m, k), path) in jobs.iter().zip(&paths) {
+            for (&(m, k), end) in jobs.iter().zip(&ends) {
                 if m != method {
                     continue;
                 }
-                for r in &path.records {
-                    ctx.emit(vec![
-                        Cell::Text(method.name().into()),
-                        Cell::Int(k as i64),
-                        Cell::Int(r.iteration as i64),
-                        Cell::Real(r.loss),
-                        Cell::Real(r.phi),
-                        Cell::Real(r.a_dot),
-                    ])?;
-                }
-                let end = path.records.last().expect("a record");
-                let kind = landmarks.outcome(&teacher, &path.w, &path.a);
                 tally[["global", "spurious", "other"]
                     .iter()
-                    .position(|o| *o == kind)
+                    .position(|o| *o == end.kind)
                     .expect("a known outcome")] += 1;
-                checks += path.sign_checks;
-                violations += path.sign_violations;
+                checks += end.sign_checks;
+                violations += end.sign_violations;
                 outcomes.push(vec![
                     Cell::Text(method.name().into()),
                     Cell::Int(k as i64),
-                    Cell::Text(kind.into()),
+                    Cell::Text(end.kind.into()),
                     Cell::Real(end.loss),
                     Cell::Real(end.phi),
                     Cell::Real(end.a_dot),
                 ]);
-                ctx.progress().advance(1);
             }
             let n = spec.starts;
-            let ci = |x: usize| {
-                let (lo, hi) = wilson(x, n);
-                serde_json::json!({"count": x, "fraction": x as f64 / n as f64,
-                                   "ci95": [lo, hi]})
-            };
-            let mut entry = serde_json::json!({
-                "starts": n,
-                "global": ci(tally[0]),
-                "spurious": ci(tally[1]),
-                "other": ci(tally[2]),
-            });
-            if method == Method::WnGd {
-                entry["sign_rule"] = serde_json::json!({"checked_steps": checks,
-                                                        "violations": violations});
-            }
-            counts.insert(method.name().into(), entry);
+            counts.insert(
+                method.name().to_string(),
+                Outcomes {
+                    starts: n,
+                    global: Share::of(tally[0], n),
+                    spurious: Share::of(tally[1], n),
+                    other: Share::of(tally[2], n),
+                    sign_rule: (method == Method::WnGd).then_some(SignRule {
+                        checked_steps: checks,
+                        violations,
+                    }),
+                },
+            );
         }
-        ctx.summarize("outcomes", &counts);
+        ctx.summary.outcomes = Some(counts);
         ctx.attach(Attachment {
             suffix: ".outcomes".into(),
             header: ["method", "start", "outcome", "final_loss", "phi", "a_dot"]
@@ -260,97 +362,5 @@ impl PreparedRun for NoiseRun {
             rows: outcomes,
         });
         Ok(())
-    }
-}
-
-impl Experiment for NoiseExperiment {
-    fn name(&self) -> &'static str {
-        "noise"
-    }
-
-    fn title(&self) -> &'static str {
-        "Noise in training: perturbed GD escapes the spurious minimum of a two-layer CNN"
-    }
-
-    fn paper(&self) -> &'static str {
-        "M. Zhou, T. Liu, Y. Li, D. Lin, E. Zhou, T. Zhao, Towards Understanding the \
-         Importance of Noise in Training Neural Networks, ICML 2019, arXiv:1909.03172"
-    }
-
-    fn fields(&self) -> &'static [crate::spec::Field] {
-        spec::FIELDS
-    }
-
-    fn default_spec(&self) -> toml::Table {
-        toml::Table::try_from(NoiseSpec::default()).expect("the default spec serializes")
-    }
-
-    fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>> {
-        let spec = parse_spec(spec)?;
-        check(&spec)?;
-        Ok(Box::new(NoiseRun { spec }))
-    }
-
-    fn claim_docs(&self) -> Vec<ClaimDoc> {
-        claims::docs()
-    }
-
-    fn check_claims(
-        &self,
-        spec: &toml::Table,
-        _rows: &Table,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<ClaimResult> {
-        match parse_spec(spec) {
-            Ok(spec) => claims::check_run(&spec, summary),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    fn figures(&self, runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
-        figures::figures(runs)
-    }
-
-    fn verify(&self) -> Result<Vec<ClaimResult>> {
-        verify::verify()
-    }
-
-    fn headline_columns(&self) -> &'static [&'static str] {
-        &["loss", "phi", "a_dot"]
-    }
-
-    fn describe_summary(
-        &self,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<String> {
-        let mut lines = Vec::new();
-        if let Some(sp) = summary.get("spurious_point") {
-            lines.push(format!(
-                "spurious point w = -w*, a_sp: a {} (a_sp^T a* = {:.4}), loss {:.6}",
-                sp["kind"].as_str().unwrap_or("?"),
-                sp["a_sp_dot_a_star"].as_f64().unwrap_or(f64::NAN),
-                sp["loss"].as_f64().unwrap_or(f64::NAN)
-            ));
-        }
-        if let Some(serde_json::Value::Object(counts)) = summary.get("outcomes") {
-            for (method, c) in counts {
-                let part = |o: &str| {
-                    format!(
-                        "{o} {}/{} [{:.2}, {:.2}]",
-                        c[o]["count"],
-                        c["starts"],
-                        c[o]["ci95"][0].as_f64().unwrap_or(f64::NAN),
-                        c[o]["ci95"][1].as_f64().unwrap_or(f64::NAN)
-                    )
-                };
-                lines.push(format!(
-                    "{method}: {}, {}, {}",
-                    part("global"),
-                    part("spurious"),
-                    part("other")
-                ));
-            }
-        }
-        lines
     }
 }

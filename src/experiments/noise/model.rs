@@ -11,15 +11,12 @@ use std::f64::consts::PI;
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::run::{fill_standard_normal, standard_normal};
+use crate::random::{fill_standard_normal, standard_normal};
+use crate::vector::dot;
 
 /// g(phi) = sin phi + (pi - phi) cos phi.
 pub fn kernel(phi: f64) -> f64 {
     phi.sin() + (PI - phi) * phi.cos()
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn norm(a: &[f64]) -> f64 {
@@ -191,23 +188,19 @@ impl Teacher {
     }
 }
 
-pub fn inner(a: &[f64], b: &[f64]) -> f64 {
-    dot(a, b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::component_rng;
+    use crate::random::Streams;
 
     fn teacher(k: usize, p: usize) -> Teacher {
-        Teacher::draw(k, p, &mut component_rng(4, "teacher"))
+        Teacher::draw(k, p, &mut Streams::new(4).rng("teacher"))
     }
 
     #[test]
     fn the_population_loss_matches_monte_carlo() {
         let t = teacher(4, 3);
-        let mut rng = component_rng(9, "mc");
+        let mut rng = Streams::new(9).rng("mc");
         let w = [0.3, -0.8, 0.5];
         let a = [0.4, -0.2, 0.9, 0.1];
         let n = 400_000;
@@ -256,7 +249,7 @@ mod tests {
     #[test]
     fn the_batch_gradient_matches_finite_differences_and_averages_to_the_population() {
         let t = teacher(3, 2);
-        let mut rng = component_rng(2, "batch");
+        let mut rng = Streams::new(2).rng("batch");
         let w = vec![0.7, -0.4];
         let a = vec![0.5, 0.3, -0.6];
         let mut batch = vec![0.0; 8 * 6];

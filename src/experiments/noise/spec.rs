@@ -1,7 +1,10 @@
 //! The settings of a noise run: the typed spec and its field table.
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Settings;
+use crate::input_error;
 use crate::spec::{Domain, Field};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
@@ -81,6 +84,30 @@ impl Default for NoiseSpec {
             record_every: 100,
             seed: 0,
         }
+    }
+}
+
+impl Settings for NoiseSpec {
+    const FIELDS: &'static [Field] = FIELDS;
+
+    /// Cross-field checks the field table cannot express.
+    fn validate(&self) -> Result<()> {
+        let spec = self;
+        let steps = spec.epochs as u64 * spec.iterations as u64;
+        let work = steps * spec.starts as u64 * spec.method.len() as u64;
+        if steps > 100_000_000 || work > 20_000_000_000 {
+            return Err(input_error!(
+                "epochs x iterations x starts x methods = {work} steps: expected at most 2e10 \
+                 (and 1e8 per start)"
+            ));
+        }
+        if spec.record_every as u64 > steps {
+            return Err(input_error!(
+                "record_every = {} exceeds the {steps} steps of a start",
+                spec.record_every
+            ));
+        }
+        Ok(())
     }
 }
 

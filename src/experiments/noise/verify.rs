@@ -4,8 +4,9 @@
 use anyhow::Result;
 
 use super::NoiseExperiment;
+use super::claims::NOISE_ESCAPES;
 use crate::claims::ClaimResult;
-use crate::experiments::{Case, case_claims};
+use crate::contract::{Case, Verify};
 
 /// The cases: the default teacher (k = p = 6, its spurious point a minimum) with every method
 /// and the paper's schedule, then with 5x longer epochs and a 3x larger step (where the
@@ -23,14 +24,30 @@ pub const CASES: &[(&str, &[&str])] = &[
     ),
 ];
 
-pub fn run_case(settings: &[&str]) -> Result<Case> {
-    crate::experiments::run_case(&NoiseExperiment, settings)
+/// The recorded finding on the default teacher: under the paper's schedule as we read it
+/// the perturbed methods reach the global minimum in about 71% of starts, not 95%.
+pub const SCHEDULE_DEVIATION: &str = "the paper's schedule as we read it reaches ~71%, not \
+                                      95%; the longer schedule below does (README, noise)";
+
+pub fn run_case(settings: &[&str]) -> Result<Case<NoiseExperiment>> {
+    crate::contract::run_case(settings)
 }
 
-pub fn verify() -> Result<Vec<ClaimResult>> {
-    let mut out = Vec::new();
-    for (label, settings) in CASES {
-        out.extend(case_claims(&NoiseExperiment, label, settings)?);
+impl Verify for NoiseExperiment {
+    /// The claims of every case; the escape rate under the paper's schedule is declared an
+    /// expected deviation.
+    fn verify() -> Result<Vec<ClaimResult>> {
+        let mut out = Vec::new();
+        for (label, settings) in CASES {
+            for claim in run_case(settings)?.claims(label)? {
+                let recorded = settings.is_empty() && claim.id == NOISE_ESCAPES.id;
+                out.push(if recorded {
+                    claim.expect_deviation(SCHEDULE_DEVIATION)
+                } else {
+                    claim
+                });
+            }
+        }
+        Ok(out)
     }
-    Ok(out)
 }

@@ -4,13 +4,14 @@
 //! compare runs (hitting time against eta, Tsallis 2 against Euclidean, a huge step against
 //! policy iteration) are checked by `lab verify pmd` in `verify.rs`.
 
-use serde_json::{Map, Value};
+use anyhow::{Context, Result};
 
+use super::Pmd;
 use super::mirror::Divergence;
-use super::spec::{PmdSpec, Schedule};
+use super::spec::Schedule;
 pub use crate::claims::{Check, result};
-use crate::claims::{ClaimResult, Provenance, Verdict, least_squares_slope};
-use crate::experiments::ClaimDoc;
+use crate::claims::{ClaimDoc, ClaimResult, Provenance, Verdict, least_squares_slope};
+use crate::contract::{Claims, RunData};
 use crate::table::Table;
 
 pub const MONOTONE: ClaimDoc = ClaimDoc {
@@ -116,25 +117,6 @@ pub const HUGE_CONSTANT_STEP: ClaimDoc = ClaimDoc {
         "our observation from the KKT form: log pi_k = log pi_0 + sum_t eta Q_t - const for KL",
     ),
 };
-
-pub fn docs() -> Vec<ClaimDoc> {
-    vec![
-        MONOTONE,
-        XIAO_THM8,
-        XIAO_THM10,
-        JOHNSON,
-        FINITE_STEP,
-        NEVER_EXACT,
-        KL_TAIL,
-        KL_SUPERLINEAR,
-        POLYNOMIAL,
-        HITTING_TIME,
-        GEOMETRIC_FASTER,
-        TSALLIS_TWO,
-        PI_LIMIT,
-        HUGE_CONSTANT_STEP,
-    ]
-}
 
 fn column<'a>(rows: &'a Table, name: &str) -> &'a [f64] {
     rows.num(name).unwrap_or(&[])
@@ -261,6 +243,11 @@ fn tail_rates(logs: &[f64], window: usize) -> Option<(f64, f64)> {
 }
 
 /// KL, constant eta: m_{k+1}/m_k -> exp(-eta Delta).
+///
+/// The ratio is the asymptotic one only in the tail, where the Q-values have settled: since
+/// |Q^{pi_k} - Q*| <= gamma ||V* - V^{pi_k}||_inf, a sup-norm value gap below Delta/100 keeps
+/// the per-step rate within about 2% of eta Delta. A run that ends before that (a tiny Delta
+/// on a large MDP) has not reached the tail: INCONCLUSIVE, whatever the ratio says.
 pub fn kl_tail_ratio(rows: &Table, eta: f64, delta: f64) -> Check {
     let predicted = eta * delta;
     let Some((last, earlier)) = tail_rates(column(rows, "log_nonopt_mass"), 10) else {
@@ -271,6 +258,20 @@ pub fn kl_tail_ratio(rows: &Table, eta: f64, delta: f64) -> Check {
         (-last).exp(),
         (-predicted).exp()
     );
+    let gap = column(rows, "value_gap_inf")
+        .last()
+        .copied()
+        .unwrap_or(f64::INFINITY);
+    if gap > 0.01 * delta {
+        return (
+            Verdict::Inconclusive,
+            format!(
+                "{figure}; not in the tail yet: the value gap {gap:.2e} is not below \
+                 Delta/100 = {:.2e}, run longer",
+                0.01 * delta
+            ),
+        );
+    }
     if (last / predicted - 1.0).abs() <= 0.01 {
         (Verdict::Pass, figure)
     } else if (last / earlier - 1.0).abs() > 0.001 {
@@ -366,95 +367,114 @@ pub fn polynomial_decay(rows: &Table, predicted: f64) -> Check {
     }
 }
 
-fn summary_number(summary: &Map<String, Value>, path: &[&str]) -> Option<f64> {
-    let mut value = summary.get(path[0])?;
-    for key in &path[1..] {
-        value = value.get(key)?;
-    }
-    value.as_f64()
-}
+impl Claims for Pmd {
+    const CLAIMS: &'static [ClaimDoc] = &[
+        MONOTONE,
+        XIAO_THM8,
+        XIAO_THM10,
+        JOHNSON,
+        FINITE_STEP,
+        NEVER_EXACT,
+        KL_TAIL,
+        KL_SUPERLINEAR,
+        POLYNOMIAL,
+        HITTING_TIME,
+        GEOMETRIC_FASTER,
+        TSALLIS_TWO,
+        PI_LIMIT,
+        HUGE_CONSTANT_STEP,
+    ];
 
-/// The single-run claims that apply to a run's settings, one result per divergence.
-pub fn check_run(spec: &PmdSpec, rows: &Table, summary: &Map<String, Value>) -> Vec<ClaimResult> {
-    let range = summary_number(summary, &["mdp", "reward_range"]).unwrap_or(1.0);
-    let scale = (range / (1.0 - spec.gamma)).max(f64::MIN_POSITIVE);
-    // Each evaluation is exact to round-off (LU) or to eval_tol (sweeps).
-    let value_tol = 1e-10 * scale + 2.0 * spec.eval_tol;
-    // Gap Delta is null in the summary when every action is optimal.
-    let delta = summary_number(summary, &["gap_delta"]).unwrap_or(f64::INFINITY);
-    let mut results = Vec::new();
-    for divergence in spec.divergences() {
-        let on = match divergence {
-            Divergence::Tsallis(q) => format!("divergence=tsallis, tsallis_q={q}"),
-            other => format!("divergence={}", other.name()),
-        };
-        let name = divergence.name();
-        let part = rows.filter(|i| rows.text("divergence").is_some_and(|d| d[i] == name));
-        if part.is_empty() {
-            continue;
+    /// The single-run claims that apply to a run's settings, one result per divergence.
+    fn check_claims(run: &RunData<Pmd>) -> Result<Vec<ClaimResult>> {
+        let (spec, rows, summary) = (&run.spec, &run.rows, &run.summary);
+        let range = summary
+            .mdp
+            .as_ref()
+            .context("the summary has no MDP size")?
+            .reward_range;
+        summary
+            .pi_iterations
+            .context("the summary has no optimum: policy iteration did not finish")?;
+        let scale = (range / (1.0 - spec.gamma)).max(f64::MIN_POSITIVE);
+        // Each evaluation is exact to round-off (LU) or to eval_tol (sweeps).
+        let value_tol = 1e-10 * scale + 2.0 * spec.eval_tol;
+        // No gap Delta when every action is optimal.
+        let delta = summary.gap_delta.unwrap_or(f64::INFINITY);
+        let mut results = Vec::new();
+        for divergence in spec.divergences() {
+            let on = match divergence {
+                Divergence::Tsallis(q) => format!("divergence=tsallis, tsallis_q={q}"),
+                other => format!("divergence={}", other.name()),
+            };
+            let name = divergence.name();
+            let part = rows.filter(|i| rows.text("divergence").is_some_and(|d| d[i] == name));
+            if part.is_empty() {
+                continue;
+            }
+            results.push(result(&MONOTONE, &on, monotone(&part, value_tol)));
+            let (bound_doc, metric, bound) = match spec.schedule {
+                Schedule::Constant => (&XIAO_THM8, "value_gap_rho", "bound_xiao_thm8"),
+                Schedule::Geometric | Schedule::Pi => {
+                    (&XIAO_THM10, "value_gap_rho", "bound_xiao_thm10")
+                }
+                Schedule::Adaptive => (&JOHNSON, "value_gap_inf", "bound_johnson"),
+            };
+            // No bound column values: D*_0 is infinite (Burg), so the bound says nothing.
+            if let Some(mut check) = bound_holds(&part, metric, bound) {
+                if spec.schedule == Schedule::Adaptive
+                    && let Some(rate) = decay_rate(&part, "value_gap_inf", 1e-12 * scale)
+                {
+                    // The notes expect a slope near log gamma; we report what the run shows.
+                    check.1 += &format!(
+                        "; observed decay rate {rate:.3} per step vs the bound's -log gamma = {:.3}",
+                        -spec.gamma.ln()
+                    );
+                }
+                results.push(result(bound_doc, &on, check));
+            }
+            if !delta.is_finite() {
+                continue; // every action optimal: nothing to converge to
+            }
+            // Finite-step convergence needs sum eta_k = inf with eta_k not shrinking with the
+            // distance to the face, which the adaptive rule does not promise.
+            if divergence.reaches_faces() && spec.schedule != Schedule::Adaptive {
+                let mut doc = FINITE_STEP;
+                if matches!(divergence, Divergence::Tsallis(_)) {
+                    doc.provenance = Provenance::Reconstructed(
+                        "finite-step for Tsallis q > 1: reconstructed from the KKT mechanism (notes section 5)",
+                    );
+                }
+                results.push(result(&doc, &on, finite_step(&part, value_tol)));
+            } else if !divergence.reaches_faces() && spec.schedule != Schedule::Pi {
+                results.push(result(&NEVER_EXACT, &on, never_exact(&part)));
+            }
+            match (divergence, spec.schedule) {
+                (Divergence::Kl, Schedule::Constant) => {
+                    results.push(result(&KL_TAIL, &on, kl_tail_ratio(&part, spec.eta, delta)));
+                }
+                (Divergence::Kl, Schedule::Geometric) => {
+                    results.push(result(
+                        &KL_SUPERLINEAR,
+                        &on,
+                        kl_superlinear(&part, spec.gamma),
+                    ));
+                }
+                (Divergence::Burg, Schedule::Constant) => {
+                    results.push(result(&POLYNOMIAL, &on, polynomial_decay(&part, -1.0)));
+                }
+                (Divergence::Tsallis(q), Schedule::Constant) if q < 1.0 => {
+                    results.push(result(
+                        &POLYNOMIAL,
+                        &on,
+                        polynomial_decay(&part, -1.0 / (1.0 - q)),
+                    ));
+                }
+                _ => {}
+            }
         }
-        results.push(result(&MONOTONE, &on, monotone(&part, value_tol)));
-        let (bound_doc, metric, bound) = match spec.schedule {
-            Schedule::Constant => (&XIAO_THM8, "value_gap_rho", "bound_xiao_thm8"),
-            Schedule::Geometric | Schedule::Pi => {
-                (&XIAO_THM10, "value_gap_rho", "bound_xiao_thm10")
-            }
-            Schedule::Adaptive => (&JOHNSON, "value_gap_inf", "bound_johnson"),
-        };
-        // No bound column values: D*_0 is infinite (Burg), so the bound says nothing.
-        if let Some(mut check) = bound_holds(&part, metric, bound) {
-            if spec.schedule == Schedule::Adaptive
-                && let Some(rate) = decay_rate(&part, "value_gap_inf", 1e-12 * scale)
-            {
-                // The notes expect a slope near log gamma; we report what the run shows.
-                check.1 += &format!(
-                    "; observed decay rate {rate:.3} per step vs the bound's -log gamma = {:.3}",
-                    -spec.gamma.ln()
-                );
-            }
-            results.push(result(bound_doc, &on, check));
-        }
-        if !delta.is_finite() {
-            continue; // every action optimal: nothing to converge to
-        }
-        // Finite-step convergence needs sum eta_k = inf with eta_k not shrinking with the
-        // distance to the face, which the adaptive rule does not promise.
-        if divergence.reaches_faces() && spec.schedule != Schedule::Adaptive {
-            let mut doc = FINITE_STEP;
-            if matches!(divergence, Divergence::Tsallis(_)) {
-                doc.provenance = Provenance::Reconstructed(
-                    "finite-step for Tsallis q > 1: reconstructed from the KKT mechanism (notes section 5)",
-                );
-            }
-            results.push(result(&doc, &on, finite_step(&part, value_tol)));
-        } else if !divergence.reaches_faces() && spec.schedule != Schedule::Pi {
-            results.push(result(&NEVER_EXACT, &on, never_exact(&part)));
-        }
-        match (divergence, spec.schedule) {
-            (Divergence::Kl, Schedule::Constant) => {
-                results.push(result(&KL_TAIL, &on, kl_tail_ratio(&part, spec.eta, delta)));
-            }
-            (Divergence::Kl, Schedule::Geometric) => {
-                results.push(result(
-                    &KL_SUPERLINEAR,
-                    &on,
-                    kl_superlinear(&part, spec.gamma),
-                ));
-            }
-            (Divergence::Burg, Schedule::Constant) => {
-                results.push(result(&POLYNOMIAL, &on, polynomial_decay(&part, -1.0)));
-            }
-            (Divergence::Tsallis(q), Schedule::Constant) if q < 1.0 => {
-                results.push(result(
-                    &POLYNOMIAL,
-                    &on,
-                    polynomial_decay(&part, -1.0 / (1.0 - q)),
-                ));
-            }
-            _ => {}
-        }
+        Ok(results)
     }
-    results
 }
 
 #[cfg(test)]
@@ -514,11 +534,17 @@ mod tests {
 
     #[test]
     fn rates_are_compared_with_the_prediction() {
-        // log m_k = -0.03 k: ratio exp(-0.03) per step.
-        let geometric: Vec<Vec<f64>> = (0..100).map(|k| vec![-0.03 * k as f64]).collect();
-        let t = table(&["log_nonopt_mass"], &geometric);
+        // log m_k = -0.03 k: ratio exp(-0.03) per step, in the tail (value gap 1e-6).
+        let geometric: Vec<Vec<f64>> = (0..100).map(|k| vec![-0.03 * k as f64, 1e-6]).collect();
+        let t = table(&["log_nonopt_mass", "value_gap_inf"], &geometric);
         assert_eq!(kl_tail_ratio(&t, 1.0, 0.03).0, Verdict::Pass);
         assert_eq!(kl_tail_ratio(&t, 1.0, 0.05).0, Verdict::Fail);
+        // The same rows with the value gap still at Delta/10: not in the tail.
+        let early: Vec<Vec<f64>> = (0..100).map(|k| vec![-0.03 * k as f64, 5e-3]).collect();
+        let t = table(&["log_nonopt_mass", "value_gap_inf"], &early);
+        let (verdict, measured) = kl_tail_ratio(&t, 1.0, 0.05);
+        assert_eq!(verdict, Verdict::Inconclusive, "{measured}");
+        assert!(measured.contains("not in the tail"), "{measured}");
         // m_k = k^-2.
         let power: Vec<Vec<f64>> = (1..200)
             .map(|k| vec![k as f64, -2.0 * (k as f64).ln()])

@@ -325,7 +325,7 @@ pub fn value_iteration(mdp: &Mdp, gamma: f64, tol: f64) -> Array1<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::component_rng;
+    use crate::random::Streams;
 
     fn uniform(mdp: &Mdp) -> Array2<f64> {
         Array2::from_elem((mdp.states, mdp.actions), 1.0 / mdp.actions as f64)
@@ -368,7 +368,7 @@ mod tests {
 
     #[test]
     fn sweeps_agree_with_lu_to_tolerance() {
-        let mdp = Mdp::garnet(150, 6, 4, &mut component_rng(5, "mdp"));
+        let mdp = Mdp::garnet(150, 6, 4, &mut Streams::new(5).rng("mdp"));
         let pi = uniform(&mdp);
         let gamma = 0.95;
         let lu = Evaluator::new(&mdp, gamma, EvalMethod::Lu).evaluate(pi.view(), None);
@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn policy_iteration_agrees_with_value_iteration() {
         for (seed, gamma) in [(1, 0.9), (2, 0.99)] {
-            let mdp = Mdp::garnet(40, 5, 3, &mut component_rng(seed, "mdp"));
+            let mdp = Mdp::garnet(40, 5, 3, &mut Streams::new(seed).rng("mdp"));
             let opt = solve_optimum(
                 &Evaluator::new(&mdp, gamma, EvalMethod::Lu),
                 uniform(&mdp).view(),

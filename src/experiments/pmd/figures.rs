@@ -6,22 +6,24 @@ use ndarray::Array2;
 use rand::Rng;
 
 use super::evaluation::{EvalMethod, Evaluator};
-use super::{build_mdp, parse_spec};
-use crate::experiments::RunData;
+use super::{Pmd, build_mdp};
+use crate::contract::{Figures, RunData};
 use crate::plot::{Figure, LineRequest, Panel, Series, Style, line_panel, xy_points};
-use crate::run::component_rng;
 
-pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
-    let mut out = vec![(String::new(), convergence(runs))];
-    if let [run] = runs
-        && let Some(landscape) = landscape(run)?
-    {
-        out.push((".landscape".to_string(), landscape));
+impl Figures for Pmd {
+    /// The convergence panels; for one run of a 2-state MDP, the value polytope as well.
+    fn figures(runs: &[RunData<Pmd>]) -> Result<Vec<(String, Figure)>> {
+        let mut out = vec![(String::new(), convergence(runs))];
+        if let [run] = runs
+            && run.rows.has("v_0")
+        {
+            out.push((".landscape".to_string(), landscape(run)?));
+        }
+        Ok(out)
     }
-    Ok(out)
 }
 
-fn convergence(runs: &[RunData]) -> Figure {
+fn convergence(runs: &[RunData<Pmd>]) -> Figure {
     let group = ["divergence"];
     let panel = |title, ys: &[&str], y_label| {
         line_panel(
@@ -67,22 +69,23 @@ fn convergence(runs: &[RunData]) -> Figure {
 }
 
 /// "PMD on 50 states x 10 actions, gamma 0.9, Delta 3.1e-3, schedule constant, eta 10".
-fn describe(run: &RunData) -> String {
-    let (Some(spec), Some(summary)) = (&run.spec, &run.summary) else {
-        return "policy mirror descent".into();
-    };
+fn describe(run: &RunData<Pmd>) -> String {
     let get = |k: &str| {
-        spec.get(k)
+        run.spec
+            .table()
+            .get(k)
             .map(crate::spec::value_label)
             .unwrap_or_default()
     };
-    let size = summary
-        .get("mdp")
-        .map(|m| format!("{} states x {} actions", m["states"], m["actions"]))
+    let size = run
+        .summary
+        .mdp
+        .as_ref()
+        .map(|m| format!("{} states x {} actions", m.states, m.actions))
         .unwrap_or_default();
-    let delta = summary
-        .get("gap_delta")
-        .and_then(|d| d.as_f64())
+    let delta = run
+        .summary
+        .gap_delta
         .map_or("none".into(), |d| format!("{d:.2e}"));
     format!(
         "PMD, {} MDP ({size}), gamma {}, Delta {delta}, {} steps, eta {}",
@@ -93,17 +96,11 @@ fn describe(run: &RunData) -> String {
     )
 }
 
-/// The value polytope {V^pi} of a 2-state MDP with the PMD trajectories on it.
-fn landscape(run: &RunData) -> Result<Option<Figure>> {
-    let Some(spec) = &run.spec else {
-        return Ok(None);
-    };
-    if !run.rows.has("v_0") {
-        return Ok(None);
-    }
-    let spec = parse_spec(spec)?;
-    let mdp = build_mdp(&spec)?;
-    let eval = Evaluator::new(&mdp, spec.gamma, EvalMethod::Lu);
+/// The value polytope {V^pi} of a 2-state MDP with the PMD trajectories on it. The MDP is
+/// rebuilt from the saved spec (its seed, or its `mdp_file`).
+fn landscape(run: &RunData<Pmd>) -> Result<Figure> {
+    let mdp = build_mdp(&run.spec)?;
+    let eval = Evaluator::new(&mdp, run.spec.gamma, EvalMethod::Lu);
     // Policies: a grid for two actions, random points of each state's simplex otherwise,
     // plus every deterministic policy (the vertices).
     let a = mdp.actions;
@@ -117,7 +114,7 @@ fn landscape(run: &RunData) -> Result<Option<Figure>> {
             }
         }
     } else {
-        let mut rng = component_rng(0, "polytope");
+        let mut rng = run.rng("polytope");
         for _ in 0..4000 {
             let mut p = Array2::from_shape_fn((2, a), |_| -(1.0 - rng.random::<f64>()).ln());
             for mut row in p.rows_mut() {
@@ -168,5 +165,5 @@ fn landscape(run: &RunData) -> Result<Option<Figure>> {
     }
     let mut figure = Figure::single(panel);
     figure.title = describe(run);
-    Ok(Some(figure))
+    Ok(figure)
 }

@@ -342,11 +342,11 @@ impl Mdp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::component_rng;
+    use crate::random::Streams;
 
     #[test]
     fn garnet_rows_are_distributions_with_b_targets() {
-        let mdp = Mdp::garnet(30, 4, 5, &mut component_rng(1, "mdp"));
+        let mdp = Mdp::garnet(30, 4, 5, &mut Streams::new(1).rng("mdp"));
         for s in 0..30 {
             for a in 0..4 {
                 let (next, prob) = mdp.transitions(s, a);
@@ -355,12 +355,12 @@ mod tests {
                 assert!((prob.iter().sum::<f64>() - 1.0).abs() < 1e-14);
             }
         }
-        assert_eq!(mdp, Mdp::garnet(30, 4, 5, &mut component_rng(1, "mdp")));
+        assert_eq!(mdp, Mdp::garnet(30, 4, 5, &mut Streams::new(1).rng("mdp")));
     }
 
     #[test]
     fn file_format_round_trips_exactly() {
-        let mdp = Mdp::garnet(7, 3, 2, &mut component_rng(3, "mdp"));
+        let mdp = Mdp::garnet(7, 3, 2, &mut Streams::new(3).rng("mdp"));
         assert_eq!(Mdp::parse(&mdp.to_text()).unwrap(), mdp);
     }
 

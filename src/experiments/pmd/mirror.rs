@@ -398,7 +398,7 @@ mod tests {
     use super::*;
     use rand::Rng;
 
-    use crate::run::component_rng;
+    use crate::random::Streams;
 
     /// Projection by brute force: for every support set, the unconstrained minimizer on the
     /// affine hull; keep the feasible one closest to v.
@@ -424,7 +424,7 @@ mod tests {
 
     #[test]
     fn simplex_projection_matches_brute_force() {
-        let mut rng = component_rng(11, "test");
+        let mut rng = Streams::new(11).rng("test");
         for trial in 0..500 {
             let n = 1 + trial % 7;
             let scale = [0.1, 1.0, 10.0][trial % 3];
@@ -484,7 +484,7 @@ mod tests {
 
     #[test]
     fn every_step_satisfies_its_kkt_conditions() {
-        let mut rng = component_rng(12, "test");
+        let mut rng = Streams::new(12).rng("test");
         let divergences = [
             Divergence::Euclidean,
             Divergence::Kl,
@@ -511,7 +511,7 @@ mod tests {
     #[test]
     fn step_maximizes_the_objective_against_random_competitors() {
         // eta <Q, p> - D(p, pi) at the step beats every random point of the simplex.
-        let mut rng = component_rng(13, "test");
+        let mut rng = Streams::new(13).rng("test");
         for d in [
             Divergence::Tsallis(0.5),
             Divergence::Burg,
@@ -535,7 +535,7 @@ mod tests {
 
     #[test]
     fn tsallis_two_is_euclidean_with_half_the_step() {
-        let mut rng = component_rng(14, "test");
+        let mut rng = Streams::new(14).rng("test");
         for _ in 0..200 {
             let pi = random_simplex(&mut rng, 6);
             let log_pi: Vec<f64> = pi.iter().map(|x| x.ln()).collect();

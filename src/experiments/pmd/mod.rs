@@ -17,102 +17,33 @@ pub mod spec;
 pub mod theory;
 pub mod verify;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
 use ndarray::{Array1, Array2};
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use self::evaluation::{EvalMethod, Evaluator, LU_MAX_STATES, Optimum, solve_optimum};
 use self::mdp::Mdp;
 use self::mirror::{Divergence, greedy_set, log_sum_exp};
 use self::spec::{EvalChoice, InitPolicy, MdpKind, PmdSpec, Schedule};
-use super::{ClaimDoc, Experiment, Exporter, PreparedRun, RunData};
-use crate::claims::ClaimResult;
+use crate::contract::{ColumnKind, ColumnSpec, Ctx, Experiment, Export, Report, Valid};
 use crate::input_error;
-use crate::plot::Figure;
-use crate::run::{ColumnKind, ColumnSpec, RunContext, component_rng};
-use crate::table::{Cell, Table};
+use crate::table::Cell;
 
 pub struct Pmd;
 
-/// The resolved spec as the typed struct (the field table has checked types and ranges).
-pub fn parse_spec(spec: &toml::Table) -> Result<PmdSpec> {
-    crate::spec::typed("pmd", spec)
-}
-
 /// Largest dense evaluation matrix we agree to factor (S^2 doubles).
 const LU_STATE_LIMIT: usize = 10_000;
-/// Largest number of stored transitions (12 bytes each).
-const MAX_TRANSITIONS: usize = 200_000_000;
-
-/// Cross-field checks that the field table cannot express.
-fn check(spec: &PmdSpec) -> Result<()> {
-    let transitions = match spec.mdp {
-        MdpKind::Garnet => {
-            if spec.branching > spec.states {
-                return Err(input_error!(
-                    "branching = {} exceeds states = {}: expected 1 <= branching <= states",
-                    spec.branching,
-                    spec.states
-                ));
-            }
-            spec.states * spec.actions * spec.branching
-        }
-        MdpKind::Dense => spec.states * spec.actions * spec.states,
-        MdpKind::Chain => {
-            if spec.chain_gap * (spec.actions as f64 - 1.0) > 1.0 {
-                return Err(input_error!(
-                    "chain_gap = {} is too large for actions = {}: rewards 1 - a * chain_gap \
-                     must stay >= 0, expected chain_gap <= {}",
-                    spec.chain_gap,
-                    spec.actions,
-                    1.0 / (spec.actions as f64 - 1.0)
-                ));
-            }
-            spec.states * spec.actions
-        }
-        MdpKind::TwoState | MdpKind::File => 0,
-    };
-    if transitions > MAX_TRANSITIONS {
-        return Err(input_error!(
-            "this MDP would store {transitions} transitions: expected at most {MAX_TRANSITIONS} \
-             (fewer states, actions or branching)"
-        ));
-    }
-    if spec.mdp == MdpKind::File && spec.mdp_file.is_empty() {
-        return Err(input_error!(
-            "mdp = file needs mdp_file = PATH (a `lab-mdp 1` file)"
-        ));
-    }
-    if spec.mdp != MdpKind::File && !spec.mdp_file.is_empty() {
-        return Err(input_error!(
-            "mdp_file = {:?} is set but mdp = {}: expected mdp = file (or mdp_file = \"\")",
-            spec.mdp_file,
-            toml::Value::try_from(spec.mdp).map_or(String::new(), |v| v.to_string())
-        ));
-    }
-    let has = |d: spec::DivergenceName| spec.divergence.contains(&d);
-    if has(spec::DivergenceName::Tsallis) && spec.tsallis_q == 1.0 {
-        return Err(input_error!(
-            "tsallis_q = 1 is the KL divergence: expected tsallis_q != 1 (or divergence = kl)"
-        ));
-    }
-    if spec.schedule == Schedule::Adaptive && has(spec::DivergenceName::Burg) {
-        return Err(input_error!(
-            "schedule = adaptive with divergence = burg: the Burg distance to the greedy face is \
-             infinite, so the adaptive step would be infinite; expected another schedule or \
-             divergence"
-        ));
-    }
-    Ok(())
-}
 
 /// Builds the MDP of a spec (deterministic: the `mdp` stream of the seed).
-pub fn build_mdp(spec: &PmdSpec) -> Result<Mdp> {
-    let mut rng = component_rng(spec.seed, "mdp");
+pub fn build_mdp(spec: &Valid<Pmd>) -> Result<Mdp> {
+    let mut rng = spec.streams().rng("mdp");
     Ok(match spec.mdp {
         MdpKind::Garnet => Mdp::garnet(spec.states, spec.actions, spec.branching, &mut rng),
         MdpKind::Dense => Mdp::dense_random(spec.states, spec.actions, &mut rng),
@@ -141,13 +72,13 @@ fn eval_method(spec: &PmdSpec, states: usize) -> Result<EvalMethod> {
     })
 }
 
-/// pi_0: uniform, or uniform on each state's simplex (normalized exponentials).
-pub fn initial_policy(spec: &PmdSpec, mdp: &Mdp) -> Array2<f64> {
+/// pi_0: uniform, or uniform on each state's simplex (normalized exponentials, drawn from
+/// the `init_policy` stream).
+pub fn initial_policy(spec: &PmdSpec, mdp: &Mdp, mut rng: ChaCha8Rng) -> Array2<f64> {
     let (s, a) = (mdp.states, mdp.actions);
     match spec.init_policy {
         InitPolicy::Uniform => Array2::from_elem((s, a), 1.0 / a as f64),
         InitPolicy::Random => {
-            let mut rng = component_rng(spec.seed, "init_policy");
             let mut pi = Array2::from_shape_fn((s, a), |_| -(1.0 - rng.random::<f64>()).ln());
             for mut row in pi.rows_mut() {
                 let total = row.sum();
@@ -159,10 +90,8 @@ pub fn initial_policy(spec: &PmdSpec, mdp: &Mdp) -> Array2<f64> {
 }
 
 /// Writes the MDP of a spec to a `lab-mdp 1` file (`lab run pmd --export-mdp FILE`).
-pub fn export_mdp(spec: &toml::Table, path: &Path) -> Result<String> {
-    let spec = parse_spec(spec)?;
-    check(&spec)?;
-    let mdp = build_mdp(&spec)?;
+fn export_mdp(spec: &Valid<Pmd>, path: &Path) -> Result<String> {
+    let mdp = build_mdp(spec)?;
     std::fs::write(path, mdp.to_text())
         .map_err(|e| input_error!("cannot write {}: {e}", path.display()))?;
     Ok(format!(
@@ -174,90 +103,51 @@ pub fn export_mdp(spec: &toml::Table, path: &Path) -> Result<String> {
     ))
 }
 
-impl Experiment for Pmd {
-    fn name(&self) -> &'static str {
-        "pmd"
-    }
+/// The size of the MDP a run solved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MdpSize {
+    pub states: usize,
+    pub actions: usize,
+    pub transitions: usize,
+    pub reward_range: f64,
+}
 
-    fn title(&self) -> &'static str {
-        "Unregularized policy mirror descent with Bregman divergences: convergence of the policy"
-    }
+/// What a PMD run reports besides its rows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PmdSummary {
+    pub mdp: Option<MdpSize>,
+    /// `lu`, or `iterative (tol ...)`.
+    pub evaluation: Option<String>,
+    /// Delta = min_s min_{a not in A*_s} (V*(s) - Q*(s, a)); absent once policy iteration has
+    /// run when every action is optimal.
+    pub gap_delta: Option<f64>,
+    pub v_star_rho: Option<f64>,
+    pub states_with_several_optimal_actions: Option<usize>,
+    /// A*_s for every state (MDPs of at most 50 states).
+    pub optimal_actions: Option<Vec<Vec<usize>>>,
+    pub theta_rho: Option<f64>,
+    pub pi_iterations: Option<usize>,
+    /// ||V* - V^{pi_k}||_inf along policy iteration.
+    pub pi_trace: Option<Vec<f64>>,
+    /// Per divergence, the iteration from which the policy is exactly optimal (null: never).
+    pub hitting_iteration: Option<BTreeMap<String, Option<usize>>>,
+}
 
-    fn paper(&self) -> &'static str {
-        "D. Lin, Z. Zhang, On the Convergence of Policy in Unregularized Policy Mirror Descent, \
-         arXiv:2205.08176; bounds of L. Xiao (JMLR 2022) and Johnson et al. (NeurIPS 2023)"
-    }
-
-    fn fields(&self) -> &'static [crate::spec::Field] {
-        spec::FIELDS
-    }
-
-    fn default_spec(&self) -> toml::Table {
-        toml::Table::try_from(PmdSpec::default()).expect("the default spec serializes")
-    }
-
-    fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>> {
-        let spec = parse_spec(spec)?;
-        check(&spec)?;
-        let mdp = build_mdp(&spec)?;
-        let method = eval_method(&spec, mdp.states)?;
-        Ok(Box::new(PmdRun { spec, mdp, method }))
-    }
-
-    fn claim_docs(&self) -> Vec<ClaimDoc> {
-        claims::docs()
-    }
-
-    fn check_claims(
-        &self,
-        spec: &toml::Table,
-        rows: &Table,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<ClaimResult> {
-        match parse_spec(spec) {
-            Ok(spec) => claims::check_run(&spec, rows, summary),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    fn figures(&self, runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
-        figures::figures(runs)
-    }
-
-    fn verify(&self) -> Result<Vec<ClaimResult>> {
-        verify::verify()
-    }
-
-    fn headline_columns(&self) -> &'static [&'static str] {
-        &["value_gap_inf", "value_gap_rho", "nonopt_mass", "optimal"]
-    }
-
-    fn exporter(&self) -> Option<Exporter> {
-        Some(Exporter {
-            flag: "export-mdp",
-            help: "Write the MDP of these settings to FILE (lab-mdp format) instead of running",
-            write: export_mdp,
-        })
-    }
-
-    fn describe_summary(
-        &self,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<String> {
+impl Report for PmdSummary {
+    fn describe(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        if let Some(delta) = summary.get("gap_delta") {
-            let delta = delta
-                .as_f64()
+        if let Some(pi) = self.pi_iterations {
+            let delta = self
+                .gap_delta
                 .map_or("none (every action optimal)".into(), |d| format!("{d:.4e}"));
-            let pi = summary.get("pi_iterations").map_or(String::new(), |p| {
-                format!(", policy iteration took {p} iterations")
-            });
-            lines.push(format!("action gap Delta = {delta}{pi}"));
+            lines.push(format!(
+                "action gap Delta = {delta}, policy iteration took {pi} iterations"
+            ));
         }
-        if let Some(hits) = summary.get("hitting_iteration").and_then(|h| h.as_object()) {
+        if let Some(hits) = &self.hitting_iteration {
             let parts: Vec<String> = hits
                 .iter()
-                .map(|(d, k)| match k.as_u64() {
+                .map(|(d, k)| match k {
                     Some(k) => format!("{d} from iteration {k}"),
                     None => format!("{d} not reached"),
                 })
@@ -268,8 +158,39 @@ impl Experiment for Pmd {
     }
 }
 
-struct PmdRun {
-    spec: PmdSpec,
+impl Experiment for Pmd {
+    type Spec = PmdSpec;
+    type Summary = PmdSummary;
+    /// The MDP and how its policies are evaluated.
+    type Inputs = (Mdp, EvalMethod);
+
+    const NAME: &'static str = "pmd";
+    const TITLE: &'static str =
+        "Unregularized policy mirror descent with Bregman divergences: convergence of the policy";
+    const PAPER: &'static str = "D. Lin, Z. Zhang, On the Convergence of Policy in \
+                                 Unregularized Policy Mirror Descent, arXiv:2205.08176; bounds \
+                                 of L. Xiao (JMLR 2022) and Johnson et al. (NeurIPS 2023)";
+    const HEADLINE: &'static [&'static str] =
+        &["value_gap_inf", "value_gap_rho", "nonopt_mass", "optimal"];
+    const EXPORT: Option<Export<Self>> = Some(Export {
+        flag: "export-mdp",
+        help: "Write the MDP of these settings to FILE (lab-mdp format) instead of running",
+        write: export_mdp,
+    });
+
+    fn prepare(spec: &Valid<Self>) -> Result<Self::Inputs> {
+        let mdp = build_mdp(spec)?;
+        let method = eval_method(spec, mdp.states)?;
+        Ok((mdp, method))
+    }
+
+    fn run(spec: &Valid<Self>, (mdp, method): Self::Inputs, ctx: &mut Ctx<Self>) -> Result<()> {
+        PmdRun { spec, mdp, method }.run(ctx)
+    }
+}
+
+struct PmdRun<'s> {
+    spec: &'s PmdSpec,
     mdp: Mdp,
     method: EvalMethod,
 }
@@ -333,16 +254,16 @@ fn policy_metrics(log_policy: &Array2<f64>, optimal: &Array2<bool>) -> (f64, f64
         )
 }
 
-impl PmdRun {
+impl PmdRun<'_> {
     fn run_divergence(
         &self,
-        ctx: &mut RunContext,
+        ctx: &mut Ctx<Pmd>,
         divergence: Divergence,
         pi0: &Array2<f64>,
         eval: &Evaluator,
         reference: &Reference,
     ) -> Result<Option<usize>> {
-        let spec = &self.spec;
+        let spec = self.spec;
         let (gamma, actions) = (spec.gamma, self.mdp.actions);
         let opt = reference.opt;
         let started = Instant::now();
@@ -490,29 +411,23 @@ impl PmdRun {
     }
 }
 
-impl PreparedRun for PmdRun {
-    fn run(self: Box<Self>, ctx: &mut RunContext) -> Result<()> {
-        let spec = &self.spec;
+impl PmdRun<'_> {
+    fn run(&self, ctx: &mut Ctx<Pmd>) -> Result<()> {
+        let spec = self.spec;
         let mdp = &self.mdp;
         let eval = Evaluator::new(mdp, spec.gamma, self.method);
-        ctx.summarize(
-            "mdp",
-            serde_json::json!({
-                "states": mdp.states,
-                "actions": mdp.actions,
-                "transitions": mdp.nnz(),
-                "reward_range": mdp.reward_range(),
-            }),
-        );
-        ctx.summarize(
-            "evaluation",
-            match self.method {
-                EvalMethod::Lu => "lu".to_string(),
-                EvalMethod::Iterative { tol } => format!("iterative (tol {tol:e})"),
-            },
-        );
+        ctx.summary.mdp = Some(MdpSize {
+            states: mdp.states,
+            actions: mdp.actions,
+            transitions: mdp.nnz(),
+            reward_range: mdp.reward_range(),
+        });
+        ctx.summary.evaluation = Some(match self.method {
+            EvalMethod::Lu => "lu".to_string(),
+            EvalMethod::Iterative { tol } => format!("iterative (tol {tol:e})"),
+        });
         ctx.progress().phase("policy iteration for V*");
-        let pi0 = initial_policy(spec, mdp);
+        let pi0 = initial_policy(spec, mdp, ctx.rng("init_policy"));
         let opt = solve_optimum(&eval, pi0.view());
         let rho = Array1::from_elem(mdp.states, 1.0 / mdp.states as f64);
         let occupancy = eval.occupancy(opt.policy.view(), &rho);
@@ -522,10 +437,10 @@ impl PreparedRun for PmdRun {
             .map(|(d, r)| d / r)
             .fold(0.0, f64::max)
             / (1.0 - spec.gamma);
-        ctx.summarize("gap_delta", opt.gap);
-        ctx.summarize("v_star_rho", opt.v.mean());
-        ctx.summarize(
-            "states_with_several_optimal_actions",
+        let summary = &mut ctx.summary;
+        summary.gap_delta = opt.gap.is_finite().then_some(opt.gap);
+        summary.v_star_rho = opt.v.mean();
+        summary.states_with_several_optimal_actions = Some(
             opt.optimal
                 .rows()
                 .into_iter()
@@ -539,11 +454,11 @@ impl PreparedRun for PmdRun {
                 .into_iter()
                 .map(|row| (0..row.len()).filter(|&a| row[a]).collect())
                 .collect();
-            ctx.summarize("optimal_actions", sets);
+            summary.optimal_actions = Some(sets);
         }
-        ctx.summarize("theta_rho", theta);
-        ctx.summarize("pi_iterations", opt.pi_trace.len() - 1);
-        ctx.summarize("pi_trace", &opt.pi_trace);
+        summary.theta_rho = Some(theta);
+        summary.pi_iterations = Some(opt.pi_trace.len() - 1);
+        summary.pi_trace = Some(opt.pi_trace.clone());
         let reference = Reference {
             opt: &opt,
             occupancy,
@@ -553,12 +468,13 @@ impl PreparedRun for PmdRun {
         let divergences = spec.divergences();
         ctx.progress()
             .set_total(((spec.iterations + 1) * divergences.len()) as u64);
-        let mut hitting = serde_json::Map::new();
         for divergence in divergences {
             ctx.progress().phase(divergence.name());
             let hit = self.run_divergence(ctx, divergence, &pi0, &eval, &reference)?;
-            hitting.insert(divergence.name().to_string(), serde_json::json!(hit));
-            ctx.summarize("hitting_iteration", &hitting);
+            ctx.summary
+                .hitting_iteration
+                .get_or_insert_with(BTreeMap::new)
+                .insert(divergence.name().to_string(), hit);
         }
         Ok(())
     }

@@ -1,9 +1,12 @@
 //! The settings of a PMD run: the typed spec and the field table behind `lab show pmd`,
 //! the flags of `lab run pmd` and the range checks.
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::mirror::Divergence;
+use crate::contract::Settings;
+use crate::input_error;
 use crate::spec::{Domain, Field};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +121,76 @@ impl PmdSpec {
             Schedule::Pi => f64::INFINITY,
             Schedule::Adaptive => f64::NAN,
         }
+    }
+}
+
+/// Largest number of stored transitions (12 bytes each).
+const MAX_TRANSITIONS: usize = 200_000_000;
+
+impl Settings for PmdSpec {
+    const FIELDS: &'static [Field] = FIELDS;
+
+    /// Cross-field checks that the field table cannot express.
+    fn validate(&self) -> Result<()> {
+        let spec = self;
+        let transitions = match spec.mdp {
+            MdpKind::Garnet => {
+                if spec.branching > spec.states {
+                    return Err(input_error!(
+                        "branching = {} exceeds states = {}: expected 1 <= branching <= states",
+                        spec.branching,
+                        spec.states
+                    ));
+                }
+                spec.states * spec.actions * spec.branching
+            }
+            MdpKind::Dense => spec.states * spec.actions * spec.states,
+            MdpKind::Chain => {
+                if spec.chain_gap * (spec.actions as f64 - 1.0) > 1.0 {
+                    return Err(input_error!(
+                        "chain_gap = {} is too large for actions = {}: rewards 1 - a * chain_gap \
+                         must stay >= 0, expected chain_gap <= {}",
+                        spec.chain_gap,
+                        spec.actions,
+                        1.0 / (spec.actions as f64 - 1.0)
+                    ));
+                }
+                spec.states * spec.actions
+            }
+            MdpKind::TwoState | MdpKind::File => 0,
+        };
+        if transitions > MAX_TRANSITIONS {
+            return Err(input_error!(
+                "this MDP would store {transitions} transitions: expected at most {MAX_TRANSITIONS} \
+                 (fewer states, actions or branching)"
+            ));
+        }
+        if spec.mdp == MdpKind::File && spec.mdp_file.is_empty() {
+            return Err(input_error!(
+                "mdp = file needs mdp_file = PATH (a `lab-mdp 1` file)"
+            ));
+        }
+        if spec.mdp != MdpKind::File && !spec.mdp_file.is_empty() {
+            return Err(input_error!(
+                "mdp_file = {:?} is set but mdp = {}: expected mdp = file (or mdp_file = \"\")",
+                spec.mdp_file,
+                toml::Value::try_from(spec.mdp).map_or(String::new(), |v| v.to_string())
+            ));
+        }
+        let has = |d: DivergenceName| spec.divergence.contains(&d);
+        if has(DivergenceName::Tsallis) && spec.tsallis_q == 1.0 {
+            return Err(input_error!(
+                "tsallis_q = 1 is the KL divergence: expected tsallis_q != 1 (or divergence = kl)"
+            ));
+        }
+        if spec.schedule == Schedule::Adaptive && has(DivergenceName::Burg) {
+            return Err(input_error!(
+                "schedule = adaptive with divergence = burg: the Burg distance to the greedy face is \
+                 infinite, so the adaptive step would be infinite; expected another schedule or \
+                 divergence"
+            ));
+        }
+        Ok(())
     }
 }
 

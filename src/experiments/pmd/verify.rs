@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::Pmd;
 use super::claims::{self, Check, result};
 use crate::claims::{ClaimResult, Verdict};
-use crate::experiments::{Case, Experiment};
+use crate::contract::{Case, Claims, Verify};
 use crate::table::Table;
 
 /// The small Garnet all cases share (Delta ~ 1e-2, so every phenomenon shows within a few
@@ -21,14 +21,14 @@ const BASE: &[&str] = &[
 ];
 
 /// A run of the default spec with `BASE` and `settings` applied.
-pub fn run_case(settings: &[&str]) -> Result<Case> {
+pub fn run_case(settings: &[&str]) -> Result<Case<Pmd>> {
     let overrides: Vec<&str> = BASE.iter().chain(settings).copied().collect();
-    crate::experiments::run_case(&Pmd, &overrides)
+    crate::contract::run_case(&overrides)
 }
 
 /// The single-run claims of a case, as its manifest would list them, labelled with the case.
 pub fn single_run(settings: &[&str]) -> Result<Vec<ClaimResult>> {
-    let (spec, rows, summary) = run_case(settings)?;
+    let run = run_case(settings)?;
     let case: Vec<&str> = settings
         .iter()
         .copied()
@@ -38,7 +38,7 @@ pub fn single_run(settings: &[&str]) -> Result<Vec<ClaimResult>> {
                 .any(|p| s.starts_with(p))
         })
         .collect();
-    let mut results = Pmd.check_claims(&spec, &rows, &summary);
+    let mut results = Pmd::check_claims(&run)?;
     for r in &mut results {
         r.on = format!("{}, {}", r.on, case.join(" "));
     }
@@ -47,8 +47,7 @@ pub fn single_run(settings: &[&str]) -> Result<Vec<ClaimResult>> {
 
 /// Hitting iteration K of a Euclidean run, if it reaches the optimum.
 fn hitting(settings: &[&str]) -> Result<Option<usize>> {
-    let (_, rows, _) = run_case(settings)?;
-    Ok(claims::hitting_iteration(&rows))
+    Ok(claims::hitting_iteration(&run_case(settings)?.rows))
 }
 
 /// K(eta) for Euclidean PMD with constant steps: log-log slope of K against eta.
@@ -112,13 +111,14 @@ fn max_difference(a: &Table, b: &Table, columns: &[&str]) -> f64 {
 
 /// Tsallis q = 2 with step eta against Euclidean with eta/2.
 pub fn tsallis_two_is_euclidean() -> Result<Check> {
-    let (_, tsallis, _) = run_case(&[
+    let tsallis = run_case(&[
         "divergence=tsallis",
         "tsallis_q=2",
         "eta=2",
         "iterations=200",
-    ])?;
-    let (_, euclid, _) = run_case(&["divergence=euclidean", "eta=1", "iterations=200"])?;
+    ])?
+    .rows;
+    let euclid = run_case(&["divergence=euclidean", "eta=1", "iterations=200"])?.rows;
     let diff = max_difference(
         &tsallis,
         &euclid,
@@ -133,12 +133,10 @@ pub fn tsallis_two_is_euclidean() -> Result<Check> {
 /// Largest |gap_PMD(k) - gap_PI(k)| per divergence, against policy iteration from the same
 /// start (its value gap stays 0 once it stops).
 fn distance_to_pi(settings: &[&str]) -> Result<(Vec<(String, f64)>, usize)> {
-    let (_, rows, summary) = run_case(settings)?;
-    let pi: Vec<f64> = summary["pi_trace"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
-        .unwrap_or_default();
-    let distances = rows
+    let run = run_case(settings)?;
+    let pi = run.summary.pi_trace.unwrap_or_default();
+    let distances = run
+        .rows
         .groups(&["divergence"])
         .into_iter()
         .map(|(label, part)| {
@@ -190,81 +188,83 @@ pub fn huge_constant_step() -> Result<Check> {
     ))
 }
 
-/// Every claim, each case run in parallel (cases are independent, so the verdicts do not
-/// depend on the thread count).
-pub fn verify() -> Result<Vec<ClaimResult>> {
-    type Case = fn() -> Result<Vec<ClaimResult>>;
-    let cases: Vec<Case> = vec![
-        || single_run(&["divergence=euclidean,kl,tsallis", "eta=5", "iterations=600"]),
-        || {
-            single_run(&[
-                "divergence=tsallis",
-                "tsallis_q=3",
-                "eta=5",
-                "iterations=600",
-            ])
-        },
-        || {
-            single_run(&[
-                "divergence=euclidean,kl",
-                "schedule=geometric",
-                "eta=0.1",
-                "iterations=150",
-            ])
-        },
-        || {
-            single_run(&[
-                "divergence=euclidean,kl,tsallis",
-                "schedule=adaptive",
-                "c0=1",
-                "iterations=300",
-            ])
-        },
-        || single_run(&["divergence=euclidean,kl", "schedule=pi", "iterations=10"]),
-        || {
-            single_run(&[
-                "divergence=burg,tsallis",
-                "tsallis_q=0.5",
-                "eta=5",
-                "iterations=4000",
-            ])
-        },
-        || {
-            Ok(vec![result(
-                &claims::HITTING_TIME,
-                "divergence=euclidean",
-                hitting_time_slope()?,
-            )])
-        },
-        || {
-            Ok(vec![result(
-                &claims::GEOMETRIC_FASTER,
-                "divergence=euclidean",
-                geometric_faster()?,
-            )])
-        },
-        || {
-            Ok(vec![result(
-                &claims::TSALLIS_TWO,
-                "eta=2 vs eta=1",
-                tsallis_two_is_euclidean()?,
-            )])
-        },
-        || {
-            Ok(vec![result(
-                &claims::PI_LIMIT,
-                "all divergences",
-                pi_limit()?,
-            )])
-        },
-        || {
-            Ok(vec![result(
-                &claims::HUGE_CONSTANT_STEP,
-                "eta=1e12",
-                huge_constant_step()?,
-            )])
-        },
-    ];
-    let results: Result<Vec<Vec<ClaimResult>>> = cases.par_iter().map(|case| case()).collect();
-    Ok(results?.into_iter().flatten().collect())
+impl Verify for Pmd {
+    /// Every claim, each case run in parallel (cases are independent, so the verdicts do not
+    /// depend on the thread count).
+    fn verify() -> Result<Vec<ClaimResult>> {
+        type CaseFn = fn() -> Result<Vec<ClaimResult>>;
+        let cases: Vec<CaseFn> = vec![
+            || single_run(&["divergence=euclidean,kl,tsallis", "eta=5", "iterations=600"]),
+            || {
+                single_run(&[
+                    "divergence=tsallis",
+                    "tsallis_q=3",
+                    "eta=5",
+                    "iterations=600",
+                ])
+            },
+            || {
+                single_run(&[
+                    "divergence=euclidean,kl",
+                    "schedule=geometric",
+                    "eta=0.1",
+                    "iterations=150",
+                ])
+            },
+            || {
+                single_run(&[
+                    "divergence=euclidean,kl,tsallis",
+                    "schedule=adaptive",
+                    "c0=1",
+                    "iterations=300",
+                ])
+            },
+            || single_run(&["divergence=euclidean,kl", "schedule=pi", "iterations=10"]),
+            || {
+                single_run(&[
+                    "divergence=burg,tsallis",
+                    "tsallis_q=0.5",
+                    "eta=5",
+                    "iterations=4000",
+                ])
+            },
+            || {
+                Ok(vec![result(
+                    &claims::HITTING_TIME,
+                    "divergence=euclidean",
+                    hitting_time_slope()?,
+                )])
+            },
+            || {
+                Ok(vec![result(
+                    &claims::GEOMETRIC_FASTER,
+                    "divergence=euclidean",
+                    geometric_faster()?,
+                )])
+            },
+            || {
+                Ok(vec![result(
+                    &claims::TSALLIS_TWO,
+                    "eta=2 vs eta=1",
+                    tsallis_two_is_euclidean()?,
+                )])
+            },
+            || {
+                Ok(vec![result(
+                    &claims::PI_LIMIT,
+                    "all divergences",
+                    pi_limit()?,
+                )])
+            },
+            || {
+                Ok(vec![result(
+                    &claims::HUGE_CONSTANT_STEP,
+                    "eta=1e12",
+                    huge_constant_step()?,
+                )])
+            },
+        ];
+        let results: Result<Vec<Vec<ClaimResult>>> = cases.par_iter().map(|case| case()).collect();
+        Ok(results?.into_iter().flatten().collect())
+    }
 }

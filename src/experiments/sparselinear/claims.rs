@@ -1,11 +1,12 @@
 //! The claims of notes (c). The statements are in the paper's abstracts (verified there);
 //! the optima they are checked against are the notes' derivations.
 
-use serde_json::{Map, Value};
+use anyhow::{Context, Result};
 
-use super::spec::{MaskKind, SparseLinearSpec};
-use crate::claims::{Check, ClaimResult, Provenance, Verdict, result};
-use crate::experiments::ClaimDoc;
+use super::spec::MaskKind;
+use super::{SetSummary, SparseLinearExperiment};
+use crate::claims::{Check, ClaimDoc, ClaimResult, Provenance, Verdict, result};
+use crate::contract::{Claims, RunData};
 
 pub const SCALAR_OUTPUT: ClaimDoc = ClaimDoc {
     id: "sparselinear.scalar_output_benign",
@@ -39,76 +40,73 @@ pub const SPURIOUS: ClaimDoc = ClaimDoc {
     ),
 };
 
-pub fn docs() -> Vec<ClaimDoc> {
-    vec![SCALAR_OUTPUT, DISJOINT, SPURIOUS]
-}
-
-fn every_start_at_optimum(set: &Value) -> Check {
-    let (Some(at), Some(n), Some(opt)) = (
-        set["starts_at_optimum"].as_u64(),
-        set["starts"].as_u64(),
-        set["optimum"].as_f64(),
-    ) else {
-        return (Verdict::Inconclusive, "no optimum in the summary".into());
+fn every_start_at_optimum(set: &SetSummary) -> Check {
+    let Some(opt) = set.optimum else {
+        return (Verdict::Inconclusive, "no optimum in closed form".into());
     };
     (
-        Verdict::from_bool(at == n),
+        Verdict::from_bool(set.starts_at_optimum == set.starts),
         format!(
-            "{at} of {n} starts at L* = {opt:.10e} (best found {:.10e})",
-            set["best_found"].as_f64().unwrap_or(f64::NAN)
+            "{} of {} starts at L* = {opt:.10e} (best found {:.10e})",
+            set.starts_at_optimum,
+            set.starts,
+            set.best_found.unwrap_or(f64::NAN)
         ),
     )
 }
 
-pub fn check_run(spec: &SparseLinearSpec, summary: &Map<String, Value>) -> Vec<ClaimResult> {
-    let mut results = Vec::new();
-    let Some(sparse) = summary
-        .get("landscape")
-        .and_then(|l| l.get("sparse").or_else(|| l.get("dense")))
-    else {
-        return results;
-    };
-    let w = &spec.widths;
-    let outputs = w[w.len() - 1];
-    let on = format!("mask={:?}, correlation={}", spec.mask, spec.correlation).to_lowercase();
-    if outputs == 1 {
-        results.push(result(&SCALAR_OUTPUT, &on, every_start_at_optimum(sparse)));
-    }
-    if w.len() == 3 && spec.mask == MaskKind::Disjoint && spec.correlation == 0.0 && outputs > 1 {
-        results.push(result(&DISJOINT, &on, every_start_at_optimum(sparse)));
-    }
-    let sparse_first = spec.mask != MaskKind::Dense;
-    if spec.correlation > 0.0 && (sparse_first || outputs >= 3) && outputs > 1 {
-        let confirmed: Vec<&Value> = sparse["spurious_candidates"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["confirmed_minimum"] == true)
-            .collect();
-        let best = sparse["best_found"].as_f64().unwrap_or(f64::NAN);
-        let check = match confirmed.first() {
-            Some(c) => (
-                Verdict::Pass,
-                format!(
-                    "spurious minimum at loss {:.8e} against the best found {best:.8e} \
-                     ({} level(s) confirmed by {} perturbed restarts each); Hessian: {} zero \
-                     mode(s) for {} rescaling symmetries, smallest other eigenvalue {:.3e}, \
-                     most negative {:.1e}",
-                    c["loss"].as_f64().unwrap_or(f64::NAN),
-                    confirmed.len(),
-                    spec.perturbations,
-                    c["hessian_zero_modes"],
-                    c["symmetries"],
-                    c["hessian_smallest_positive"].as_f64().unwrap_or(f64::NAN),
-                    c["hessian_most_negative"].as_f64().unwrap_or(f64::NAN),
+impl Claims for SparseLinearExperiment {
+    const CLAIMS: &'static [ClaimDoc] = &[SCALAR_OUTPUT, DISJOINT, SPURIOUS];
+
+    fn check_claims(run: &RunData<SparseLinearExperiment>) -> Result<Vec<ClaimResult>> {
+        let spec = &run.spec;
+        let mut results = Vec::new();
+        let sets = run.summary.landscape.as_ref();
+        let sparse = sets
+            .and_then(|l| l.get("sparse").or_else(|| l.get("dense")))
+            .context("the summary has no landscape")?;
+        let w = &spec.widths;
+        let outputs = w[w.len() - 1];
+        let on = format!("mask={:?}, correlation={}", spec.mask, spec.correlation).to_lowercase();
+        if outputs == 1 {
+            results.push(result(&SCALAR_OUTPUT, &on, every_start_at_optimum(sparse)));
+        }
+        let whitened = spec.correlation == 0.0;
+        if w.len() == 3 && spec.mask == MaskKind::Disjoint && whitened && outputs > 1 {
+            results.push(result(&DISJOINT, &on, every_start_at_optimum(sparse)));
+        }
+        let sparse_first = spec.mask != MaskKind::Dense;
+        if spec.correlation > 0.0 && (sparse_first || outputs >= 3) && outputs > 1 {
+            let confirmed: Vec<_> = sparse
+                .spurious_candidates
+                .iter()
+                .filter(|c| c.confirmed_minimum)
+                .collect();
+            let best = sparse.best_found.unwrap_or(f64::NAN);
+            let check = match confirmed.first() {
+                Some(c) => (
+                    Verdict::Pass,
+                    format!(
+                        "spurious minimum at loss {:.8e} against the best found {best:.8e} \
+                         ({} level(s) confirmed by {} perturbed restarts each); Hessian: {} \
+                         zero mode(s) for {} rescaling symmetries, smallest other eigenvalue \
+                         {:.3e}, most negative {:.1e}",
+                        c.loss,
+                        confirmed.len(),
+                        spec.perturbations,
+                        c.hessian_zero_modes,
+                        c.symmetries,
+                        c.hessian_smallest_positive.unwrap_or(f64::NAN),
+                        c.hessian_most_negative,
+                    ),
                 ),
-            ),
-            None => (
-                Verdict::Inconclusive,
-                format!("no confirmed spurious minimum among {} starts", spec.starts),
-            ),
-        };
-        results.push(result(&SPURIOUS, &on, check));
+                None => (
+                    Verdict::Inconclusive,
+                    format!("no confirmed spurious minimum among {} starts", spec.starts),
+                ),
+            };
+            results.push(result(&SPURIOUS, &on, check));
+        }
+        Ok(results)
     }
-    results
 }

@@ -4,24 +4,53 @@
 
 use anyhow::Result;
 
-use super::spec::SparseLinearSpec;
-use super::{first_mask, network, parse_spec};
-use crate::experiments::RunData;
+use super::{SparseLinearExperiment, first_mask, network};
+use crate::contract::{Figures, RunData, Valid};
 use crate::flow::Objective;
 use crate::plot::landscape::{contours, histogram, log_levels, sample};
 use crate::plot::{Figure, Panel, Series, Style};
-use crate::run::{component_rng, standard_normal as normal};
+use crate::random::standard_normal as normal;
 
-pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
+impl Figures for SparseLinearExperiment {
+    /// The histograms of every run; the slice through the first confirmed spurious minimum.
+    fn figures(runs: &[RunData<SparseLinearExperiment>]) -> Result<Vec<(String, Figure)>> {
+        let mut figures = vec![(String::new(), histograms(runs))];
+        // The slice through the first run's confirmed spurious minimum, if it has one.
+        for run in runs {
+            let Some(set) = run.summary.landscape.as_ref().and_then(|l| l.get("sparse")) else {
+                continue;
+            };
+            let spurious = set
+                .spurious_candidates
+                .iter()
+                .find(|c| c.confirmed_minimum)
+                .and_then(|c| c.point.as_ref());
+            if let (Some(spurious), Some(global)) = (spurious, &set.global_point) {
+                figures.push((".slice".into(), slice(&run.spec, spurious, global)?));
+                break;
+            }
+        }
+        Ok(figures)
+    }
+}
+
+/// The final losses of each mask set as gaps to its optimum (or the best loss found, from the
+/// summary), diverged starts left out.
+fn histograms(runs: &[RunData<SparseLinearExperiment>]) -> Figure {
     let mut panels = Vec::new();
     for run in runs {
-        let (Some(masks), Some(gaps)) = (run.rows.text("mask"), run.rows.num("gap")) else {
+        let (Some(masks), Some(losses)) = (run.rows.text("mask"), run.rows.num("final_loss"))
+        else {
             continue;
         };
         for name in ["sparse", "dense"] {
-            let values: Vec<f64> = (0..gaps.len())
-                .filter(|&i| masks[i] == name && gaps[i].is_finite())
-                .map(|i| gaps[i])
+            let sets = run.summary.landscape.as_ref();
+            let Some(reference) = sets.and_then(|l| l.get(name)?.reference()) else {
+                continue;
+            };
+            let values: Vec<f64> = (0..losses.len())
+                .filter(|&i| masks[i] == name && losses[i].is_finite())
+                .map(|i| losses[i] - reference)
                 .collect();
             if values.is_empty() {
                 continue;
@@ -42,50 +71,28 @@ pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
         }
     }
     let columns = panels.len().clamp(1, 2);
-    let mut figures = vec![(
-        String::new(),
-        Figure {
-            title: "sparse linear network: where gradient descent ends".into(),
-            panels,
-            columns,
-            panel_size: (700, 520),
-        },
-    )];
-    // The slice through the first run's confirmed spurious minimum, if it has one.
-    for run in runs {
-        let (Some(spec), Some(summary)) = (
-            run.spec.as_ref().and_then(|s| parse_spec(s).ok()),
-            run.summary.as_ref(),
-        ) else {
-            continue;
-        };
-        let set = &summary["landscape"]["sparse"];
-        let reals = |v: &serde_json::Value| -> Option<Vec<f64>> {
-            v.as_array()?.iter().map(|x| x.as_f64()).collect()
-        };
-        let spurious = set["spurious_candidates"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|c| c["confirmed_minimum"] == true)
-            .and_then(|c| reals(&c["point"]));
-        if let (Some(spurious), Some(global)) = (spurious, reals(&set["global_point"])) {
-            figures.push((".slice".into(), slice(&spec, &spurious, &global)?));
-            break;
-        }
+    Figure {
+        title: "sparse linear network: where gradient descent ends".into(),
+        panels,
+        columns,
+        panel_size: (700, 520),
     }
-    Ok(figures)
 }
 
 /// The loss through a confirmed spurious minimum and a start at the optimum: along the
 /// segment between them, and on the plane of the segment and a random direction orthogonal
 /// to it (over the unmasked weights, of the segment's length).
-pub fn slice(spec: &SparseLinearSpec, spurious: &[f64], global: &[f64]) -> Result<Figure> {
-    let net = network(spec, first_mask(spec));
+pub fn slice(
+    spec: &Valid<SparseLinearExperiment>,
+    spurious: &[f64],
+    global: &[f64],
+) -> Result<Figure> {
+    let streams = spec.streams();
+    let net = network(spec, streams, first_mask(spec, streams));
     let free: Vec<f64> = net.masks.iter().flat_map(|m| m.iter().copied()).collect();
     let d1: Vec<f64> = global.iter().zip(spurious).map(|(g, s)| g - s).collect();
     let length = d1.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let mut rng = component_rng(spec.seed, "slice");
+    let mut rng = streams.rng("slice");
     let mut d2: Vec<f64> = free.iter().map(|m| m * normal(&mut rng)).collect();
     let along = d2.iter().zip(&d1).map(|(a, b)| a * b).sum::<f64>() / (length * length);
     for (x, y) in d2.iter_mut().zip(&d1) {

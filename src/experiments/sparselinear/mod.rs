@@ -13,65 +13,35 @@ pub mod model;
 pub mod spec;
 pub mod verify;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use ndarray::Array2;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use self::model::{SparseLinear, ar1_covariance, columns};
 use self::spec::{MaskKind, SparseLinearSpec};
 use super::deeplinear::model::singular_values;
-use super::{ClaimDoc, Experiment, PreparedRun, RunData};
-use crate::claims::ClaimResult;
+use crate::contract::{
+    Attachment, Cancel, ColumnKind, ColumnSpec, Ctx, Experiment, Interrupted, Report, Valid,
+};
 use crate::flow::{Objective, gradient_descent};
-use crate::input_error;
-use crate::plot::Figure;
-use crate::run::standard_normal as normal;
-use crate::run::{ColumnKind, ColumnSpec, RunContext, component_rng};
-use crate::table::{Cell, Table};
+use crate::random::{Streams, standard_normal as normal};
+use crate::table::Cell;
 
 pub struct SparseLinearExperiment;
 
-pub fn parse_spec(spec: &toml::Table) -> Result<SparseLinearSpec> {
-    crate::spec::typed("sparselinear", spec)
-}
-
-fn check(spec: &SparseLinearSpec) -> Result<()> {
-    let w = &spec.widths;
-    if w.len() < 3 {
-        return Err(input_error!(
-            "widths = {w:?}: expected at least 2 layers (3 widths)"
-        ));
-    }
-    let first = w[0] * w[1];
-    match spec.mask {
-        MaskKind::Custom if spec.first_mask.len() != first => Err(input_error!(
-            "mask = custom needs first_mask with d_1 x d_0 = {first} zeros and ones: got {}",
-            spec.first_mask.len()
-        )),
-        MaskKind::Disjoint if w[1] > w[0] => Err(input_error!(
-            "mask = disjoint gives each of d_1 = {} hidden units a block of the d_0 = {} \
-             inputs: expected d_1 <= d_0",
-            w[1],
-            w[0]
-        )),
-        _ if spec.mask != MaskKind::Custom && !spec.first_mask.is_empty() => Err(input_error!(
-            "first_mask is set but mask = {:?}: expected mask = custom (or first_mask = [])",
-            spec.mask
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The first layer's mask of a spec.
-pub fn first_mask(spec: &SparseLinearSpec) -> Array2<f64> {
+/// The first layer's mask of a spec (a random one from the `mask` stream).
+pub fn first_mask(spec: &SparseLinearSpec, streams: Streams) -> Array2<f64> {
     let (d0, d1) = (spec.widths[0], spec.widths[1]);
     match spec.mask {
         MaskKind::Dense => Array2::ones((d1, d0)),
         MaskKind::Random => {
-            let mut rng = component_rng(spec.seed, "mask");
+            let mut rng = streams.rng("mask");
             Array2::from_shape_fn((d1, d0), |_| {
                 f64::from(u8::from(rng.random_bool(spec.density)))
             })
@@ -87,12 +57,13 @@ pub fn first_mask(spec: &SparseLinearSpec) -> Array2<f64> {
     }
 }
 
-/// The network of a spec with the given first-layer mask.
-pub fn network(spec: &SparseLinearSpec, first: Array2<f64>) -> SparseLinear {
+/// The network of a spec with the given first-layer mask (the teacher from the `teacher`
+/// stream).
+pub fn network(spec: &SparseLinearSpec, streams: Streams, first: Array2<f64>) -> SparseLinear {
     let w = &spec.widths;
     let (d0, dn) = (w[0], w[w.len() - 1]);
     let sigma = ar1_covariance(d0, spec.correlation);
-    let mut rng = component_rng(spec.seed, "teacher");
+    let mut rng = streams.rng("teacher");
     let a = Array2::from_shape_fn((dn, d0), |_| normal(&mut rng) / (d0 as f64).sqrt());
     let mut masks = vec![first];
     for j in 2..w.len() {
@@ -196,7 +167,7 @@ pub struct StartResult {
 
 /// Gradient descent from a start until the gradient norm is below grad_tol.
 pub fn descend(net: &SparseLinear, theta0: &[f64], spec: &SparseLinearSpec) -> StartResult {
-    descend_until(net, theta0, spec, &AtomicBool::new(false))
+    descend_until(net, theta0, spec, Cancel::new(&AtomicBool::new(false)))
 }
 
 /// [`descend`] that gives up (as unconverged) when `cancel` is set, checked every 500 steps.
@@ -204,7 +175,7 @@ pub fn descend_until(
     net: &SparseLinear,
     theta0: &[f64],
     spec: &SparseLinearSpec,
-    cancel: &AtomicBool,
+    cancel: Cancel,
 ) -> StartResult {
     // In chunks, so a converged start stops early.
     let chunk = 500.min(spec.iterations);
@@ -223,7 +194,7 @@ pub fn descend_until(
                 theta,
             };
         }
-        if norm <= spec.grad_tol || steps >= spec.iterations || cancel.load(Ordering::Relaxed) {
+        if norm <= spec.grad_tol || steps >= spec.iterations || cancel.is_set() {
             return StartResult {
                 loss: net.loss(&theta),
                 grad_norm: norm,
@@ -238,15 +209,10 @@ pub fn descend_until(
     }
 }
 
-/// The starts of a run (the `start/K` streams).
-pub fn starting_points(spec: &SparseLinearSpec, dim: usize) -> Vec<Vec<f64>> {
-    (0..spec.starts)
-        .map(|k| {
-            let mut rng = component_rng(spec.seed, &format!("start/{k}"));
-            (0..dim)
-                .map(|_| spec.init_scale * normal(&mut rng))
-                .collect()
-        })
+/// Start K of a run, from its `start/K` stream.
+pub fn starting_point(spec: &SparseLinearSpec, dim: usize, mut rng: ChaCha8Rng) -> Vec<f64> {
+    (0..dim)
+        .map(|_| spec.init_scale * normal(&mut rng))
         .collect()
 }
 
@@ -255,6 +221,7 @@ pub fn perturbation_lowers(
     net: &SparseLinear,
     candidate: &StartResult,
     spec: &SparseLinearSpec,
+    streams: Streams,
     tol: f64,
 ) -> (bool, f64) {
     let size = 0.01
@@ -268,7 +235,7 @@ pub fn perturbation_lowers(
     let lowest = (0..spec.perturbations)
         .into_par_iter()
         .map(|k| {
-            let mut rng = component_rng(spec.seed, &format!("perturb/{k}"));
+            let mut rng = streams.rng(&format!("perturb/{k}"));
             let start: Vec<f64> = candidate
                 .theta
                 .iter()
@@ -326,239 +293,287 @@ pub fn curvature(net: &SparseLinear, theta: &[f64]) -> Curvature {
     }
 }
 
+/// One row per start, written as the start ends. Where it ended against the optimum (the
+/// outcome and the gap) is known only once every start has: those go to `NAME.outcomes.csv`.
 fn columns_spec() -> Vec<ColumnSpec> {
     use ColumnKind::*;
     vec![
         ColumnSpec::new("mask", Key),
-        ColumnSpec::new("outcome", Key),
         ColumnSpec::new("start", Axis),
         // A diverged start has an infinite loss (never NaN).
         ColumnSpec::new("final_loss", MetricMayBeInfinite),
-        ColumnSpec::new("gap", MetricMayBeInfinite),
         ColumnSpec::new("grad_norm", MetricMayBeInfinite),
         ColumnSpec::new("steps", Axis),
     ]
 }
 
-struct SparseLinearRun {
-    spec: SparseLinearSpec,
+/// A candidate for a spurious minimum: a level above the optimum where starts converged,
+/// with what the perturbed restarts and the Hessian say of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Candidate {
+    pub loss: f64,
+    pub confirmed_minimum: bool,
+    /// None without perturbations (or when every perturbed restart diverged).
+    pub lowest_after_perturbation: Option<f64>,
+    pub hessian_most_negative: f64,
+    /// None when no eigenvalue is above the zero band.
+    pub hessian_smallest_positive: Option<f64>,
+    pub hessian_zero_modes: usize,
+    pub symmetries: usize,
+    /// The weights: W1 row by row (masked entries included), then the other layers.
+    pub point: Option<Vec<f64>>,
 }
 
-impl PreparedRun for SparseLinearRun {
-    fn run(self: Box<Self>, ctx: &mut RunContext) -> Result<()> {
-        let spec = &self.spec;
-        let sparse = network(spec, first_mask(spec));
+/// Where the starts of one mask set ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetSummary {
+    /// L* in closed form, where the notes give one.
+    pub optimum: Option<f64>,
+    pub optimum_from: Option<String>,
+    /// The lowest final loss (None if every start diverged).
+    pub best_found: Option<f64>,
+    /// Final losses within this of the reference (L*, or the best found) are at it.
+    pub tolerance: f64,
+    pub starts_at_optimum: usize,
+    pub starts: usize,
+    pub descent_seconds: f64,
+    pub spurious_candidates: Vec<Candidate>,
+    /// A start at the reference, for the slice through both minima (small networks).
+    pub global_point: Option<Vec<f64>>,
+}
+
+impl SetSummary {
+    /// The loss the gaps are measured from: L*, or the best loss found.
+    pub fn reference(&self) -> Option<f64> {
+        self.optimum.or(self.best_found)
+    }
+
+    /// Where a start ended (global, spurious, unconverged, other, diverged).
+    pub fn outcome(&self, loss: f64, grad_norm: f64, grad_tol: f64) -> &'static str {
+        let near = |level: f64| (level - loss).abs() <= self.tolerance;
+        if loss.is_infinite() {
+            "diverged"
+        } else if self.reference().is_some_and(near) {
+            "global"
+        } else if self
+            .spurious_candidates
+            .iter()
+            .any(|c| c.confirmed_minimum && near(c.loss))
+        {
+            "spurious"
+        } else if grad_norm > grad_tol {
+            "unconverged"
+        } else {
+            "other"
+        }
+    }
+}
+
+/// The problem itself, so another tool can redo the same sweep (small runs only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProblemData {
+    pub sigma: Vec<Vec<f64>>,
+    pub c: Vec<Vec<f64>>,
+    pub k0: f64,
+    pub first_mask: Vec<Vec<f64>>,
+}
+
+/// What a sparse linear run reports besides its rows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SparseLinearSummary {
+    pub problem: Option<ProblemData>,
+    /// Per mask set: `sparse` (the spec's mask) and `dense` (the same teacher, every weight).
+    pub landscape: Option<BTreeMap<String, SetSummary>>,
+}
+
+impl Report for SparseLinearSummary {
+    fn describe(&self) -> Vec<String> {
+        self.landscape
+            .iter()
+            .flatten()
+            .map(|(name, s)| {
+                let confirmed = s
+                    .spurious_candidates
+                    .iter()
+                    .filter(|c| c.confirmed_minimum)
+                    .count();
+                format!(
+                    "{name}: {} of {} starts at the optimum {:.6e} ({}); {confirmed} spurious \
+                     minimum level(s) confirmed",
+                    s.starts_at_optimum,
+                    s.starts,
+                    s.reference().unwrap_or(f64::NAN),
+                    s.optimum_from.as_deref().unwrap_or("best found"),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Experiment for SparseLinearExperiment {
+    type Spec = SparseLinearSpec;
+    type Summary = SparseLinearSummary;
+    type Inputs = ();
+
+    const NAME: &'static str = "sparselinear";
+    const TITLE: &'static str =
+        "Landscape of sparse linear networks: where gradient descent from many starts ends";
+    const PAPER: &'static str = "D. Lin, R. Sun, Z. Zhang, Landscape of Sparse Linear Network: \
+                                 A Brief Investigation (On the Landscape of One-hidden-layer \
+                                 Sparse Networks and Beyond), arXiv:2009.07439";
+    const HEADLINE: &'static [&'static str] = &["final_loss", "grad_norm"];
+
+    fn prepare(_: &Valid<Self>) -> Result<()> {
+        Ok(())
+    }
+
+    /// For the spec's mask and (for a sparse one) the dense mask: every start in parallel,
+    /// then the optimum, the candidates for spurious minima and each start's outcome.
+    fn run(spec: &Valid<Self>, _: (), ctx: &mut Ctx<Self>) -> Result<()> {
+        let streams = ctx.streams();
+        let sparse = network(spec, streams, first_mask(spec, streams));
         let mut sets = vec![("sparse", sparse, spec.mask)];
         if spec.mask != MaskKind::Dense {
             let dense_first = Array2::ones((spec.widths[1], spec.widths[0]));
-            sets.push(("dense", network(spec, dense_first), MaskKind::Dense));
+            sets.push((
+                "dense",
+                network(spec, streams, dense_first),
+                MaskKind::Dense,
+            ));
         } else {
             sets[0].0 = "dense";
         }
-        // The problem itself, so another tool can redo the same sweep (small runs only).
         let problem = &sets[0].1;
         if problem.sigma.len() + problem.c.len() <= 10_000 {
             let rows = |m: &Array2<f64>| -> Vec<Vec<f64>> {
                 m.rows().into_iter().map(|r| r.to_vec()).collect()
             };
-            ctx.summarize(
-                "problem",
-                serde_json::json!({
-                    "sigma": rows(&problem.sigma),
-                    "c": rows(&problem.c),
-                    "k0": problem.k0,
-                    "first_mask": rows(&problem.masks[0]),
-                }),
-            );
+            ctx.summary.problem = Some(ProblemData {
+                sigma: rows(&problem.sigma),
+                c: rows(&problem.c),
+                k0: problem.k0,
+                first_mask: rows(&problem.masks[0]),
+            });
         }
         ctx.begin(&columns_spec())?;
         ctx.progress().set_total((sets.len() * spec.starts) as u64);
-        let mut summary = serde_json::Map::new();
+        let mut outcomes = Vec::new();
         for (name, net, kind) in &sets {
             ctx.check_cancel()?;
             ctx.progress().phase(name);
             let started = std::time::Instant::now();
-            let starts = starting_points(spec, net.dim());
-            let cancel = ctx.cancel_flag();
-            let results: Vec<StartResult> = starts
-                .par_iter()
-                .map(|t| descend_until(net, t, spec, cancel))
-                .collect();
-            // Interrupted: the rows would describe half-finished starts; keep what is done.
-            ctx.check_cancel()?;
-            let descent_seconds = started.elapsed().as_secs_f64();
-            let best = results.iter().map(|r| r.loss).fold(f64::INFINITY, f64::min);
-            let optimum = oracle(spec, net, *kind);
-            let reference = optimum.map_or(best, |o| o.0);
-            let tol = 1e-7 * reference.abs().max(1.0);
-            // Candidates: converged starts above the reference, one per distinct loss level.
-            let mut levels: Vec<&StartResult> = Vec::new();
-            for r in results
-                .iter()
-                .filter(|r| r.grad_norm <= spec.grad_tol && r.loss > reference + tol)
-            {
-                if !levels.iter().any(|l| (l.loss - r.loss).abs() <= tol) {
-                    levels.push(r);
+            let starts: Vec<usize> = (0..spec.starts).collect();
+            let results = ctx.jobs(&starts, |&k, job| {
+                let theta0 = starting_point(spec, net.dim(), job.rng(&format!("start/{k}")));
+                let r = descend_until(net, &theta0, spec, job.cancel());
+                // A start cut short by Ctrl-C has not ended anywhere: no row for it.
+                if job.cancel().is_set() {
+                    return Err(Interrupted.into());
                 }
-            }
-            levels.sort_by(|a, b| a.loss.total_cmp(&b.loss));
-            let mut spurious = Vec::new();
-            let small = net.dim() <= 1000;
-            for candidate in levels.iter().take(5) {
-                let (lowers, lowest) = perturbation_lowers(net, candidate, spec, tol);
-                // Perturbations decide (the notes: Hessians may be degenerate); the Hessian
-                // is reported beside them, and a negative eigenvalue below the zero band
-                // vetoes.
-                let curv = curvature(net, &candidate.theta);
-                let band = 1e-7 * curv.smallest_positive.max(curv.most_negative.abs());
-                spurious.push(serde_json::json!({
-                    "loss": candidate.loss,
-                    "confirmed_minimum": !lowers && curv.most_negative >= -band,
-                    "lowest_after_perturbation": lowest,
-                    "hessian_most_negative": curv.most_negative,
-                    "hessian_smallest_positive": curv.smallest_positive,
-                    "hessian_zero_modes": curv.zero_modes,
-                    "symmetries": curv.symmetries,
-                    "point": small.then(|| candidate.theta.clone()),
-                }));
-            }
-            // A start at the reference, for the slice through both minima.
-            let global_point = results
-                .iter()
-                .find(|r| (r.loss - reference).abs() <= tol)
-                .filter(|_| small)
-                .map(|r| r.theta.clone());
-            let confirmed: Vec<f64> = spurious
-                .iter()
-                .filter(|s| s["confirmed_minimum"] == true)
-                .filter_map(|s| s["loss"].as_f64())
-                .collect();
-            for (k, r) in results.iter().enumerate() {
-                let outcome = if r.loss.is_infinite() {
-                    "diverged"
-                } else if (r.loss - reference).abs() <= tol {
-                    "global"
-                } else if confirmed.iter().any(|l| (l - r.loss).abs() <= tol) {
-                    "spurious"
-                } else if r.grad_norm > spec.grad_tol {
-                    "unconverged"
-                } else {
-                    "other"
-                };
-                ctx.emit(vec![
+                job.emit(vec![
                     Cell::Text((*name).into()),
-                    Cell::Text(outcome.into()),
                     Cell::Int(k as i64),
                     Cell::Real(r.loss),
-                    Cell::Real(r.loss - reference),
                     Cell::Real(r.grad_norm),
                     Cell::Int(r.steps as i64),
                 ])?;
-                ctx.progress().advance(1);
+                Ok(r)
+            });
+            let results = results?;
+            let descent_seconds = started.elapsed().as_secs_f64();
+            let set = landscape(spec, streams, net, *kind, &results, descent_seconds);
+            for (k, r) in results.iter().enumerate() {
+                let outcome = set.outcome(r.loss, r.grad_norm, spec.grad_tol);
+                let gap = set
+                    .reference()
+                    .map_or(Cell::Missing, |l| Cell::Real(r.loss - l));
+                outcomes.push(vec![
+                    Cell::Text((*name).into()),
+                    Cell::Int(k as i64),
+                    Cell::Text(outcome.into()),
+                    gap,
+                ]);
             }
-            let at_reference = results
-                .iter()
-                .filter(|r| (r.loss - reference).abs() <= tol)
-                .count();
-            summary.insert(
-                (*name).into(),
-                serde_json::json!({
-                    "optimum": optimum.map(|o| o.0),
-                    "optimum_from": optimum.map(|o| o.1),
-                    "best_found": best,
-                    "starts_at_optimum": at_reference,
-                    "starts": spec.starts,
-                    "descent_seconds": descent_seconds,
-                    "spurious_candidates": spurious,
-                    "global_point": global_point,
-                }),
-            );
-            ctx.summarize("landscape", &summary);
+            ctx.summary
+                .landscape
+                .get_or_insert_with(BTreeMap::new)
+                .insert((*name).into(), set);
         }
+        ctx.attach(Attachment {
+            suffix: ".outcomes".into(),
+            header: ["mask", "start", "outcome", "gap"]
+                .map(String::from)
+                .to_vec(),
+            rows: outcomes,
+        });
         Ok(())
     }
 }
 
-impl Experiment for SparseLinearExperiment {
-    fn name(&self) -> &'static str {
-        "sparselinear"
-    }
-
-    fn title(&self) -> &'static str {
-        "Landscape of sparse linear networks: where gradient descent from many starts ends"
-    }
-
-    fn paper(&self) -> &'static str {
-        "D. Lin, R. Sun, Z. Zhang, Landscape of Sparse Linear Network: A Brief Investigation \
-         (On the Landscape of One-hidden-layer Sparse Networks and Beyond), arXiv:2009.07439"
-    }
-
-    fn fields(&self) -> &'static [crate::spec::Field] {
-        spec::FIELDS
-    }
-
-    fn default_spec(&self) -> toml::Table {
-        toml::Table::try_from(SparseLinearSpec::default()).expect("the default spec serializes")
-    }
-
-    fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>> {
-        let spec = parse_spec(spec)?;
-        check(&spec)?;
-        Ok(Box::new(SparseLinearRun { spec }))
-    }
-
-    fn claim_docs(&self) -> Vec<ClaimDoc> {
-        claims::docs()
-    }
-
-    fn check_claims(
-        &self,
-        spec: &toml::Table,
-        _rows: &Table,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<ClaimResult> {
-        match parse_spec(spec) {
-            Ok(spec) => claims::check_run(&spec, summary),
-            Err(_) => Vec::new(),
+/// The optimum of a set, the levels where starts converged above it (up to five, each tested
+/// by perturbed restarts and the Hessian), and a start at the optimum.
+fn landscape(
+    spec: &SparseLinearSpec,
+    streams: Streams,
+    net: &SparseLinear,
+    kind: MaskKind,
+    results: &[StartResult],
+    descent_seconds: f64,
+) -> SetSummary {
+    let best = results.iter().map(|r| r.loss).fold(f64::INFINITY, f64::min);
+    let optimum = oracle(spec, net, kind);
+    let reference = optimum.map_or(best, |o| o.0);
+    let tol = 1e-7 * reference.abs().max(1.0);
+    // Candidates: converged starts above the reference, one per distinct loss level.
+    let mut levels: Vec<&StartResult> = Vec::new();
+    for r in results
+        .iter()
+        .filter(|r| r.grad_norm <= spec.grad_tol && r.loss > reference + tol)
+    {
+        if !levels.iter().any(|l| (l.loss - r.loss).abs() <= tol) {
+            levels.push(r);
         }
     }
-
-    fn figures(&self, runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
-        figures::figures(runs)
-    }
-
-    fn verify(&self) -> Result<Vec<ClaimResult>> {
-        verify::verify()
-    }
-
-    fn headline_columns(&self) -> &'static [&'static str] {
-        &["final_loss", "gap"]
-    }
-
-    fn describe_summary(
-        &self,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<String> {
-        let Some(sets) = summary.get("landscape").and_then(|l| l.as_object()) else {
-            return Vec::new();
-        };
-        sets.iter()
-            .map(|(name, s)| {
-                let confirmed = s["spurious_candidates"].as_array().map_or(0, |c| {
-                    c.iter().filter(|x| x["confirmed_minimum"] == true).count()
-                });
-                format!(
-                    "{name}: {} of {} starts at the optimum {:.6e} ({}); {confirmed} spurious \
-                     minimum level(s) confirmed",
-                    s["starts_at_optimum"],
-                    s["starts"],
-                    s["optimum"]
-                        .as_f64()
-                        .or(s["best_found"].as_f64())
-                        .unwrap_or(f64::NAN),
-                    s["optimum_from"].as_str().unwrap_or("best found"),
-                )
-            })
-            .collect()
+    levels.sort_by(|a, b| a.loss.total_cmp(&b.loss));
+    let small = net.dim() <= 1000;
+    let finite = |x: f64| x.is_finite().then_some(x);
+    let spurious_candidates = levels
+        .iter()
+        .take(5)
+        .map(|candidate| {
+            let (lowers, lowest) = perturbation_lowers(net, candidate, spec, streams, tol);
+            // Perturbations decide (the notes: Hessians may be degenerate); the Hessian is
+            // reported beside them, and a negative eigenvalue below the zero band vetoes.
+            let curv = curvature(net, &candidate.theta);
+            let band = 1e-7 * curv.smallest_positive.max(curv.most_negative.abs());
+            Candidate {
+                loss: candidate.loss,
+                confirmed_minimum: !lowers && curv.most_negative >= -band,
+                lowest_after_perturbation: finite(lowest),
+                hessian_most_negative: curv.most_negative,
+                hessian_smallest_positive: finite(curv.smallest_positive),
+                hessian_zero_modes: curv.zero_modes,
+                symmetries: curv.symmetries,
+                point: small.then(|| candidate.theta.clone()),
+            }
+        })
+        .collect();
+    SetSummary {
+        optimum: optimum.map(|o| o.0),
+        optimum_from: optimum.map(|o| o.1.to_string()),
+        best_found: finite(best),
+        tolerance: tol,
+        starts_at_optimum: results
+            .iter()
+            .filter(|r| (r.loss - reference).abs() <= tol)
+            .count(),
+        starts: spec.starts,
+        descent_seconds,
+        spurious_candidates,
+        global_point: results
+            .iter()
+            .find(|r| (r.loss - reference).abs() <= tol)
+            .filter(|_| small)
+            .map(|r| r.theta.clone()),
     }
 }

@@ -83,12 +83,12 @@ pub fn columns(m: &Array2<f64>, cols: &[usize]) -> Array2<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::component_rng;
-    use crate::run::standard_normal as normal;
+    use crate::random::Streams;
+    use crate::random::standard_normal as normal;
 
     #[test]
     fn gradient_matches_finite_differences_and_respects_the_masks() {
-        let mut rng = component_rng(2, "t");
+        let mut rng = Streams::new(2).rng("t");
         let widths = vec![4, 3, 2];
         let masks = vec![
             Array2::from_shape_fn((3, 4), |(i, j)| f64::from(u8::from((i + j) % 2 == 0))),

@@ -1,7 +1,10 @@
 //! The settings of a sparse linear network run.
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::contract::Settings;
+use crate::input_error;
 use crate::spec::{Domain, Field};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +50,39 @@ impl Default for SparseLinearSpec {
             grad_tol: 1e-9,
             perturbations: 20,
             seed: 0,
+        }
+    }
+}
+
+impl Settings for SparseLinearSpec {
+    const FIELDS: &'static [Field] = FIELDS;
+
+    /// Cross-field checks the field table cannot express.
+    fn validate(&self) -> Result<()> {
+        let spec = self;
+        let w = &spec.widths;
+        if w.len() < 3 {
+            return Err(input_error!(
+                "widths = {w:?}: expected at least 2 layers (3 widths)"
+            ));
+        }
+        let first = w[0] * w[1];
+        match spec.mask {
+            MaskKind::Custom if spec.first_mask.len() != first => Err(input_error!(
+                "mask = custom needs first_mask with d_1 x d_0 = {first} zeros and ones: got {}",
+                spec.first_mask.len()
+            )),
+            MaskKind::Disjoint if w[1] > w[0] => Err(input_error!(
+                "mask = disjoint gives each of d_1 = {} hidden units a block of the d_0 = {} \
+                 inputs: expected d_1 <= d_0",
+                w[1],
+                w[0]
+            )),
+            _ if spec.mask != MaskKind::Custom && !spec.first_mask.is_empty() => Err(input_error!(
+                "first_mask is set but mask = {:?}: expected mask = custom (or first_mask = [])",
+                spec.mask
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use super::SparseLinearExperiment;
 use crate::claims::ClaimResult;
-use crate::experiments::{Case, case_claims};
+use crate::contract::{Case, Verify};
 
 pub const CASES: &[(&str, &[&str])] = &[
     (
@@ -29,18 +29,17 @@ pub const CASES: &[(&str, &[&str])] = &[
     ),
 ];
 
-pub fn run_case(settings: &[&str]) -> Result<Case> {
-    crate::experiments::run_case(&SparseLinearExperiment, settings)
+pub fn run_case(settings: &[&str]) -> Result<Case<SparseLinearExperiment>> {
+    crate::contract::run_case(settings)
 }
 
-pub fn single_run(label: &str, settings: &[&str]) -> Result<Vec<ClaimResult>> {
-    case_claims(&SparseLinearExperiment, label, settings)
-}
-
-pub fn verify() -> Result<Vec<ClaimResult>> {
-    let mut results = Vec::new();
-    for (label, settings) in CASES {
-        results.extend(single_run(label, settings)?);
+impl Verify for SparseLinearExperiment {
+    /// Each claim on its case.
+    fn verify() -> Result<Vec<ClaimResult>> {
+        let mut results = Vec::new();
+        for (label, settings) in CASES {
+            results.extend(run_case(settings)?.claims(label)?);
+        }
+        Ok(results)
     }
-    Ok(results)
 }

@@ -5,12 +5,17 @@
 //! reconstruction (section 0), so every comparison below is a consequence of that
 //! reconstruction, checked numerically, not a statement read in the paper.
 
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
-use super::methods::Method;
-use super::spec::{AccegDelta, SvrsSpec};
-use crate::claims::{Check, ClaimResult, Provenance, Verdict, least_squares_slope, result};
-use crate::experiments::ClaimDoc;
+use anyhow::{Context, Result};
+
+use super::methods::{End, Method};
+use super::spec::AccegDelta;
+use super::{Cost, Svrs, SvrsSummary};
+use crate::claims::{
+    Check, ClaimDoc, ClaimResult, Provenance, Verdict, least_squares_slope, result,
+};
+use crate::contract::{Claims, RunData};
 use crate::table::Table;
 
 pub const LINEAR: ClaimDoc = ClaimDoc {
@@ -81,26 +86,6 @@ pub const SCALING: ClaimDoc = ClaimDoc {
     ),
 };
 
-pub fn docs() -> Vec<ClaimDoc> {
-    vec![
-        LINEAR,
-        EPOCH_RATE,
-        BEATS_SVRP,
-        SVRP_BELOW,
-        ACCSVRS_COMMS,
-        ACCEG_ROUNDS,
-        SCALING,
-    ]
-}
-
-fn number(summary: &Map<String, Value>, path: &[&str]) -> Option<f64> {
-    let mut value = summary.get(path[0])?;
-    for key in &path[1..] {
-        value = value.get(key)?;
-    }
-    value.as_f64()
-}
-
 /// The (comms, rel_error) path of each seed of a method.
 fn paths(rows: &Table, method: &str) -> Vec<Vec<(f64, f64)>> {
     let (Some(names), Some(seeds), Some(comms), Some(errors)) = (
@@ -146,14 +131,12 @@ pub fn half_decade_ratio(path: &[(f64, f64)]) -> Result<f64, String> {
 }
 
 /// svrs.linear for one method.
-pub fn linear(rows: &Table, summary: &Map<String, Value>, method: &str) -> Check {
+pub fn linear(rows: &Table, summary: &SvrsSummary, method: &str) -> Check {
     let diverged = summary
-        .get("runs")
-        .and_then(|r| r.as_array())
-        .into_iter()
+        .runs
+        .iter()
         .flatten()
-        .filter(|r| r.get("method").and_then(|m| m.as_str()) == Some(method))
-        .any(|r| r.pointer("/outcome/end").and_then(|e| e.as_str()) == Some("diverged"));
+        .any(|r| r.method == method && r.outcome.end == End::Diverged);
     if diverged {
         return (Verdict::Fail, "diverged".into());
     }
@@ -181,15 +164,11 @@ pub fn linear(rows: &Table, summary: &Map<String, Value>, method: &str) -> Check
 }
 
 /// svrs.epoch_rate: observed ln(1/e) per communication against ln(1 + mu theta/p) / epoch.
-pub fn epoch_rate(rows: &Table, summary: &Map<String, Value>) -> Check {
-    let (Some(mu), Some(theta), Some(p), Some(sqrt_n)) = (
-        number(summary, &["constants", "mu"]),
-        number(summary, &["parameters", "theta"]),
-        number(summary, &["parameters", "p"]),
-        number(summary, &["sqrt_n"]),
-    ) else {
-        return (Verdict::Inconclusive, "no constants in the summary".into());
-    };
+pub fn epoch_rate(rows: &Table, summary: &SvrsSummary) -> Result<Check> {
+    let mu = summary.constants.as_ref().context("no constants")?.mu;
+    let parameters = summary.parameters.as_ref().context("no parameters")?;
+    let (theta, p) = (parameters.theta, parameters.p);
+    let sqrt_n = summary.sqrt_n.context("no sqrt(n)")?;
     let n = sqrt_n * sqrt_n;
     let epoch = n + (n - 1.0) / (n * p);
     let bound = (mu * theta / p).ln_1p() / epoch;
@@ -200,32 +179,56 @@ pub fn epoch_rate(rows: &Table, summary: &Map<String, Value>) -> Check {
         .map(|(c, e)| -e.ln() / c)
         .collect();
     if observed.is_empty() {
-        return (Verdict::Inconclusive, "no svrs rows".into());
+        return Ok((Verdict::Inconclusive, "no svrs rows".into()));
     }
     let slowest = observed.iter().copied().fold(f64::INFINITY, f64::min);
-    (
+    Ok((
         Verdict::from_bool(slowest >= bound),
         format!(
             "slowest seed {slowest:.3e} per communication vs bound {bound:.3e} (x{:.2})",
             slowest / bound
         ),
-    )
+    ))
 }
 
-/// Median cost of a method from the summary: Some(Some(c)) reached, Some(None) did not reach
-/// tol (more than the budget), None not run.
-fn cost(summary: &Map<String, Value>, method: &str, what: &str) -> Option<Option<f64>> {
-    let entry = summary.get("cost_to_tol")?.get(method)?;
-    Some(entry.get(what).and_then(|v| v.as_f64()))
+/// What a cost counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Counted {
+    Comms,
+    Rounds,
+}
+
+/// Median cost of a method: Some(Some(c)) reached, Some(None) did not reach tol (more than
+/// the budget), None not run.
+fn cost(
+    costs: &BTreeMap<String, Option<Cost>>,
+    method: &str,
+    what: Counted,
+) -> Option<Option<f64>> {
+    let entry = costs.get(method)?.as_ref();
+    Some(entry.map(|c| match what {
+        Counted::Comms => c.comms,
+        Counted::Rounds => c.rounds,
+    }))
 }
 
 /// Whether `a` costs less than `b` (`or_equal`: no more than).
-fn cheaper(summary: &Map<String, Value>, a: &str, b: &str, what: &str, or_equal: bool) -> Check {
-    let (Some(ca), Some(cb)) = (cost(summary, a, what), cost(summary, b, what)) else {
+fn cheaper(
+    costs: &BTreeMap<String, Option<Cost>>,
+    a: &str,
+    b: &str,
+    what: Counted,
+    or_equal: bool,
+) -> Check {
+    let (Some(ca), Some(cb)) = (cost(costs, a, what), cost(costs, b, what)) else {
         return (Verdict::Inconclusive, format!("{a} or {b} not run"));
     };
     let show = |c: Option<f64>| c.map_or("not reached".to_string(), |v| format!("{v:.0}"));
-    let measured = format!("{what}: {a} {}, {b} {}", show(ca), show(cb));
+    let unit = match what {
+        Counted::Comms => "comms",
+        Counted::Rounds => "rounds",
+    };
+    let measured = format!("{unit}: {a} {}, {b} {}", show(ca), show(cb));
     let verdict = match (ca, cb) {
         (Some(x), Some(y)) => Verdict::from_bool(if or_equal { x <= y } else { x < y }),
         (Some(_), None) => Verdict::Pass,
@@ -235,47 +238,58 @@ fn cheaper(summary: &Map<String, Value>, a: &str, b: &str, what: &str, or_equal:
     (verdict, measured)
 }
 
-/// The claims that apply to one run.
-pub fn check_run(spec: &SvrsSpec, rows: &Table, summary: &Map<String, Value>) -> Vec<ClaimResult> {
-    let mut results = Vec::new();
-    let has = |m: Method| spec.method.contains(&m);
-    for &method in &spec.method {
-        let on = format!("method={}", method.name());
-        results.push(result(&LINEAR, &on, linear(rows, summary, method.name())));
-    }
-    if has(Method::Svrs) && spec.theta_scale == 1.0 {
-        results.push(result(
-            &EPOCH_RATE,
-            "method=svrs",
-            epoch_rate(rows, summary),
-        ));
-    }
-    let (Some(ratio), Some(sqrt_n)) = (
-        number(summary, &["delta_over_mu"]),
-        number(summary, &["sqrt_n"]),
-    ) else {
-        return results;
-    };
-    let regime = format!("delta/mu = {ratio:.1}, sqrt(n) = {sqrt_n:.1}");
-    let above = ratio >= 2.0 * sqrt_n;
-    if has(Method::Svrs) && has(Method::Svrp) {
-        if above {
-            let check = cheaper(summary, "svrs", "svrp", "comms", false);
-            results.push(result(&BEATS_SVRP, &regime, check));
-        } else if ratio <= sqrt_n {
-            let check = cheaper(summary, "svrp", "svrs", "comms", true);
-            results.push(result(&SVRP_BELOW, &regime, check));
+impl Claims for Svrs {
+    const CLAIMS: &'static [ClaimDoc] = &[
+        LINEAR,
+        EPOCH_RATE,
+        BEATS_SVRP,
+        SVRP_BELOW,
+        ACCSVRS_COMMS,
+        ACCEG_ROUNDS,
+        SCALING,
+    ];
+
+    fn check_claims(run: &RunData<Svrs>) -> Result<Vec<ClaimResult>> {
+        let (spec, rows, summary) = (&run.spec, &run.rows, &run.summary);
+        let mut results = Vec::new();
+        let has = |m: Method| spec.method.contains(&m);
+        for &method in &spec.method {
+            let on = format!("method={}", method.name());
+            results.push(result(&LINEAR, &on, linear(rows, summary, method.name())));
         }
-    }
-    if has(Method::Accsvrs) && has(Method::Acceg) {
-        if above && spec.acceg_delta == AccegDelta::Max {
-            let check = cheaper(summary, "accsvrs", "acceg", "comms", false);
-            results.push(result(&ACCSVRS_COMMS, &regime, check));
+        if has(Method::Svrs) && spec.theta_scale == 1.0 {
+            let check = epoch_rate(rows, summary).context("svrs.epoch_rate: the summary")?;
+            results.push(result(&EPOCH_RATE, "method=svrs", check));
         }
-        let check = cheaper(summary, "acceg", "accsvrs", "rounds", false);
-        results.push(result(&ACCEG_ROUNDS, &regime, check));
+        let ratio = summary
+            .delta_over_mu
+            .context("the summary has no delta/mu")?;
+        let sqrt_n = summary.sqrt_n.context("the summary has no sqrt(n)")?;
+        let costs = summary
+            .cost_to_tol
+            .as_ref()
+            .context("the summary has no costs to tol")?;
+        let regime = format!("delta/mu = {ratio:.1}, sqrt(n) = {sqrt_n:.1}");
+        let above = ratio >= 2.0 * sqrt_n;
+        if has(Method::Svrs) && has(Method::Svrp) {
+            if above {
+                let check = cheaper(costs, "svrs", "svrp", Counted::Comms, false);
+                results.push(result(&BEATS_SVRP, &regime, check));
+            } else if ratio <= sqrt_n {
+                let check = cheaper(costs, "svrp", "svrs", Counted::Comms, true);
+                results.push(result(&SVRP_BELOW, &regime, check));
+            }
+        }
+        if has(Method::Accsvrs) && has(Method::Acceg) {
+            if above && spec.acceg_delta == AccegDelta::Max {
+                let check = cheaper(costs, "accsvrs", "acceg", Counted::Comms, false);
+                results.push(result(&ACCSVRS_COMMS, &regime, check));
+            }
+            let check = cheaper(costs, "acceg", "accsvrs", Counted::Rounds, false);
+            results.push(result(&ACCEG_ROUNDS, &regime, check));
+        }
+        Ok(results)
     }
-    results
 }
 
 /// Fitted log-log slope of cost against delta/mu.
@@ -352,25 +366,25 @@ mod tests {
 
     #[test]
     fn comparisons_treat_a_missed_tolerance_as_more_than_the_budget() {
-        let summary: Map<String, Value> = serde_json::from_str(
-            r#"{"cost_to_tol": {"svrs": {"comms": 10.0}, "svrp": null, "acceg": {"comms": 5.0}}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            cheaper(&summary, "svrs", "svrp", "comms", false).0,
-            Verdict::Pass
-        );
-        assert_eq!(
-            cheaper(&summary, "svrp", "svrs", "comms", true).0,
-            Verdict::Fail
-        );
-        assert_eq!(
-            cheaper(&summary, "svrs", "acceg", "comms", false).0,
-            Verdict::Fail
-        );
-        assert_eq!(
-            cheaper(&summary, "svrs", "accsvrs", "comms", false).0,
-            Verdict::Inconclusive
-        );
+        let comms = |c: f64| {
+            Some(Cost {
+                comms: c,
+                rounds: c,
+                local_grads: c,
+                seeds: 1,
+            })
+        };
+        let costs: BTreeMap<String, Option<Cost>> = [
+            ("svrs".to_string(), comms(10.0)),
+            ("svrp".to_string(), None),
+            ("acceg".to_string(), comms(5.0)),
+        ]
+        .into_iter()
+        .collect();
+        let verdict = |a, b, or_equal| cheaper(&costs, a, b, Counted::Comms, or_equal).0;
+        assert_eq!(verdict("svrs", "svrp", false), Verdict::Pass);
+        assert_eq!(verdict("svrp", "svrs", true), Verdict::Fail);
+        assert_eq!(verdict("svrs", "acceg", false), Verdict::Fail);
+        assert_eq!(verdict("svrs", "accsvrs", false), Verdict::Inconclusive);
     }
 }

@@ -13,7 +13,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::input_error;
-use crate::run::standard_normal;
+use crate::random::standard_normal;
 
 /// A sparse matrix in compressed sparse row form.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,8 +4,9 @@
 
 use anyhow::Result;
 
+use super::Svrs;
 use super::claims::fitted_slope;
-use crate::experiments::RunData;
+use crate::contract::{Figures, RunData};
 use crate::plot::{Figure, Panel, Series, Style, median_band};
 use crate::table::Table;
 
@@ -43,7 +44,7 @@ fn seed_paths(rows: &Table, method: &str, x: &str) -> Vec<Vec<(f64, f64)>> {
     paths.into_iter().map(|(_, p)| p).collect()
 }
 
-fn error_panel(runs: &[RunData], x: &str, title: &str) -> Panel {
+fn error_panel(runs: &[RunData<Svrs>], x: &str, title: &str) -> Panel {
     let mut panel = Panel {
         title: title.into(),
         x_label: x.into(),
@@ -101,13 +102,8 @@ fn theory_slope(method: &str) -> Option<f64> {
 
 /// Cost to tol against delta/mu over runs that differ in delta/mu, or `None` when the runs
 /// are not a sweep.
-fn scaling_panel(runs: &[RunData]) -> Option<Panel> {
-    let ratio = |run: &RunData| {
-        run.summary
-            .as_ref()
-            .and_then(|s| s.get("delta_over_mu"))
-            .and_then(|v| v.as_f64())
-    };
+fn scaling_panel(runs: &[RunData<Svrs>]) -> Option<Panel> {
+    let ratio = |run: &RunData<Svrs>| run.summary.delta_over_mu;
     let mut ratios: Vec<f64> = runs.iter().filter_map(ratio).collect();
     ratios.sort_by(f64::total_cmp);
     ratios.dedup();
@@ -137,11 +133,11 @@ fn scaling_panel(runs: &[RunData]) -> Option<Panel> {
             .filter_map(|run| {
                 let comms = run
                     .summary
+                    .cost_to_tol
                     .as_ref()?
-                    .get("cost_to_tol")?
                     .get(method)?
-                    .get("comms")?
-                    .as_f64()?;
+                    .as_ref()?
+                    .comms;
                 Some((ratio(run)?, comms))
             })
             .collect();
@@ -170,20 +166,23 @@ fn scaling_panel(runs: &[RunData]) -> Option<Panel> {
     (!panel.series.is_empty()).then_some(panel)
 }
 
-pub fn figures(runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
-    let main = Figure {
-        title: "relative error ||x - x*||^2 / ||x0 - x*||^2".into(),
-        panels: vec![
-            error_panel(runs, "comms", "against communications"),
-            error_panel(runs, "rounds", "against rounds"),
-            error_panel(runs, "local_grads", "against local gradient calls"),
-        ],
-        columns: 3,
-        panel_size: (620, 520),
-    };
-    let mut figures = vec![(String::new(), main)];
-    if let Some(panel) = scaling_panel(runs) {
-        figures.push((".scaling".into(), Figure::single(panel)));
+impl Figures for Svrs {
+    /// The error against each cost; over a sweep of delta/mu, the cost to tol against it.
+    fn figures(runs: &[RunData<Svrs>]) -> Result<Vec<(String, Figure)>> {
+        let main = Figure {
+            title: "relative error ||x - x*||^2 / ||x0 - x*||^2".into(),
+            panels: vec![
+                error_panel(runs, "comms", "against communications"),
+                error_panel(runs, "rounds", "against rounds"),
+                error_panel(runs, "local_grads", "against local gradient calls"),
+            ],
+            columns: 3,
+            panel_size: (620, 520),
+        };
+        let mut figures = vec![(String::new(), main)];
+        if let Some(panel) = scaling_panel(runs) {
+            figures.push((".scaling".into(), Figure::single(panel)));
+        }
+        Ok(figures)
     }
-    Ok(figures)
 }

@@ -23,7 +23,8 @@ use anyhow::Result;
 use faer::Mat;
 use faer::linalg::solvers::{DenseSolveCore, Llt};
 
-use super::problem::{Loss, Problem, cholesky, dist2, norm2, solve_in_place};
+use super::problem::{Loss, Problem, cholesky, dist2, solve_in_place};
+use crate::vector::norm2;
 
 /// Largest bound on cond(H_1 + s I) for which the master applies an explicit inverse.
 pub const MAX_CONDITION: f64 = 1e4;

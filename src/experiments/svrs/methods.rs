@@ -9,7 +9,6 @@
 //! (section 3), SVRP, Catalyzed SVRP and the AccEG parameters (section 5) are
 //! *reconstructed* there, not read in the paper.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -18,7 +17,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::local::LocalSolver;
-use super::problem::{Constants, Problem, dist2, dot, norm2};
+use super::problem::{Constants, Problem, dist2};
+use crate::contract::{Cancel, Interrupted};
+use crate::vector::{dot, norm2};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -75,7 +76,7 @@ impl Method {
 }
 
 /// The parameters every method takes from theory, from the exact constants.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Parameters {
     /// Probability of a new anchor (SVRS, AccSVRS, SVRP): 1/n.
     pub p: f64,
@@ -141,7 +142,7 @@ impl Parameters {
 }
 
 /// Communication counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Meter {
     pub comms: u64,
     pub rounds: u64,
@@ -170,7 +171,7 @@ pub struct Stopping {
     pub record_every: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum End {
     Reached,
@@ -180,7 +181,7 @@ pub enum End {
 }
 
 /// What one (method, seed) run produced besides its records.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Outcome {
     pub end: End,
     /// Cost when the tolerance was first met.
@@ -223,8 +224,10 @@ pub struct Tracker<'a> {
     pub meter: Meter,
     next_record: u64,
     last_recorded: Option<Meter>,
-    sink: &'a mut dyn FnMut(Record),
-    cancel: &'a std::sync::atomic::AtomicBool,
+    sink: &'a mut dyn FnMut(Record) -> Result<()>,
+    cancel: Cancel<'a>,
+    /// A record the sink refused (a non-finite metric): the method stops and it is returned.
+    error: Option<anyhow::Error>,
     started: Instant,
     end: Option<End>,
     reached: Option<Meter>,
@@ -236,8 +239,8 @@ impl<'a> Tracker<'a> {
         problem: &'a Problem,
         reference: &'a Reference,
         stopping: Stopping,
-        cancel: &'a std::sync::atomic::AtomicBool,
-        sink: &'a mut dyn FnMut(Record),
+        cancel: Cancel<'a>,
+        sink: &'a mut dyn FnMut(Record) -> Result<()>,
     ) -> Tracker<'a> {
         Tracker {
             problem,
@@ -249,6 +252,7 @@ impl<'a> Tracker<'a> {
             last_recorded: None,
             sink,
             cancel,
+            error: None,
             started: Instant::now(),
             end: None,
             reached: None,
@@ -284,12 +288,15 @@ impl<'a> Tracker<'a> {
 
     fn record(&mut self, x: &[f64], rel_error: f64) {
         let f_gap = self.reference.gap(self.problem, x);
-        (self.sink)(Record {
+        let sent = (self.sink)(Record {
             meter: self.meter,
             rel_error,
             f_gap,
             wall_s: self.started.elapsed().as_secs_f64(),
         });
+        if let Err(e) = sent {
+            self.error.get_or_insert(e);
+        }
         self.last_recorded = Some(self.meter);
     }
 
@@ -307,7 +314,7 @@ impl<'a> Tracker<'a> {
             Some(End::Reached)
         } else if self.meter.comms >= self.stopping.max_comms {
             Some(End::Budget)
-        } else if self.cancel.load(Ordering::Relaxed) {
+        } else if self.cancel.is_set() {
             Some(End::Cancelled)
         } else {
             None
@@ -321,7 +328,16 @@ impl<'a> Tracker<'a> {
             };
         }
         self.end = stop;
-        stop.is_none()
+        stop.is_none() && self.error.is_none()
+    }
+
+    /// Why the method stopped, if not by its own rule: a record the sink refused, or Ctrl-C.
+    pub fn failure(&mut self) -> Option<anyhow::Error> {
+        match (self.error.take(), self.end) {
+            (Some(e), _) => Some(e),
+            (None, Some(End::Cancelled)) => Some(Interrupted.into()),
+            _ => None,
+        }
     }
 
     pub fn outcome(&self) -> Outcome {

@@ -20,83 +20,69 @@ pub mod problem;
 pub mod spec;
 pub mod verify;
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::Result;
-use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use self::data::{Dataset, SyntheticShape, read_libsvm, synthetic};
 use self::methods::{Meter, Method, Outcome, Parameters, Record, Reference, Setup, Stopping};
 use self::problem::{Constants, Loss, Problem, constants, solve_optimum};
 use self::spec::{AccegDelta, ProblemKind, SvrsSpec};
-use super::{ClaimDoc, Experiment, PreparedRun, RunData};
-use crate::claims::ClaimResult;
+use crate::contract::{ColumnKind, ColumnSpec, Ctx, Experiment, Report, Valid};
 use crate::input_error;
-use crate::plot::Figure;
-use crate::run::{ColumnKind, ColumnSpec, RunContext, component_rng};
-use crate::table::{Cell, Table};
+use crate::random::Streams;
+use crate::table::Cell;
+use crate::vector::norm2;
 
 pub struct Svrs;
 
-/// The resolved spec as the typed struct (the field table has checked types and ranges).
-pub fn parse_spec(spec: &toml::Table) -> Result<SvrsSpec> {
-    crate::spec::typed("svrs", spec)
-}
+/// Dense d x d matrices alive at once at the peak: the Hessian, a node's H_i - H and the
+/// eigensolver's work space for the exact constants, the Cholesky factor and the master's
+/// inverse (measured peaks stay below this on a8a and w8a).
+const DENSE_MATRICES_AT_PEAK: f64 = 8.0;
 
-/// Where a named LIBSVM data set lives: `$LAB_DATA/libsvm/NAME` (or `NAME.gz`).
-pub fn named_dataset_path(name: &str) -> Result<PathBuf> {
-    let Some(root) = std::env::var_os("LAB_DATA") else {
-        return Err(input_error!(
-            "data = {name} needs LAB_DATA: expected LAB_DATA=DIR with the file DIR/libsvm/{name} \
-             (LIBSVM binary data sets page), or data = synthetic"
-        ));
-    };
-    let base = Path::new(&root).join("libsvm").join(name);
-    let gz = base.with_file_name(format!("{name}.gz"));
-    match (base.exists(), gz.exists()) {
-        (true, _) => Ok(base),
-        (false, true) => Ok(gz),
-        _ => Err(input_error!(
-            "data = {name}: {} does not exist: expected the LIBSVM file there (plain or .gz)",
-            base.display()
-        )),
-    }
-}
-
-/// Cross-field checks and data loading; every failure is an input error.
-fn load(spec: &SvrsSpec) -> Result<Dataset> {
-    if spec.data == "file" && spec.data_file.is_empty() {
-        return Err(input_error!(
-            "data = file needs data_file = PATH (a LIBSVM file)"
-        ));
-    }
-    if spec.data != "file" && !spec.data_file.is_empty() {
-        return Err(input_error!(
-            "data_file = {:?} is set but data = {}: expected data = file (or data_file = \"\")",
-            spec.data_file,
-            spec.data
-        ));
-    }
+/// The data of a spec: synthetic from the `data` stream, a named LIBSVM set, or a file.
+/// Refuses data whose problem could not fit in memory before allocating it.
+fn load(spec: &SvrsSpec, streams: Streams) -> Result<Dataset> {
+    let dense = |d: f64| DENSE_MATRICES_AT_PEAK * d * d * 8.0;
     let data = match spec.data.as_str() {
-        "synthetic" => synthetic(
-            &SyntheticShape {
-                rows: spec.samples,
-                features: spec.features,
-                decay: spec.decay,
-                heterogeneity: spec.heterogeneity,
-                noise: spec.noise,
-                nodes: spec.nodes,
-                classification: spec.problem == ProblemKind::Logistic,
-            },
-            &mut component_rng(spec.seed, "data"),
-        ),
+        "synthetic" => {
+            let (rows, d) = (spec.samples as f64, spec.features as f64);
+            // CSR: a value (8 bytes) and an index (4) per entry, a row pointer and a label.
+            let csr = rows * d * 12.0 + rows * 16.0;
+            crate::memory::check_fits(
+                csr + dense(d),
+                &format!("{rows} x {d} synthetic rows and {d} x {d} matrices"),
+            )?;
+            synthetic(
+                &SyntheticShape {
+                    rows: spec.samples,
+                    features: spec.features,
+                    decay: spec.decay,
+                    heterogeneity: spec.heterogeneity,
+                    noise: spec.noise,
+                    nodes: spec.nodes,
+                    classification: spec.problem == ProblemKind::Logistic,
+                },
+                &mut streams.rng("data"),
+            )
+        }
         "file" => read_libsvm(Path::new(&spec.data_file))?,
-        name => read_libsvm(&named_dataset_path(name)?)?,
+        name => {
+            let set = crate::data::libsvm_set(name)
+                .ok_or_else(|| input_error!("data = {name}: not a LIBSVM set lab knows"))?;
+            read_libsvm(&set.locate(name)?)?
+        }
     };
-    let rows = data.features.rows();
+    let (rows, d) = (data.features.rows(), data.features.cols);
+    if spec.data != "synthetic" {
+        crate::memory::check_fits(
+            data.features.bytes() as f64 + dense(d as f64),
+            &format!("{d} features: dense {d} x {d} Hessians for the exact constants"),
+        )?;
+    }
     if spec.nodes > rows {
         return Err(input_error!(
             "nodes = {} but the data has {rows} rows: expected nodes <= {rows}",
@@ -107,8 +93,8 @@ fn load(spec: &SvrsSpec) -> Result<Dataset> {
 }
 
 /// Builds the problem of a spec (data, iid split from the `split` stream).
-pub fn build_problem(spec: &SvrsSpec) -> Result<Problem> {
-    let data = load(spec)?;
+pub fn build_problem(spec: &SvrsSpec, streams: Streams) -> Result<Problem> {
+    let data = load(spec, streams)?;
     let loss = match spec.problem {
         ProblemKind::Ridge => Loss::Ridge,
         ProblemKind::Logistic => Loss::Logistic,
@@ -118,7 +104,7 @@ pub fn build_problem(spec: &SvrsSpec) -> Result<Problem> {
         loss,
         spec.lambda,
         spec.nodes,
-        &mut component_rng(spec.seed, "split"),
+        &mut streams.rng("split"),
     ))
 }
 
@@ -190,36 +176,36 @@ pub fn solve(problem: &Problem, spec: &SvrsSpec) -> Result<Solved> {
 
 /// One (method, seed) pair; deterministic methods have the single seed 0.
 #[derive(Debug, Clone, Copy)]
-pub struct Job {
+pub struct MethodSeed {
     pub method: Method,
     pub seed: usize,
 }
 
-pub fn jobs(spec: &SvrsSpec) -> Vec<Job> {
+pub fn jobs(spec: &SvrsSpec) -> Vec<MethodSeed> {
     spec.method
         .iter()
         .flat_map(|&method| {
             let seeds = if method.stochastic() { spec.seeds } else { 1 };
-            (0..seeds).map(move |seed| Job { method, seed })
+            (0..seeds).map(move |seed| MethodSeed { method, seed })
         })
         .collect()
 }
 
 /// The random stream of a job: one per (method, seed), so results do not depend on which
 /// thread runs it or on the other jobs.
-pub fn job_rng(root: u64, job: Job) -> rand_chacha::ChaCha8Rng {
-    component_rng(root, &format!("method/{}/{}", job.method.name(), job.seed))
+pub fn job_stream(job: MethodSeed) -> String {
+    format!("method/{}/{}", job.method.name(), job.seed)
 }
 
-/// Runs one job, handing each record to `sink`.
+/// Runs one job from its stream, handing each record to `sink`.
 pub fn run_job(
     problem: &Problem,
     solved: &Solved,
     stopping: Stopping,
-    job: Job,
-    root_seed: u64,
-    cancel: &AtomicBool,
-    sink: &mut dyn FnMut(Record),
+    job: MethodSeed,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    cancel: crate::contract::Cancel,
+    sink: &mut dyn FnMut(Record) -> Result<()>,
 ) -> Result<Outcome> {
     let setup = Setup {
         problem,
@@ -229,15 +215,11 @@ pub fn run_job(
         master_factor: solved.master_factor.clone(),
     };
     let mut tracker = methods::Tracker::new(problem, &solved.reference, stopping, cancel, sink);
-    let mut rng = job_rng(root_seed, job);
-    methods::run(
-        job.method,
-        &setup,
-        &mut tracker,
-        &mut rng,
-        &solved.reference.x0,
-    )?;
-    Ok(tracker.outcome())
+    methods::run(job.method, &setup, &mut tracker, rng, &solved.reference.x0)?;
+    match tracker.failure() {
+        Some(e) => Err(e),
+        None => Ok(tracker.outcome()),
+    }
 }
 
 fn columns() -> Vec<ColumnSpec> {
@@ -254,7 +236,7 @@ fn columns() -> Vec<ColumnSpec> {
     ]
 }
 
-fn row(job: Job, record: &Record) -> Vec<Cell> {
+fn row(job: MethodSeed, record: &Record) -> Vec<Cell> {
     vec![
         Cell::Text(job.method.name().into()),
         Cell::Int(job.seed as i64),
@@ -265,16 +247,6 @@ fn row(job: Job, record: &Record) -> Vec<Cell> {
         Cell::Real(record.f_gap),
         Cell::Real(record.wall_s),
     ]
-}
-
-enum Message {
-    Row(usize, Record),
-    Done(usize, Result<Outcome>),
-}
-
-struct SvrsRun {
-    spec: SvrsSpec,
-    problem: Problem,
 }
 
 /// Median of a non-empty list.
@@ -288,9 +260,18 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Per method: the median cost-to-tol over its seeds, or null when a seed did not get there.
-fn cost_summary(jobs: &[Job], outcomes: &[Option<Outcome>]) -> serde_json::Value {
-    let mut by_method = serde_json::Map::new();
+/// A method's median cost to tol over its seeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cost {
+    pub comms: f64,
+    pub rounds: f64,
+    pub local_grads: f64,
+    pub seeds: usize,
+}
+
+/// Per method: the median cost-to-tol over its seeds, or none when a seed did not get there.
+fn cost_summary(jobs: &[MethodSeed], outcomes: &[Outcome]) -> BTreeMap<String, Option<Cost>> {
+    let mut by_method = BTreeMap::new();
     let mut methods: Vec<Method> = jobs.iter().map(|j| j.method).collect();
     methods.dedup();
     for method in methods {
@@ -298,65 +279,138 @@ fn cost_summary(jobs: &[Job], outcomes: &[Option<Outcome>]) -> serde_json::Value
             .iter()
             .zip(outcomes)
             .filter(|(j, _)| j.method == method)
-            .map(|(_, o)| o.as_ref().and_then(|o| o.reached))
+            .map(|(_, o)| o.reached)
             .collect();
-        let value = if reached.iter().all(Option::is_some) {
+        let cost = reached.iter().all(Option::is_some).then(|| {
             let pick = |f: fn(&Meter) -> u64| {
                 let mut v: Vec<f64> = reached.iter().flatten().map(|m| f(m) as f64).collect();
                 median(&mut v)
             };
-            serde_json::json!({
-                "comms": pick(|m| m.comms),
-                "rounds": pick(|m| m.rounds),
-                "local_grads": pick(|m| m.local_grads),
-                "seeds": reached.len(),
-            })
-        } else {
-            serde_json::Value::Null
-        };
-        by_method.insert(method.name().into(), value);
+            Cost {
+                comms: pick(|m| m.comms),
+                rounds: pick(|m| m.rounds),
+                local_grads: pick(|m| m.local_grads),
+                seeds: reached.len(),
+            }
+        });
+        by_method.insert(method.name().to_string(), cost);
     }
-    serde_json::Value::Object(by_method)
+    by_method
 }
 
-impl PreparedRun for SvrsRun {
-    /// Runs the jobs on the rayon pool from a helper thread while this thread streams their
-    /// rows; so it must not itself be called from a rayon worker (it would wait on work
-    /// queued behind itself).
-    fn run(self: Box<Self>, ctx: &mut RunContext) -> Result<()> {
-        anyhow::ensure!(
-            rayon::current_thread_index().is_none(),
-            "internal: an svrs run was started from a rayon worker thread"
-        );
-        let spec = &self.spec;
-        let problem = &self.problem;
+/// The size of the data a run split over its nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataSize {
+    pub rows: usize,
+    pub features: usize,
+    pub nnz: usize,
+    pub csr_bytes: usize,
+    pub rows_per_node: usize,
+}
+
+/// How one (method, seed) job ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobOutcome {
+    pub method: String,
+    pub seed: usize,
+    pub outcome: Outcome,
+}
+
+/// What an SVRS run reports besides its rows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SvrsSummary {
+    pub data: Option<DataSize>,
+    /// mu, L, delta_avg, delta_max, delta_master, exactly.
+    pub constants: Option<Constants>,
+    pub l_global: Option<f64>,
+    pub delta_over_mu: Option<f64>,
+    pub sqrt_n: Option<f64>,
+    pub kappa: Option<f64>,
+    pub f_star: Option<f64>,
+    pub x_star_norm: Option<f64>,
+    pub newton_steps: Option<usize>,
+    pub ridge_gradients_from_gram: Option<bool>,
+    pub parameters: Option<Parameters>,
+    pub runs: Option<Vec<JobOutcome>>,
+    /// Per method, the median cost to tol (null: a seed did not reach it).
+    pub cost_to_tol: Option<BTreeMap<String, Option<Cost>>>,
+}
+
+impl Report for SvrsSummary {
+    fn describe(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let (Some(c), Some(ratio), Some(sqrt_n)) =
+            (&self.constants, self.delta_over_mu, self.sqrt_n)
+        {
+            lines.push(format!(
+                "mu = {:.3e}, L = {:.3e}, delta_avg = {:.3e}, delta_max = {:.3e}; \
+                 delta_avg/mu = {ratio:.1} {} sqrt(n) = {sqrt_n:.1}",
+                c.mu,
+                c.l,
+                c.delta_avg,
+                c.delta_max,
+                if ratio > sqrt_n { ">" } else { "<=" }
+            ));
+        }
+        if let Some(costs) = &self.cost_to_tol {
+            let parts: Vec<String> = costs
+                .iter()
+                .map(|(m, c)| match c {
+                    Some(c) => format!("{m} {:.0}", c.comms),
+                    None => format!("{m} not reached"),
+                })
+                .collect();
+            lines.push(format!(
+                "communications to tol (median over seeds): {}",
+                parts.join(", ")
+            ));
+        }
+        lines
+    }
+}
+
+impl Experiment for Svrs {
+    type Spec = SvrsSpec;
+    type Summary = SvrsSummary;
+    /// The data, split over the nodes.
+    type Inputs = Problem;
+
+    const NAME: &'static str = "svrs";
+    const TITLE: &'static str = "SVRS / AccSVRS: distributed optimization under average \
+                                 second-order similarity, counted in communications";
+    const PAPER: &'static str = "D. Lin, Y. Han, H. Ye, Z. Zhang, Stochastic Distributed \
+                                 Optimization under Average Second-order Similarity: Algorithms \
+                                 and Analysis, NeurIPS 2023, arXiv:2304.07504";
+    const HEADLINE: &'static [&'static str] = &["comms", "rel_error"];
+
+    fn prepare(spec: &Valid<Self>) -> Result<Problem> {
+        build_problem(spec, spec.streams())
+    }
+
+    /// x*, the constants and the parameters, then every (method, seed) job in parallel.
+    fn run(spec: &Valid<Self>, problem: Problem, ctx: &mut Ctx<Self>) -> Result<()> {
         let features = &problem.data.features;
-        ctx.summarize(
-            "data",
-            serde_json::json!({
-                "rows": features.rows(),
-                "features": features.cols,
-                "nnz": features.nnz(),
-                "csr_bytes": features.bytes(),
-                "rows_per_node": features.rows() / problem.nodes(),
-            }),
-        );
+        ctx.summary.data = Some(DataSize {
+            rows: features.rows(),
+            features: features.cols,
+            nnz: features.nnz(),
+            csr_bytes: features.bytes(),
+            rows_per_node: features.rows() / problem.nodes(),
+        });
         ctx.progress().phase("x*, f*, mu, L, delta");
-        let solved = solve(problem, spec)?;
+        let solved = solve(&problem, spec)?;
         let c = &solved.constants;
-        ctx.summarize("constants", c);
-        ctx.summarize("l_global", solved.l_global);
-        ctx.summarize("delta_over_mu", c.delta_avg / c.mu);
-        ctx.summarize("sqrt_n", (problem.nodes() as f64).sqrt());
-        ctx.summarize("kappa", solved.l_global / c.mu);
-        ctx.summarize("f_star", solved.reference.f_star);
-        ctx.summarize(
-            "x_star_norm",
-            problem::norm2(&solved.reference.x_star).sqrt(),
-        );
-        ctx.summarize("newton_steps", solved.newton_steps);
-        ctx.summarize("ridge_gradients_from_gram", problem.uses_gram());
-        ctx.summarize("parameters", &solved.parameters);
+        let summary = &mut ctx.summary;
+        summary.constants = Some(c.clone());
+        summary.l_global = Some(solved.l_global);
+        summary.delta_over_mu = Some(c.delta_avg / c.mu);
+        summary.sqrt_n = Some((problem.nodes() as f64).sqrt());
+        summary.kappa = Some(solved.l_global / c.mu);
+        summary.f_star = Some(solved.reference.f_star);
+        summary.x_star_norm = Some(norm2(&solved.reference.x_star).sqrt());
+        summary.newton_steps = Some(solved.newton_steps);
+        summary.ridge_gradients_from_gram = Some(problem.uses_gram());
+        summary.parameters = Some(solved.parameters.clone());
         ctx.begin(&columns())?;
         let jobs = jobs(spec);
         ctx.progress().set_total(jobs.len() as u64);
@@ -365,184 +419,30 @@ impl PreparedRun for SvrsRun {
             max_comms: spec.max_comms,
             record_every: spec.record_every,
         };
-        let stop = AtomicBool::new(false);
-        let (tx, rx) = mpsc::channel::<Message>();
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
-        let mut first_error: Option<anyhow::Error> = None;
-        std::thread::scope(|scope| {
-            let (jobs, solved, stop) = (&jobs, &solved, &stop);
-            scope.spawn(move || {
-                jobs.par_iter()
-                    .enumerate()
-                    .for_each_with(tx, |tx, (k, &job)| {
-                        let mut sink = |record: Record| {
-                            let _ = tx.send(Message::Row(k, record));
-                        };
-                        let result =
-                            run_job(problem, solved, stopping, job, spec.seed, stop, &mut sink);
-                        let _ = tx.send(Message::Done(k, result));
-                    });
-            });
-            // Rows go out in job order: the lowest unfinished job streams, later ones wait.
-            let mut buffered: Vec<Vec<Record>> = vec![Vec::new(); jobs.len()];
-            let mut done = vec![false; jobs.len()];
-            let mut current = 0;
-            let emit = |ctx: &mut RunContext, k: usize, record: &Record, error: &mut Option<_>| {
-                if let Err(e) = ctx.emit(row(jobs[k], record)) {
-                    error.get_or_insert(e);
-                    stop.store(true, Ordering::Relaxed);
-                }
-            };
-            loop {
-                let message = match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(m) => m,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if ctx.cancelled() {
-                            stop.store(true, Ordering::Relaxed);
-                        }
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                };
-                if ctx.cancelled() {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                match message {
-                    Message::Row(k, record) if k == current => {
-                        emit(ctx, k, &record, &mut first_error)
-                    }
-                    Message::Row(k, record) => buffered[k].push(record),
-                    Message::Done(k, result) => {
-                        done[k] = true;
-                        match result {
-                            Ok(outcome) => outcomes[k] = Some(outcome),
-                            Err(e) => {
-                                first_error.get_or_insert(e);
-                                stop.store(true, Ordering::Relaxed);
-                            }
-                        }
-                        ctx.progress().advance(1);
-                        while current < jobs.len() && done[current] {
-                            current += 1;
-                            if current < jobs.len() {
-                                for record in std::mem::take(&mut buffered[current]) {
-                                    emit(ctx, current, &record, &mut first_error);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        });
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        let per_job: Vec<serde_json::Value> = jobs
-            .iter()
-            .zip(&outcomes)
-            .map(|(job, o)| {
-                serde_json::json!({
-                    "method": job.method.name(),
-                    "seed": job.seed,
-                    "outcome": o,
+        let outcomes = ctx.jobs(&jobs, |&pair, job| {
+            let mut sink = |record: Record| job.emit(row(pair, &record));
+            let mut rng = job.rng(&job_stream(pair));
+            run_job(
+                &problem,
+                &solved,
+                stopping,
+                pair,
+                &mut rng,
+                job.cancel(),
+                &mut sink,
+            )
+        })?;
+        ctx.summary.runs = Some(
+            jobs.iter()
+                .zip(&outcomes)
+                .map(|(pair, outcome)| JobOutcome {
+                    method: pair.method.name().into(),
+                    seed: pair.seed,
+                    outcome: outcome.clone(),
                 })
-            })
-            .collect();
-        ctx.summarize("runs", per_job);
-        ctx.summarize("cost_to_tol", cost_summary(&jobs, &outcomes));
-        ctx.check_cancel()?;
+                .collect(),
+        );
+        ctx.summary.cost_to_tol = Some(cost_summary(&jobs, &outcomes));
         Ok(())
-    }
-}
-
-impl Experiment for Svrs {
-    fn name(&self) -> &'static str {
-        "svrs"
-    }
-
-    fn title(&self) -> &'static str {
-        "SVRS / AccSVRS: distributed optimization under average second-order similarity, \
-         counted in communications"
-    }
-
-    fn paper(&self) -> &'static str {
-        "D. Lin, Y. Han, H. Ye, Z. Zhang, Stochastic Distributed Optimization under Average \
-         Second-order Similarity: Algorithms and Analysis, NeurIPS 2023, arXiv:2304.07504"
-    }
-
-    fn fields(&self) -> &'static [crate::spec::Field] {
-        spec::FIELDS
-    }
-
-    fn default_spec(&self) -> toml::Table {
-        toml::Table::try_from(SvrsSpec::default()).expect("the default spec serializes")
-    }
-
-    fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>> {
-        let spec = parse_spec(spec)?;
-        let problem = build_problem(&spec)?;
-        Ok(Box::new(SvrsRun { spec, problem }))
-    }
-
-    fn claim_docs(&self) -> Vec<ClaimDoc> {
-        claims::docs()
-    }
-
-    fn check_claims(
-        &self,
-        spec: &toml::Table,
-        rows: &Table,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<ClaimResult> {
-        match parse_spec(spec) {
-            Ok(spec) => claims::check_run(&spec, rows, summary),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    fn figures(&self, runs: &[RunData]) -> Result<Vec<(String, Figure)>> {
-        figures::figures(runs)
-    }
-
-    fn verify(&self) -> Result<Vec<ClaimResult>> {
-        verify::verify()
-    }
-
-    fn headline_columns(&self) -> &'static [&'static str] {
-        &["comms", "rel_error"]
-    }
-
-    fn describe_summary(
-        &self,
-        summary: &serde_json::Map<String, serde_json::Value>,
-    ) -> Vec<String> {
-        let mut lines = Vec::new();
-        if let (Some(c), Some(ratio), Some(sqrt_n)) = (
-            summary.get("constants"),
-            summary.get("delta_over_mu").and_then(|v| v.as_f64()),
-            summary.get("sqrt_n").and_then(|v| v.as_f64()),
-        ) {
-            let get = |k: &str| c.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
-            lines.push(format!(
-                "mu = {:.3e}, L = {:.3e}, delta_avg = {:.3e}, delta_max = {:.3e}; \
-                 delta_avg/mu = {ratio:.1} {} sqrt(n) = {sqrt_n:.1}",
-                get("mu"),
-                get("l"),
-                get("delta_avg"),
-                get("delta_max"),
-                if ratio > sqrt_n { ">" } else { "<=" }
-            ));
-        }
-        if let Some(costs) = summary.get("cost_to_tol").and_then(|v| v.as_object()) {
-            let parts: Vec<String> = costs
-                .iter()
-                .map(|(m, c)| match c.get("comms").and_then(|v| v.as_f64()) {
-                    Some(comms) => format!("{m} {comms:.0}"),
-                    None => format!("{m} not reached"),
-                })
-                .collect();
-            lines.push(format!("communications to tol: {}", parts.join(", ")));
-        }
-        lines
     }
 }

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::data::Dataset;
+use crate::vector::{dot, norm2};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loss {
@@ -393,14 +394,6 @@ impl Problem {
     }
 }
 
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-pub fn norm2(a: &[f64]) -> f64 {
-    dot(a, a)
-}
-
 /// ||a - b||^2.
 pub fn dist2(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
@@ -434,7 +427,7 @@ pub fn spectral_norm(h: &Mat<f64>) -> Result<f64> {
 }
 
 /// The exact constants of a problem at a point (for ridge the point does not matter).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Constants {
     /// lambda_min of the Hessian of f.
     pub mu: f64,

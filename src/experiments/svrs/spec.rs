@@ -1,9 +1,12 @@
 //! The settings of an SVRS run: the typed spec and the field table behind `lab show svrs`,
 //! the flags of `lab run svrs` and the range checks.
 
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::methods::Method;
+use crate::contract::Settings;
+use crate::input_error;
 use crate::spec::{Domain, Field};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,10 +25,6 @@ pub enum AccegDelta {
     /// ||H_1 - H||_2, the exact smoothness of f - f_1 for ridge.
     Master,
 }
-
-/// The LIBSVM files a run may name instead of a path; they are looked up under
-/// `$LAB_DATA/libsvm/`.
-pub const NAMED_DATASETS: &[&str] = &["a8a", "a9a", "a9a.t", "w8a"];
 
 /// An SVRS run, as resolved from defaults, spec file, flags and overrides.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +77,24 @@ impl Default for SvrsSpec {
             max_comms: 2_000_000,
             record_every: 0,
             seed: 0,
+        }
+    }
+}
+
+impl Settings for SvrsSpec {
+    const FIELDS: &'static [Field] = FIELDS;
+
+    fn validate(&self) -> Result<()> {
+        match (self.data.as_str(), self.data_file.is_empty()) {
+            ("file", true) => Err(input_error!(
+                "data = file needs data_file = PATH (a LIBSVM file)"
+            )),
+            (data, false) if data != "file" => Err(input_error!(
+                "data_file = {:?} is set but data = {data}: expected data = file (or \
+                 data_file = \"\")",
+                self.data_file
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! `lab verify svrs`: the claims of notes section 8 on small synthetic instances, including
 //! the scaling claim that needs a sweep. The tests call the same cases.
 
+use anyhow::Result;
+use rayon::prelude::*;
+
 use super::Svrs;
 use super::claims::{self, SCALING};
-use crate::claims::ClaimResult;
-use crate::claims::result;
-use crate::experiments::{Case, case_claims};
-use anyhow::Result;
+use crate::claims::{ClaimResult, result};
+use crate::contract::{Case, Verify};
 
 /// Below the crossover: the first instance of the notes' table (delta/mu ~ 7 < sqrt(n) = 10).
 pub const BELOW: &[&str] = &[
@@ -42,13 +43,13 @@ pub const SWEEP_BASE: &[&str] = &[
 pub const SWEEP_LAMBDAS: &[&str] = &["1e-3", "5e-4", "2.5e-4", "1.2e-4", "5e-5"];
 
 /// A run of the default spec with `settings` applied.
-pub fn run_case(settings: &[&str]) -> Result<Case> {
-    crate::experiments::run_case(&Svrs, settings)
+pub fn run_case(settings: &[&str]) -> Result<Case<Svrs>> {
+    crate::contract::run_case(settings)
 }
 
 /// The single-run claims of a case, labelled with the case.
 pub fn single_run(label: &str, settings: &[&str]) -> Result<Vec<ClaimResult>> {
-    case_claims(&Svrs, label, settings)
+    run_case(settings)?.claims(label)
 }
 
 /// (delta/mu, median communications to tol) points of one method.
@@ -56,10 +57,9 @@ pub type CostPoints = Vec<(f64, f64)>;
 
 /// The cost points of SVRS and AccSVRS over the sweep.
 pub fn sweep() -> Result<(CostPoints, CostPoints)> {
-    // One run after the other: each is parallel over its jobs already, and a run must not be
-    // started from a rayon worker (it waits on its jobs, which would need that worker).
+    // The points run in parallel as a sweep would, each parallel over its own jobs too.
     let runs: Vec<_> = SWEEP_LAMBDAS
-        .iter()
+        .par_iter()
         .map(|lambda| {
             let setting = format!("lambda={lambda}");
             let settings: Vec<&str> = SWEEP_BASE
@@ -72,9 +72,10 @@ pub fn sweep() -> Result<(CostPoints, CostPoints)> {
         .collect::<Result<_>>()?;
     let mut svrs = Vec::new();
     let mut accsvrs = Vec::new();
-    for (_, _, summary) in &runs {
-        let ratio = summary["delta_over_mu"].as_f64().unwrap_or(f64::NAN);
-        let comms = |m: &str| summary["cost_to_tol"][m]["comms"].as_f64();
+    for run in &runs {
+        let ratio = run.summary.delta_over_mu.unwrap_or(f64::NAN);
+        let costs = run.summary.cost_to_tol.as_ref();
+        let comms = |m: &str| Some(costs?.get(m)?.as_ref()?.comms);
         if let Some(c) = comms("svrs") {
             svrs.push((ratio, c));
         }
@@ -88,18 +89,21 @@ pub fn sweep() -> Result<(CostPoints, CostPoints)> {
     Ok((svrs, accsvrs))
 }
 
-pub fn verify() -> Result<Vec<ClaimResult>> {
-    let mut results = single_run("below", BELOW)?;
-    // Above the crossover SVRP is only the comparator, stopped by the budget on purpose (it
-    // would need millions of communications); its linear rate is checked below.
-    let mut above = single_run("above", ABOVE)?;
-    above.retain(|r| !(r.id == claims::LINEAR.id && r.on.ends_with("method=svrp")));
-    results.extend(above);
-    let (svrs, accsvrs) = sweep()?;
-    results.push(result(
-        &SCALING,
-        "sweep of lambda, n = 16",
-        claims::scaling(&svrs, &accsvrs),
-    ));
-    Ok(results)
+impl Verify for Svrs {
+    /// Below and above the crossover, then the sweep of the scaling claim.
+    fn verify() -> Result<Vec<ClaimResult>> {
+        let mut results = single_run("below", BELOW)?;
+        // Above the crossover SVRP is only the comparator, stopped by the budget on purpose
+        // (it would need millions of communications); its linear rate is checked below.
+        let mut above = single_run("above", ABOVE)?;
+        above.retain(|r| !(r.id == claims::LINEAR.id && r.on.ends_with("method=svrp")));
+        results.extend(above);
+        let (svrs, accsvrs) = sweep()?;
+        results.push(result(
+            &SCALING,
+            "sweep of lambda, n = 16",
+            claims::scaling(&svrs, &accsvrs),
+        ));
+        Ok(results)
+    }
 }

@@ -1,0 +1,444 @@
+//! The contract between the runner and an experiment, below both.
+//!
+//! An experiment implements the typed [`Experiment`] trait: a serde `Spec` whose field table
+//! (`FIELDS`) is the one source of flags, `lab show`, ranges and "did you mean"; a typed
+//! `Summary` the run fills in; `prepare`, `run`, its claims and its figures, all handed the
+//! spec already parsed and validated ([`Valid`], the validated-parameters pattern of linfa).
+//! One generic adapter ([`Typed`]) turns any such experiment into the [`AnyExperiment`] the
+//! registry lists and the runner drives, so no experiment repeats the glue.
+//!
+//! Layers, lowest first: `table`, `spec`, `claims`, `random`, `plot` < `contract` < `run`
+//! (files on disk) and `experiments` (the papers) < `commands`, `cli`. Nothing here or below
+//! names `crate::experiments` or `crate::run` (a test checks).
+
+mod context;
+mod progress;
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use self::context::{
+    Attachment, Cancel, ColumnKind, ColumnSpec, Interrupted, Job, NonFinite, NullSink, RowSink,
+    RunContext,
+};
+pub use self::progress::Progress;
+use crate::claims::{ClaimDoc, ClaimResult};
+use crate::input_error;
+use crate::plot::Figure;
+use crate::random::Streams;
+use crate::spec::{Field, SpecLayers};
+use crate::table::Table;
+
+/// The settings of an experiment: its spec struct, next to its field table.
+pub trait Settings: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static {
+    /// Documentation, flags, ranges and "did you mean" all come from this table.
+    const FIELDS: &'static [Field];
+
+    /// Cross-field checks the field table cannot express; errors are input errors (exit 2).
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What a run reports besides its rows (the manifest's `summary`). Fields are options filled
+/// in as the run goes, so a stopped run still reports what it had.
+pub trait Report: Serialize + DeserializeOwned + Default + Clone + Send + Sync + 'static {
+    /// Lines for the end-of-run report.
+    fn describe(&self) -> Vec<String>;
+}
+
+/// The context a run of `E` gets: streams, rows, progress, cancel, and its summary.
+pub type Ctx<'a, E> = RunContext<'a, <E as Experiment>::Summary>;
+
+/// An experiment: a typed spec and summary, and a run function. Its claims, figures and
+/// verify cases are the traits [`Claims`], [`Figures`] and [`Verify`], each implemented in
+/// the experiment's file of that name.
+pub trait Experiment: Sized + Send + Sync + 'static {
+    type Spec: Settings;
+    type Summary: Report;
+    /// What `prepare` loads before any output is written (data, an MDP file).
+    type Inputs: Send;
+
+    const NAME: &'static str;
+    /// One line for `lab list`.
+    const TITLE: &'static str;
+    /// The paper(s) it comes from.
+    const PAPER: &'static str;
+    /// Columns whose final values the end-of-run report prints.
+    const HEADLINE: &'static [&'static str];
+    /// An input the experiment can write instead of running (`lab run pmd --export-mdp FILE`).
+    const EXPORT: Option<Export<Self>> = None;
+
+    /// Loads inputs and checks what needs them (a problem's size against memory). Runs
+    /// before any output is written; errors are input errors (exit 2).
+    fn prepare(spec: &Valid<Self>) -> Result<Self::Inputs>;
+
+    /// The run: rows through `ctx`, figures into `ctx.summary`.
+    fn run(spec: &Valid<Self>, inputs: Self::Inputs, ctx: &mut Ctx<Self>) -> Result<()>;
+}
+
+/// The claims of an experiment, checked on one finished run.
+pub trait Claims: Experiment {
+    /// Every claim the experiment checks, for `lab show`.
+    const CLAIMS: &'static [ClaimDoc];
+
+    /// The claims that apply to the run. A claim whose inputs are missing is an error,
+    /// never a silently shorter list.
+    fn check_claims(run: &RunData<Self>) -> Result<Vec<ClaimResult>>;
+}
+
+/// The standard figures of one or more runs, with the file suffix of each ("" for the main
+/// one, ".landscape" etc. for more).
+pub trait Figures: Experiment {
+    fn figures(runs: &[RunData<Self>]) -> Result<Vec<(String, Figure)>>;
+}
+
+/// Every claim on small instances, including those that compare several runs.
+pub trait Verify: Experiment {
+    fn verify() -> Result<Vec<ClaimResult>>;
+}
+
+/// An experiment with all its parts: what the registry lists.
+pub trait Paper: Claims + Figures + Verify {}
+
+impl<E: Claims + Figures + Verify> Paper for E {}
+
+/// An input an experiment writes instead of running.
+pub struct Export<E: Experiment> {
+    /// The long flag, without dashes.
+    pub flag: &'static str,
+    pub help: &'static str,
+    /// Writes the input of a spec to a path; returns a one-line report.
+    pub write: fn(&Valid<E>, &Path) -> Result<String>,
+}
+
+/// A spec that has been parsed and validated: the only way an experiment receives one.
+pub struct Valid<E: Experiment> {
+    spec: E::Spec,
+    /// The resolved settings as a table (what the manifest saves).
+    table: toml::Table,
+    streams: Streams,
+}
+
+impl<E: Experiment> Clone for Valid<E> {
+    fn clone(&self) -> Self {
+        Valid {
+            spec: self.spec.clone(),
+            table: self.table.clone(),
+            streams: self.streams,
+        }
+    }
+}
+
+impl<E: Experiment> std::ops::Deref for Valid<E> {
+    type Target = E::Spec;
+    fn deref(&self) -> &E::Spec {
+        &self.spec
+    }
+}
+
+impl<E: Experiment> Valid<E> {
+    /// Parses resolved settings into the typed spec and runs the cross-field checks.
+    pub fn new(table: toml::Table) -> Result<Valid<E>> {
+        let spec: E::Spec = toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|e| input_error!("{} spec: {e}", E::NAME))?;
+        spec.validate()?;
+        Ok(Valid {
+            spec,
+            streams: Streams::new(seed_of(&table)),
+            table,
+        })
+    }
+
+    /// The defaults with `KEY=VALUE` overrides, checked like the command line.
+    pub fn with(overrides: &[&str]) -> Result<Valid<E>> {
+        let table = crate::spec::resolve(
+            E::NAME,
+            <E::Spec as Settings>::FIELDS,
+            default_table::<E>(),
+            &SpecLayers {
+                overrides: overrides.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+        )?;
+        Valid::new(table)
+    }
+
+    pub fn table(&self) -> &toml::Table {
+        &self.table
+    }
+
+    /// The random streams of this spec's seed.
+    pub fn streams(&self) -> Streams {
+        self.streams
+    }
+}
+
+/// The seed of resolved settings (its `seed` field; 0 if the experiment has none).
+pub fn seed_of(spec: &toml::Table) -> u64 {
+    spec.get("seed")
+        .and_then(|v| v.as_integer())
+        .map_or(0, |s| s as u64)
+}
+
+fn default_table<E: Experiment>() -> toml::Table {
+    toml::Table::try_from(E::Spec::default()).expect("the default spec serializes to a table")
+}
+
+/// A run as its figures see it: rows, the validated spec and the summary from its manifest.
+pub struct RunData<E: Experiment> {
+    /// Legend label (settings that differ between the runs being overlaid).
+    pub label: String,
+    pub spec: Valid<E>,
+    pub summary: E::Summary,
+    pub rows: Table,
+}
+
+impl<E: Experiment> RunData<E> {
+    /// A random stream of the run's seed, for a figure that redraws something (a slice).
+    pub fn rng(&self, component: &str) -> ChaCha8Rng {
+        self.spec.streams().rng(component)
+    }
+}
+
+impl<E: Experiment> crate::plot::LabelledRows for RunData<E> {
+    fn label(&self) -> &str {
+        &self.label
+    }
+    fn rows(&self) -> &Table {
+        &self.rows
+    }
+}
+
+/// A run read back from disk, before its experiment parses it (`lab plot`).
+pub struct StoredRun {
+    pub label: String,
+    /// The manifest it was read from, for error messages.
+    pub manifest_path: PathBuf,
+    pub spec: toml::Table,
+    pub summary: serde_json::Map<String, serde_json::Value>,
+    pub rows: Table,
+}
+
+/// The summary as manifest JSON: fields not (yet) set are left out.
+fn summary_json<S: Serialize>(summary: &S) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(summary) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.retain(|_, v| !v.is_null());
+            map
+        }
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// What the registry lists and the runner drives: any [`Experiment`] through [`Typed`].
+pub trait AnyExperiment: Sync {
+    fn name(&self) -> &'static str;
+    fn title(&self) -> &'static str;
+    fn paper(&self) -> &'static str;
+    fn fields(&self) -> &'static [Field];
+    fn claim_docs(&self) -> &'static [ClaimDoc];
+    fn headline_columns(&self) -> &'static [&'static str];
+    /// Built-in defaults, one value per field.
+    fn default_spec(&self) -> toml::Table;
+    /// The flag and help of the experiment's export, if it has one.
+    fn export_flag(&self) -> Option<(&'static str, &'static str)>;
+    /// Writes the experiment's input of these settings to `path`.
+    fn export(&self, spec: &toml::Table, path: &Path) -> Result<String>;
+    /// Parses, validates and prepares a run: every input error happens here.
+    fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>>;
+    /// The standard figures of runs read from disk.
+    fn figures(&self, runs: Vec<StoredRun>) -> Result<Vec<(String, Figure)>>;
+    fn verify(&self) -> Result<Vec<ClaimResult>>;
+}
+
+/// A checked, ready-to-start run, holding its typed spec and summary.
+pub trait PreparedRun: Send {
+    /// Runs it: the outcome, the rows and the second tables.
+    fn run(&mut self, plumbing: Plumbing) -> (Result<()>, Table, Vec<Attachment>);
+    /// The summary as it stands, for the manifest.
+    fn summary(&self) -> serde_json::Map<String, serde_json::Value>;
+    /// The claims of the finished run (the rows are lent and handed back).
+    fn check_claims(&self, rows: &mut Table) -> Result<Vec<ClaimResult>>;
+    /// The standard figures of the run (the rows are lent and handed back).
+    fn figures(&self, rows: &mut Table) -> Result<Vec<(String, Figure)>>;
+    fn describe(&self) -> Vec<String>;
+}
+
+/// The adapter from a typed experiment to [`AnyExperiment`].
+pub struct Typed<E>(PhantomData<E>);
+
+impl<E: Paper> Typed<E> {
+    pub const ENTRY: Typed<E> = Typed(PhantomData);
+}
+
+impl<E: Paper> AnyExperiment for Typed<E> {
+    fn name(&self) -> &'static str {
+        E::NAME
+    }
+    fn title(&self) -> &'static str {
+        E::TITLE
+    }
+    fn paper(&self) -> &'static str {
+        E::PAPER
+    }
+    fn fields(&self) -> &'static [Field] {
+        <E::Spec as Settings>::FIELDS
+    }
+    fn claim_docs(&self) -> &'static [ClaimDoc] {
+        E::CLAIMS
+    }
+    fn headline_columns(&self) -> &'static [&'static str] {
+        E::HEADLINE
+    }
+    fn default_spec(&self) -> toml::Table {
+        default_table::<E>()
+    }
+    fn export_flag(&self) -> Option<(&'static str, &'static str)> {
+        E::EXPORT.as_ref().map(|e| (e.flag, e.help))
+    }
+    fn export(&self, spec: &toml::Table, path: &Path) -> Result<String> {
+        let export = E::EXPORT
+            .as_ref()
+            .ok_or_else(|| input_error!("{} has nothing to export", E::NAME))?;
+        (export.write)(&Valid::new(spec.clone())?, path)
+    }
+    fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>> {
+        let spec = Valid::<E>::new(spec.clone())?;
+        let inputs = E::prepare(&spec)?;
+        Ok(Box::new(TypedRun::<E> {
+            spec,
+            inputs: Some(inputs),
+            summary: E::Summary::default(),
+        }))
+    }
+    fn figures(&self, runs: Vec<StoredRun>) -> Result<Vec<(String, Figure)>> {
+        let runs = runs
+            .into_iter()
+            .map(|run| {
+                let path = run.manifest_path.display();
+                let spec = Valid::<E>::new(run.spec)
+                    .map_err(|e| input_error!("{path}: the saved spec: {e:#}"))?;
+                let summary = serde_json::from_value(serde_json::Value::Object(run.summary))
+                    .map_err(|e| input_error!("{path}: the saved summary: {e}"))?;
+                Ok(RunData {
+                    label: run.label,
+                    spec,
+                    summary,
+                    rows: run.rows,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        E::figures(&runs)
+    }
+    fn verify(&self) -> Result<Vec<ClaimResult>> {
+        E::verify()
+    }
+}
+
+struct TypedRun<E: Experiment> {
+    spec: Valid<E>,
+    /// Taken by `run`.
+    inputs: Option<E::Inputs>,
+    summary: E::Summary,
+}
+
+impl<E: Paper> TypedRun<E> {
+    /// The run as its claims and figures see it; the rows are lent and handed back.
+    fn lend<T>(&self, rows: &mut Table, f: impl FnOnce(&[RunData<E>]) -> T) -> T {
+        let run = [RunData {
+            label: String::new(),
+            spec: self.spec.clone(),
+            summary: self.summary.clone(),
+            rows: std::mem::take(rows),
+        }];
+        let out = f(&run);
+        let [run] = run;
+        *rows = run.rows;
+        out
+    }
+}
+
+impl<E: Paper> PreparedRun for TypedRun<E> {
+    fn run(&mut self, plumbing: Plumbing) -> (Result<()>, Table, Vec<Attachment>) {
+        let Some(inputs) = self.inputs.take() else {
+            let error = anyhow::anyhow!("internal: a prepared run started twice");
+            return (Err(error), Table::default(), Vec::new());
+        };
+        let mut ctx = RunContext::new(
+            std::mem::take(&mut self.summary),
+            self.spec.streams(),
+            plumbing.sink,
+            plumbing.progress,
+            plumbing.cancel,
+        );
+        let outcome = E::run(&self.spec, inputs, &mut ctx);
+        let attachments = ctx.take_attachments();
+        let (rows, summary) = ctx.into_results();
+        self.summary = summary;
+        (outcome, rows, attachments)
+    }
+    fn summary(&self) -> serde_json::Map<String, serde_json::Value> {
+        summary_json(&self.summary)
+    }
+    fn check_claims(&self, rows: &mut Table) -> Result<Vec<ClaimResult>> {
+        self.lend(rows, |run| E::check_claims(&run[0]))
+    }
+    fn figures(&self, rows: &mut Table) -> Result<Vec<(String, Figure)>> {
+        self.lend(rows, |run| E::figures(run))
+    }
+    fn describe(&self) -> Vec<String> {
+        self.summary.describe()
+    }
+}
+
+/// What the runner lends a run: where rows go, the progress bar, the cancel flag.
+pub struct Plumbing<'a> {
+    pub sink: &'a mut dyn RowSink,
+    pub progress: &'a Progress,
+    pub cancel: &'a AtomicBool,
+}
+
+/// A run done in memory: its spec, rows and summary.
+pub type Case<E> = RunData<E>;
+
+impl<E: Paper> RunData<E> {
+    /// The claims of the run as its manifest would list them, each labelled `label: on`.
+    pub fn claims(&self, label: &str) -> Result<Vec<ClaimResult>> {
+        let mut results = E::check_claims(self)?;
+        for r in &mut results {
+            r.on = format!("{label}: {}", r.on);
+        }
+        Ok(results)
+    }
+}
+
+/// Runs a spec in memory (no files, no progress): the cases of `lab verify` and the tests.
+pub fn run_in_memory<E: Experiment>(spec: Valid<E>) -> Result<RunData<E>> {
+    let inputs = E::prepare(&spec)?;
+    let progress = Progress::hidden();
+    let never = AtomicBool::new(false);
+    let mut sink = NullSink;
+    let streams = spec.streams();
+    let mut ctx = RunContext::new(E::Summary::default(), streams, &mut sink, &progress, &never);
+    E::run(&spec, inputs, &mut ctx)?;
+    let (rows, summary) = ctx.into_results();
+    Ok(RunData {
+        label: String::new(),
+        spec,
+        summary,
+        rows,
+    })
+}
+
+/// Runs the defaults with `KEY=VALUE` overrides in memory.
+pub fn run_case<E: Experiment>(overrides: &[&str]) -> Result<RunData<E>> {
+    run_in_memory(Valid::<E>::with(overrides)?)
+}
