@@ -97,6 +97,18 @@ pub fn gradient_flow_until<O: Objective>(
     integrate_until(&Descent(objective), theta0, times, tolerances, stop)
 }
 
+/// [`gradient_flow_until`] streaming its states (see [`integrate_each`]).
+pub fn gradient_flow_each<O: Objective>(
+    objective: &O,
+    theta0: &[f64],
+    times: &[f64],
+    tolerances: Tolerances,
+    stop: &dyn Fn() -> bool,
+    each: &mut dyn FnMut(f64, &[f64]) -> Result<()>,
+) -> Result<(usize, usize)> {
+    integrate_each(&Descent(objective), theta0, times, tolerances, stop, each)
+}
+
 /// Integrates dx/dt = v(x) from x0 at t = times[0] and returns the states at `times`
 /// (increasing).
 pub fn integrate<F: VectorField + ?Sized>(
@@ -117,38 +129,53 @@ pub fn integrate_until<F: VectorField + ?Sized>(
     tolerances: Tolerances,
     stop: &dyn Fn() -> bool,
 ) -> Result<Trajectory> {
-    let theta0 = x0;
+    let mut trajectory = Trajectory {
+        times: Vec::new(),
+        states: Vec::new(),
+        steps: 0,
+        evaluations: 0,
+    };
+    let (steps, evaluations) = integrate_each(field, x0, times, tolerances, stop, &mut |t, x| {
+        trajectory.times.push(t);
+        trajectory.states.push(x.to_vec());
+        Ok(())
+    })?;
+    trajectory.steps = steps;
+    trajectory.evaluations = evaluations;
+    Ok(trajectory)
+}
+
+/// [`integrate_until`] that hands the state at each output time to `each(t, x)` as soon as it
+/// is reached, so a long integration streams its rows, and keeps no states. Each segment
+/// between output times is integrated from the state the last one reached. Returns the
+/// accepted steps and the evaluations of the field.
+pub fn integrate_each<F: VectorField + ?Sized>(
+    field: &F,
+    x0: &[f64],
+    times: &[f64],
+    tolerances: Tolerances,
+    stop: &dyn Fn() -> bool,
+    each: &mut dyn FnMut(f64, &[f64]) -> Result<()>,
+) -> Result<(usize, usize)> {
     let Some(&t0) = times.first() else {
         return Err(anyhow!("integration: no output times"));
     };
     if times.windows(2).any(|w| w[1] <= w[0]) || !times.iter().all(|t| t.is_finite()) {
         return Err(anyhow!("integration: output times must increase"));
     }
-    if times.len() == 1 {
-        return Ok(Trajectory {
-            times: times.to_vec(),
-            states: vec![theta0.to_vec()],
-            steps: 0,
-            evaluations: 0,
-        });
-    }
+    each(t0, x0)?;
     let method = ExplicitRungeKutta::dopri5()
         .rtol(tolerances.rtol)
         .atol(tolerances.atol)
         .max_steps(tolerances.max_steps);
     let flow = AsOde(field);
-    let mut trajectory = Trajectory {
-        times: vec![t0],
-        states: vec![theta0.to_vec()],
-        steps: 0,
-        evaluations: 0,
-    };
+    let (mut steps, mut evaluations) = (0, 0);
+    let mut state = x0.to_vec();
     for pair in times.windows(2) {
         if stop() {
             break;
         }
-        let start = trajectory.states.last().expect("one state").clone();
-        let solution = IVP::ode(&flow, pair[0], pair[1], start)
+        let solution = IVP::ode(&flow, pair[0], pair[1], state)
             .method(method.clone())
             .solve()
             .map_err(|e| match e {
@@ -162,13 +189,12 @@ pub fn integrate_until<F: VectorField + ?Sized>(
                 }
                 other => anyhow!("integration: {other:?}"),
             })?;
-        trajectory.steps += solution.steps.accepted;
-        trajectory.evaluations += solution.evals.function;
-        let end = solution.y.last().expect("the end state").clone();
-        trajectory.times.push(pair[1]);
-        trajectory.states.push(end);
+        steps += solution.steps.accepted;
+        evaluations += solution.evals.function;
+        state = solution.y.last().expect("the end state").clone();
+        each(pair[1], &state)?;
     }
-    Ok(trajectory)
+    Ok((steps, evaluations))
 }
 
 /// Gradient descent theta <- theta - eta grad L(theta) for `steps` steps, keeping the states

@@ -230,12 +230,28 @@ fn a_run_writes_its_outcomes_and_figures() {
 fn ctrl_c_stops_a_long_sweep() {
     let dir = TempDir::new().unwrap();
     let manifest = dir.path().join("out/long.run.json");
-    // Interrupt once the run has started (its manifest exists) and settled in its loop.
+    // A long run of many starts, stopped after about 2 s: the starts that finished (and what
+    // the running ones had recorded) are kept, in job order.
     let ended = common::interrupt(
         dir.path(),
-        &["run", "noise", "epochs=5000", "--out", "out/long", "-q"],
+        &[
+            "run",
+            "noise",
+            "epochs=2000",
+            "starts=20",
+            "--out",
+            "out/long",
+            "-q",
+        ],
         || manifest.exists(),
-        std::time::Duration::from_millis(300),
+        std::time::Duration::from_secs(2),
     );
-    common::assert_interrupted(&ended, &manifest);
+    let rows = common::assert_interrupted(&ended, &dir.path().join("out/long"));
+    let table = lab::table::Table::read_csv(&dir.path().join("out/long.csv")).unwrap();
+    let starts = table.num("start").unwrap();
+    assert!(
+        starts.windows(2).all(|w| w[0] <= w[1] || w[1] == 0.0),
+        "job order"
+    );
+    assert!(rows > 0);
 }

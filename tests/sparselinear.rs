@@ -185,3 +185,30 @@ fn bad_input_names_what_is_wrong() {
         assert!(err.contains(needle), "{args:?}: {needle:?} not in {err:?}");
     }
 }
+
+#[test]
+fn ctrl_c_keeps_the_starts_that_ended() {
+    let dir = TempDir::new().unwrap();
+    let manifest = dir.path().join("out/long.run.json");
+    // 100,000 starts (about a minute), stopped after about 2 s: each start that ended has
+    // its row.
+    let ended = common::interrupt(
+        dir.path(),
+        &[
+            "run",
+            "sparselinear",
+            "starts=100000",
+            "--out",
+            "out/long",
+            "-q",
+        ],
+        || manifest.exists(),
+        std::time::Duration::from_secs(2),
+    );
+    common::assert_interrupted(&ended, &dir.path().join("out/long"));
+    let table = lab::table::Table::read_csv(&dir.path().join("out/long.csv")).unwrap();
+    // In job order: the starts of the sparse mask that ended, increasing (a start cut short
+    // has no row).
+    let starts = table.num("start").unwrap();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]));
+}

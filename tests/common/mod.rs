@@ -32,7 +32,7 @@ pub fn interrupt(
     ready: impl Fn() -> bool,
     settle: Duration,
 ) -> Interrupted {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
         .current_dir(dir)
         .args(args)
         .stdout(Stdio::null())
@@ -41,6 +41,11 @@ pub fn interrupt(
         .unwrap();
     let start = Instant::now();
     while !ready() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            panic!("the run ended ({status}) before it could be interrupted: {stderr}");
+        }
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the run was not ready after 60 s"
@@ -70,14 +75,37 @@ pub fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |t| t.lines().count())
 }
 
-/// The run ended as Ctrl-C should end it: exit 130 within 5 s, the manifest `interrupted`.
-pub fn assert_interrupted(ended: &Interrupted, manifest: &Path) {
+/// The run at `prefix` ended as Ctrl-C should end it: exit 130 within 5 s, the manifest
+/// `interrupted`, and rows kept: more than zero, every one a whole row that parses, as many
+/// as the manifest and the message say. Returns the number of rows.
+pub fn assert_interrupted(ended: &Interrupted, prefix: &Path) -> usize {
     assert_eq!(ended.code, Some(130), "{}", ended.stderr);
     assert!(
         ended.exit_time < Duration::from_secs(5),
         "took {:?}",
         ended.exit_time
     );
-    let text = std::fs::read_to_string(manifest).unwrap();
-    assert!(text.contains("\"interrupted\""), "{text}");
+    let with = |suffix: &str| {
+        let mut p = prefix.as_os_str().to_owned();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(with(".run.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "interrupted", "{manifest}");
+    let csv = with(".csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.ends_with('\n'), "the last row is whole");
+    // The reader lab plot uses: a malformed row would be an error naming its line.
+    let rows = lab::table::Table::read_csv(&csv).unwrap();
+    assert!(!rows.is_empty(), "no rows kept");
+    assert_eq!(manifest["rows"], rows.len(), "{manifest}");
+    assert!(
+        ended
+            .stderr
+            .contains(&format!("interrupted: {} rows kept", rows.len())),
+        "{}",
+        ended.stderr
+    );
+    rows.len()
 }

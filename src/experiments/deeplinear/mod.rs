@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use self::model::{DeepLinear, ReducedRankOne, Target, orthonormal, singular_values};
 use self::spec::{DeepLinearSpec, Dynamics, Init, Sign};
 use crate::contract::{ColumnKind, ColumnSpec, Ctx, Experiment, Report, Valid};
-use crate::flow::{Objective, Tolerances, gradient_descent, gradient_flow_until, integrate_until};
+use crate::flow::{Objective, Tolerances, gradient_descent, gradient_flow_each, integrate};
 use crate::random::standard_normal as normal;
 use crate::table::Cell;
 
@@ -236,95 +236,118 @@ impl Experiment for DeepLinearExperiment {
             ctx.summary.z = Some(z);
             ctx.summary.start = Some(theta0.clone());
         }
-        // The reduced rank-one ODE of a balanced start, as a reference for the flow.
-        let reduced = match &reduced0 {
-            Some(x0) if spec.method.contains(&Dynamics::Flow) => {
-                ctx.progress().phase("reduced rank-one ODE");
-                let field = ReducedRankOne {
-                    z: &model.z,
-                    depth: model.depth(),
-                };
-                let cancel = ctx.cancel();
-                Some(integrate_until(&field, x0, &times, tolerances, &|| {
-                    cancel.is_set()
-                })?)
-            }
-            _ => None,
+        // The reduced rank-one ODE of a balanced start, integrated beside the flow as its
+        // reference (segment by segment, as the flow is).
+        let reduced_field = ReducedRankOne {
+            z: &model.z,
+            depth: model.depth(),
         };
         ctx.begin(&columns())?;
         let d0 = DeepLinear::balance(&model.layers(&theta0));
+        // One row of a state: loss, singular values, alignments, balance drift.
+        let row = |method: Dynamics, t: f64, theta: &[f64], sv_reduced: Cell, wall: f64| {
+            let layers = model.layers(theta);
+            let w = DeepLinear::product(&layers);
+            let sv = singular_values(&w);
+            let loss = model.loss(theta);
+            let align = |i: usize| {
+                if i < target.s.len() {
+                    Cell::Real(target.u.column(i).dot(&w.dot(&target.v.column(i))))
+                } else {
+                    Cell::Missing
+                }
+            };
+            let drift = DeepLinear::balance(&layers)
+                .iter()
+                .zip(&d0)
+                .map(|(d, d_start)| (d - d_start).mapv(|x| x * x).sum().sqrt())
+                .fold(0.0, f64::max);
+            let sv1 = sv.first().copied().unwrap_or(0.0);
+            let cells = vec![
+                Cell::Text(method.name().into()),
+                Cell::Real(t),
+                Cell::Real(loss),
+                Cell::Real(loss - optimal),
+                Cell::Real(sv1),
+                Cell::Real(sv.get(1).copied().unwrap_or(0.0)),
+                sv_reduced,
+                align(0),
+                align(1),
+                align(2),
+                Cell::Real(drift),
+                Cell::Real(wall),
+            ];
+            (cells, sv1)
+        };
         for &method in &spec.method {
             ctx.check_cancel()?;
             ctx.progress().phase(method.name());
             let started = Instant::now();
-            let trajectory = match method {
+            let mut escape = None;
+            let mut last = theta0.clone();
+            let (steps, evaluations) = match method {
                 Dynamics::Flow => {
                     let cancel = ctx.cancel();
-                    gradient_flow_until(&model, &theta0, &times, tolerances, &|| cancel.is_set())?
+                    let mut reduced = reduced0.clone();
+                    let mut previous_t = 0.0;
+                    gradient_flow_each(
+                        &model,
+                        &theta0,
+                        &times,
+                        tolerances,
+                        &|| cancel.is_set(),
+                        &mut |t, theta| {
+                            let sv_reduced = match &mut reduced {
+                                Some(x) => {
+                                    if t > previous_t {
+                                        let segment = [previous_t, t];
+                                        let field = &reduced_field;
+                                        let path = integrate(field, x, &segment, tolerances)?;
+                                        *x = path.states.last().expect("a state").clone();
+                                    }
+                                    Cell::Real(x[0].abs())
+                                }
+                                None => Cell::Missing,
+                            };
+                            previous_t = t;
+                            let wall = started.elapsed().as_secs_f64();
+                            let (cells, sv1) = row(method, t, theta, sv_reduced, wall);
+                            if escape.is_none() && sv1 >= 0.5 * target.s[0] {
+                                escape = Some(t);
+                            }
+                            last = theta.to_vec();
+                            ctx.emit(cells)
+                        },
+                    )?
                 }
                 Dynamics::Gd => {
                     let steps = (spec.t_end / spec.eta).round() as usize;
                     let every = (steps / n).max(1);
-                    gradient_descent(&model, &theta0, spec.eta, steps, |k| {
+                    let path = gradient_descent(&model, &theta0, spec.eta, steps, |k| {
                         k % every == 0 || k == steps
-                    })
+                    });
+                    let wall = started.elapsed().as_secs_f64();
+                    for (t, theta) in path.times.iter().zip(&path.states) {
+                        let (cells, sv1) = row(method, *t, theta, Cell::Missing, wall);
+                        if escape.is_none() && sv1 >= 0.5 * target.s[0] {
+                            escape = Some(*t);
+                        }
+                        ctx.emit(cells)?;
+                    }
+                    last = path.states.last().expect("one state at least").clone();
+                    (path.steps, path.evaluations)
                 }
             };
-            let wall = started.elapsed().as_secs_f64();
-            let mut escape = None;
-            for (k, (t, theta)) in trajectory.times.iter().zip(&trajectory.states).enumerate() {
-                let layers = model.layers(theta);
-                let w = DeepLinear::product(&layers);
-                let sv = singular_values(&w);
-                let loss = model.loss(theta);
-                let align = |i: usize| {
-                    if i < target.s.len() {
-                        Cell::Real(target.u.column(i).dot(&w.dot(&target.v.column(i))))
-                    } else {
-                        Cell::Missing
-                    }
-                };
-                let drift = DeepLinear::balance(&layers)
-                    .iter()
-                    .zip(&d0)
-                    .map(|(d, d_start)| (d - d_start).mapv(|x| x * x).sum().sqrt())
-                    .fold(0.0, f64::max);
-                let sv_reduced = match (&reduced, method) {
-                    (Some(r), Dynamics::Flow) if k < r.states.len() => {
-                        Cell::Real(r.states[k][0].abs())
-                    }
-                    _ => Cell::Missing,
-                };
-                let sv1 = sv.first().copied().unwrap_or(0.0);
-                if escape.is_none() && sv1 >= 0.5 * target.s[0] {
-                    escape = Some(*t);
-                }
-                ctx.emit(vec![
-                    Cell::Text(method.name().into()),
-                    Cell::Real(*t),
-                    Cell::Real(loss),
-                    Cell::Real(loss - optimal),
-                    Cell::Real(sv1),
-                    Cell::Real(sv.get(1).copied().unwrap_or(0.0)),
-                    sv_reduced,
-                    align(0),
-                    align(1),
-                    align(2),
-                    Cell::Real(drift),
-                    Cell::Real(wall),
-                ])?;
-            }
             ctx.check_cancel()?;
-            let last = trajectory.states.last().expect("one state at least");
-            let (limit, distance) = classify(&DeepLinear::product(&model.layers(last)), &target);
+            let (limit, distance) = classify(&DeepLinear::product(&model.layers(&last)), &target);
             let name = method.name().to_string();
             ctx.summary.limits.get_or_insert_with(BTreeMap::new).insert(
                 name.clone(),
                 Limit {
                     limit,
                     distance,
-                    steps: trajectory.steps,
-                    evaluations: trajectory.evaluations,
+                    steps,
+                    evaluations,
                 },
             );
             ctx.summary
