@@ -38,7 +38,10 @@ pub fn format_real(x: f64) -> String {
         "NaN".into()
     } else if x.is_infinite() {
         if x > 0.0 { "inf".into() } else { "-inf".into() }
-    } else if x == 0.0 || (1e-4..1e15).contains(&x.abs()) {
+    } else if x == 0.0 {
+        // -0 is written 0: an exact zero (kl_to_optimal of an exactly optimal policy).
+        "0".into()
+    } else if (1e-4..1e15).contains(&x.abs()) {
         format!("{x}")
     } else {
         format!("{x:e}")
@@ -295,6 +298,9 @@ mod tests {
         }
         assert_eq!(format_real(1e-300), "1e-300");
         assert_eq!(format_real(f64::NEG_INFINITY), "-inf");
+        // Zero is written 0 whatever its sign (it reads back as the same number).
+        assert_eq!(format_real(-0.0), "0");
+        assert_eq!(format_real(0.0), "0");
     }
 
     #[test]
