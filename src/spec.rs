@@ -111,7 +111,7 @@ impl Domain {
                 format!("one or more of: {} (comma-separated)", options.join(", "))
             }
             Domain::IntList { min, max } => {
-                format!("one or more integers in [{min}, {max}] (comma-separated)")
+                format!("integers in [{min}, {max}] (comma-separated; [] for none)")
             }
             Domain::RealList { min, max } => format!(
                 "numbers in [{}, {}] (comma-separated; [] for none)",
@@ -126,6 +126,10 @@ impl Domain {
     pub fn parse_text(&self, text: &str) -> std::result::Result<Value, String> {
         let text = text.trim();
         let value = match self {
+            // `first_mask=[]` (or `first_mask=`): no entries, as `[]` in a spec file.
+            Domain::IntList { .. } | Domain::RealList { .. } if text.is_empty() || text == "[]" => {
+                Value::Array(Vec::new())
+            }
             Domain::Real { .. } => Value::Float(
                 text.parse::<f64>()
                     .map_err(|_| format!("'{text}' is not a number"))?,
@@ -237,25 +241,22 @@ impl Domain {
             | (Domain::RealList { .. }, v @ (Value::Integer(_) | Value::Float(_))) => {
                 self.check(Value::Array(vec![v]))
             }
-            (&Domain::IntList { min, max }, Value::Array(items)) => {
-                if items.is_empty() {
-                    return Err(format!("the list is empty: expected {}", self.describe()));
-                }
-                items
-                    .into_iter()
-                    .map(|item| match item {
-                        Value::Integer(i) if (min..=max).contains(&i) => Ok(Value::Integer(i)),
-                        Value::Integer(i) => {
-                            Err(format!("{i} is out of range: expected {}", self.describe()))
-                        }
-                        other => Err(format!(
-                            "{other} is not an integer: expected {}",
-                            self.describe()
-                        )),
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map(Value::Array)
-            }
+            // An empty list stands for "none" (no custom mask); where a field needs entries
+            // (widths), its experiment's cross-field check says how many.
+            (&Domain::IntList { min, max }, Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::Integer(i) if (min..=max).contains(&i) => Ok(Value::Integer(i)),
+                    Value::Integer(i) => {
+                        Err(format!("{i} is out of range: expected {}", self.describe()))
+                    }
+                    other => Err(format!(
+                        "{other} is not an integer: expected {}",
+                        self.describe()
+                    )),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(Value::Array),
             // An empty list of reals is allowed: it stands for "none" (e.g. no custom weights).
             (&Domain::RealList { min, max }, Value::Array(items)) => items
                 .into_iter()
@@ -580,8 +581,14 @@ mod tests {
             spectrum.check(Value::Array(vec![])).unwrap(),
             Value::Array(vec![])
         );
+        assert_eq!(
+            widths.check(Value::Array(vec![])).unwrap(),
+            Value::Array(vec![])
+        );
+        assert_eq!(widths.parse_text("[]").unwrap(), Value::Array(vec![]));
+        assert_eq!(spectrum.parse_text("").unwrap(), Value::Array(vec![]));
         assert!(
-            widths
+            Domain::ChoiceList(&["a"])
                 .check(Value::Array(vec![]))
                 .unwrap_err()
                 .contains("empty")

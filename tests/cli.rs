@@ -231,6 +231,73 @@ fn a_finished_run_is_never_overwritten_silently() {
     );
 }
 
+/// Short settings for each experiment, so that a test can run each one in a moment.
+const QUICK: &[(&str, &[&str])] = &[
+    ("pmd", &["iterations=3"]),
+    ("svrs", &["samples=400", "nodes=4", "method=gd", "tol=1e-2"]),
+    ("deeplinear", &["t_end=1", "outputs=4"]),
+    ("directional", &["t_end=1", "outputs=4"]),
+    (
+        "noise",
+        &["epochs=1", "iterations=20", "starts=2", "record_every=10"],
+    ),
+    ("sparselinear", &["starts=3"]),
+];
+
+/// For every experiment: what `lab show EXP` prints is a spec that `lab run --spec FILE`
+/// takes as it is (the file names its experiment) and resolves to the defaults.
+#[test]
+fn every_show_output_is_a_spec_of_the_defaults() {
+    let dir = TempDir::new().unwrap();
+    let names: Vec<String> = lab::experiments::registry()
+        .iter()
+        .map(|e| e.name().to_string())
+        .collect();
+    assert_eq!(names.len(), QUICK.len());
+    for (name, quick) in QUICK {
+        assert!(names.iter().any(|n| n == name), "{name}");
+        let shown = lab(dir.path()).args(["show", name]).assert().success();
+        let file = dir.path().join(format!("{name}.toml"));
+        fs::write(&file, &shown.get_output().stdout).unwrap();
+        lab(dir.path())
+            .args(["run", "--spec"])
+            .arg(&file)
+            .args(*quick)
+            .args(["--out", &format!("out/{name}-shown"), "-q"])
+            .assert()
+            .success();
+        lab(dir.path())
+            .args(["run", name])
+            .args(*quick)
+            .args(["--out", &format!("out/{name}-defaults"), "-q"])
+            .assert()
+            .success();
+        let spec = |run: &str| {
+            read_manifest(&dir.path().join(format!("out/{run}.run.json")))["spec"].clone()
+        };
+        assert_eq!(
+            spec(&format!("{name}-shown")),
+            spec(&format!("{name}-defaults")),
+            "{name}"
+        );
+    }
+    // A spec that names no experiment, or another one, says so.
+    fs::write(dir.path().join("bare.toml"), "eta = 2\n").unwrap();
+    input_error(
+        dir.path(),
+        &["run", "--spec", "bare.toml"],
+        &[
+            "bare.toml does not say which experiment",
+            "experiment = \"EXP\"",
+        ],
+    );
+    input_error(
+        dir.path(),
+        &["run", "svrs", "--spec", "pmd.toml"],
+        &["pmd.toml", "this spec is for 'pmd', not 'svrs'"],
+    );
+}
+
 #[test]
 fn show_prints_a_spec_that_runs_as_is() {
     let dir = TempDir::new().unwrap();
@@ -523,14 +590,16 @@ fn every_spec_in_experiments_runs_without_a_failed_claim() {
     for spec in specs {
         let name = spec.file_stem().unwrap().to_string_lossy().into_owned();
         let experiment = name.split('-').next().unwrap().to_string();
+        // The file names its experiment: `lab run --spec FILE` needs nothing else.
         lab(dir.path())
-            .args(["run", &experiment, "--spec"])
+            .args(["run", "--spec"])
             .arg(&spec)
             .args(["--out", &format!("out/{name}"), "-q"])
             .assert()
             .success();
         let manifest = read_manifest(&dir.path().join(format!("out/{name}.run.json")));
         assert_eq!(manifest["status"], "done", "{name}");
+        assert_eq!(manifest["experiment"], experiment.as_str(), "{name}");
         for claim in manifest["claims"].as_array().unwrap() {
             assert_ne!(claim["verdict"], "fail", "{name}: {claim}");
         }
