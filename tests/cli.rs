@@ -538,10 +538,28 @@ fn plot_rejects_bad_csvs_clearly() {
             &["plot", "ok.csv", "--y", "x", "--out", "pic.jpg"],
             &["pic.jpg", ".png or .svg"],
         ),
+        // One row at iter 0 cannot be drawn on a log x axis: nothing to draw is an error.
+        (
+            &["plot", "one.csv", "--y", "x", "--logx", "--logy"],
+            &["nothing to draw", "log axes"],
+        ),
+        // An image that cannot be written is named with the reason, not a backend's Debug.
+        (
+            &["plot", "ok.csv", "--y", "x", "--out", "afile/p.png"],
+            &["afile is a file, not a directory"],
+        ),
+        (
+            &["plot", "ok.csv", "--y", "x", "--out", "/proc/lab-plot.png"],
+            &["cannot write /proc/lab-plot.png"],
+        ),
     ];
+    fs::write(dir.path().join("one.csv"), "iter,x\n0,1\n").unwrap();
+    fs::write(dir.path().join("afile"), "").unwrap();
     for (args, needles) in cases {
-        input_error(dir.path(), args, needles);
+        let stderr = input_error(dir.path(), args, needles);
+        assert!(!stderr.contains("Error("), "{stderr}");
     }
+    assert!(!dir.path().join("one.plot.png").exists());
     lab(dir.path())
         .args(["plot", "ok.csv", "--y", "x", "--out", "ok.png"])
         .assert()
@@ -641,4 +659,176 @@ fn out_may_name_a_directory() {
         .path()
         .join("runs/pmd-eta=2-iterations=3-seed=0.run.json");
     assert_eq!(read_manifest(&manifest)["status"], "done");
+}
+
+/// Runs of two experiments: their standard figures cannot be one, and the message says so
+/// (not that they lack a manifest).
+#[test]
+fn plot_of_two_experiments_names_both() {
+    let dir = TempDir::new().unwrap();
+    lab(dir.path())
+        .args(["run", "pmd", "iterations=2", "--out", "out/p", "-q"])
+        .assert()
+        .success();
+    lab(dir.path())
+        .args(["run", "svrs", "samples=400", "nodes=4", "method=gd"])
+        .args(["tol=1e-2", "--out", "out/s", "-q"])
+        .assert()
+        .success();
+    input_error(
+        dir.path(),
+        &["plot", "out/p.csv", "out/s.csv"],
+        &["run of 'pmd'", "run of 'svrs'", "--y"],
+    );
+}
+
+/// Input that used to crash lab: each is one message and exit 2, and nothing is written.
+#[test]
+fn inputs_that_crashed_lab_are_refused_clearly() {
+    let dir = TempDir::new().unwrap();
+    fs::write(dir.path().join("afile"), "").unwrap();
+    let cases: &[(&[&str], &[&str])] = &[
+        // Inside the documented ranges, but 2 TiB of data: refused before allocating.
+        (
+            &["run", "svrs", "samples=100000000", "features=2000"],
+            &["needs about", "TiB", "available"],
+        ),
+        (
+            &["--threads", "100000", "run", "pmd"],
+            &["--threads 100000", "expected 1 to"],
+        ),
+        (&["--threads", "0", "run", "pmd"], &["--threads 0"]),
+        (
+            &["run", "pmd", "--out", "afile/r3"],
+            &["afile is a file, not a directory"],
+        ),
+    ];
+    for (args, needles) in cases {
+        input_error(dir.path(), args, needles);
+    }
+    assert!(outputs(dir.path()).is_empty(), "{:?}", outputs(dir.path()));
+}
+
+/// A path that is not UTF-8 is a file name like any other: no panic.
+#[test]
+fn paths_that_are_not_utf8_work() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new().unwrap();
+    let bad = std::ffi::OsStr::from_bytes(b"bad\xff.toml");
+    let out = lab(dir.path())
+        .args(["run", "pmd", "--spec"])
+        .arg(bad)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains("cannot read spec file bad"), "{stderr}");
+    fs::create_dir(dir.path().join("out")).unwrap();
+    lab(dir.path())
+        .args(["run", "pmd", "iterations=2", "-q", "--out"])
+        .arg(std::ffi::OsStr::from_bytes(b"out/na\xffme"))
+        .assert()
+        .success();
+    let manifest = dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"out/na\xffme.run.json"));
+    assert_eq!(read_manifest(&manifest)["status"], "done");
+}
+
+/// Two processes never write the same run: while one runs, a second (even with --force) is
+/// refused; a run killed outright is recognised as dead.
+#[test]
+fn a_run_name_is_locked_while_its_run_is_alive() {
+    let dir = TempDir::new().unwrap();
+    let long = [
+        "run",
+        "pmd",
+        "states=3000",
+        "branching=10",
+        "iterations=1000000",
+        "--out",
+        "out/x",
+        "-q",
+    ];
+    let manifest = dir.path().join("out/x.run.json");
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .current_dir(dir.path())
+        .args(long)
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while common::lines(&dir.path().join("out/x.csv")) < 3 {
+        assert!(start.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    input_error(
+        dir.path(),
+        &[
+            "run",
+            "pmd",
+            "iterations=2",
+            "--out",
+            "out/x",
+            "--force",
+            "-q",
+        ],
+        &["out/x is being written by another lab process", "pid"],
+    );
+    let running = read_manifest(&manifest);
+    assert_eq!(running["status"], "running");
+    assert_eq!(running["pid"], first.id());
+    assert!(running["host"].is_string());
+    // Killed without a chance to end the run: its manifest stays `running`, and the next run
+    // of that name says the process is gone.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    input_error(
+        dir.path(),
+        &["run", "pmd", "iterations=2", "--out", "out/x", "-q"],
+        &["status running, but its process", "is gone", "--force"],
+    );
+    lab(dir.path())
+        .args([
+            "run",
+            "pmd",
+            "iterations=2",
+            "--out",
+            "out/x",
+            "--force",
+            "-q",
+        ])
+        .assert()
+        .success();
+    assert_eq!(read_manifest(&manifest)["status"], "done");
+    // Racing with --force: whoever wins, the run left behind is whole.
+    for _ in 0..8 {
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+                    .current_dir(dir.path())
+                    .args([
+                        "run",
+                        "pmd",
+                        "iterations=30",
+                        "--out",
+                        "out/x",
+                        "--force",
+                        "-q",
+                    ])
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let codes: Vec<i32> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+            .collect();
+        assert!(codes.contains(&0), "{codes:?}");
+        assert!(codes.iter().all(|c| *c == 0 || *c == 2), "{codes:?}");
+        let m = read_manifest(&manifest);
+        assert_eq!(m["status"], "done");
+        let rows = lab::table::Table::read_csv(&dir.path().join("out/x.csv")).unwrap();
+        assert_eq!(m["rows"], rows.len());
+        assert_eq!(rows.len(), 31);
+    }
 }

@@ -219,6 +219,26 @@ fn the_chain_gap_is_recovered_and_kl_follows_it() {
     assert_eq!(verdict, Verdict::Pass, "{measured}");
 }
 
+/// A gap so small (Delta = 1e-7) that 300 KL steps never reach the tail: the tail ratio is
+/// undecided (INCONCLUSIVE, saying why), not a failure of the claim.
+#[test]
+fn a_run_that_never_reaches_the_tail_is_inconclusive() {
+    let run = run_case(&[
+        "mdp=chain",
+        "states=15",
+        "actions=3",
+        "chain_gap=1e-7",
+        "divergence=kl",
+        "eta=10",
+        "iterations=300",
+    ])
+    .unwrap();
+    let results = Pmd::check_claims(&run).unwrap();
+    let tail = results.iter().find(|r| r.id == "pmd.kl_tail_ratio").unwrap();
+    assert_eq!(tail.verdict, Verdict::Inconclusive, "{}", tail.measured);
+    assert!(tail.measured.contains("not in the tail"), "{}", tail.measured);
+}
+
 #[test]
 fn verify_reports_every_claim_and_passes() {
     let results = lab::experiments::find("pmd").unwrap().verify().unwrap();

@@ -433,6 +433,10 @@ fn bad_input_names_what_is_wrong() {
     let dir = TempDir::new().unwrap();
     let broken = dir.path().join("broken.svm");
     fs::write(&broken, "+1 1:1\n-1 2:x\n").unwrap();
+    // One feature index of 100,000: the exact constants would need dense 100,000 x 100,000
+    // Hessians (it used to abort in the middle of the run).
+    let wide = dir.path().join("wide.svm");
+    fs::write(&wide, "+1 1:1 100000:2\n-1 2:1\n+1 3:1\n-1 1:2\n").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["data=file".into()], "data = file needs data_file"),
         (
@@ -448,6 +452,14 @@ fn bad_input_names_what_is_wrong() {
         (vec!["theta_scale=0".into()], "theta_scale"),
         (vec!["tol=2".into()], "out of range"),
         (vec!["lamda=1".into()], "did you mean 'lambda'"),
+        (
+            vec![
+                "data=file".into(),
+                format!("data_file={}", wide.display()),
+                "nodes=2".into(),
+            ],
+            "100000 features: dense 100000 x 100000 Hessians",
+        ),
     ];
     for (args, needle) in cases {
         let err = stderr_of(lab(dir.path()).args(["run", "svrs", "-q"]).args(&args), 2);
