@@ -185,3 +185,48 @@ pub fn least_squares_slope(x: &[f64], y: &[f64]) -> f64 {
     let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
     sxy / sxx
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(verdict: Verdict) -> ClaimResult {
+        result(
+            &ClaimDoc {
+                id: "x.y",
+                statement: "s",
+                provenance: Provenance::Reconstructed("ours"),
+            },
+            "here",
+            (verdict, "1".into()),
+        )
+    }
+
+    /// The gate of `lab verify`: a declared deviation holds only while it fails as declared.
+    #[test]
+    fn declared_deviations_hold_only_while_they_fail() {
+        let cases = [
+            (Verdict::Pass, None, Outcome::Pass, true),
+            (Verdict::Fail, None, Outcome::Fail, false),
+            (Verdict::Inconclusive, None, Outcome::Inconclusive, false),
+            (Verdict::Fail, Some("why"), Outcome::Deviates, true),
+            (Verdict::Pass, Some("why"), Outcome::UnexpectedPass, false),
+            (
+                Verdict::Inconclusive,
+                Some("why"),
+                Outcome::Inconclusive,
+                false,
+            ),
+        ];
+        for (verdict, deviation, outcome, holds) in cases {
+            let mut c = claim(verdict);
+            if let Some(why) = deviation {
+                c = c.expect_deviation(why);
+            }
+            assert_eq!(c.outcome(), outcome, "{verdict:?} {deviation:?}");
+            assert_eq!(c.outcome().holds(), holds);
+        }
+        let table = render_table(&[claim(Verdict::Fail).expect_deviation("a finding")]);
+        assert!(table.contains("DEVIATES") && table.contains("[expected deviation: a finding]"));
+    }
+}

@@ -137,7 +137,7 @@ fn run(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
     let report = run::execute(exp, spec, &options)?;
     let failed_claims = report.claims.iter().any(|c| c.verdict == Verdict::Fail);
     if !quiet {
-        print_report(exp, &report);
+        print_report(&report);
     }
     Ok(match &report.status {
         Status::Done if failed_claims && m.get_flag("strict") => ExitCode::from(1),
@@ -157,7 +157,7 @@ fn run(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
     })
 }
 
-fn print_report(exp: &dyn AnyExperiment, report: &run::RunReport) {
+fn print_report(report: &run::RunReport) {
     let name = report.prefix.display();
     println!(
         "{name}: {} ({} rows)",
@@ -171,8 +171,8 @@ fn print_report(exp: &dyn AnyExperiment, report: &run::RunReport) {
             .num("iter")
             .map(|v| format!("iter {}", v[last]))
             .unwrap_or_default();
-        let figures: Vec<String> = exp
-            .headline_columns()
+        let figures: Vec<String> = report
+            .headline
             .iter()
             .filter_map(|c| rows.num(c).map(|v| format!("{c} {}", short(v[last]))))
             .collect();

@@ -1,7 +1,19 @@
 //! Products of linear layers and the chain rule through them, shared by the deep linear
 //! (nn_theory (a)) and sparse linear (nn_theory (c)) experiments.
 
+use anyhow::Result;
 use ndarray::Array2;
+
+/// Widths d_0, ..., d_N of a network of at least two layers (a spec's `widths`).
+pub fn check_widths(widths: &[usize]) -> Result<()> {
+    if widths.len() < 3 {
+        return Err(crate::input_error!(
+            "widths = {widths:?} has {} layer(s): expected at least 2 layers (3 widths)",
+            widths.len().saturating_sub(1)
+        ));
+    }
+    Ok(())
+}
 
 /// The number of weights of layers W_j in R^{d_j x d_{j-1}} for widths d_0, ..., d_N.
 pub fn parameter_count(widths: &[usize]) -> usize {

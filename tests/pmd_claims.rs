@@ -234,9 +234,16 @@ fn a_run_that_never_reaches_the_tail_is_inconclusive() {
     ])
     .unwrap();
     let results = Pmd::check_claims(&run).unwrap();
-    let tail = results.iter().find(|r| r.id == "pmd.kl_tail_ratio").unwrap();
+    let tail = results
+        .iter()
+        .find(|r| r.id == "pmd.kl_tail_ratio")
+        .unwrap();
     assert_eq!(tail.verdict, Verdict::Inconclusive, "{}", tail.measured);
-    assert!(tail.measured.contains("not in the tail"), "{}", tail.measured);
+    assert!(
+        tail.measured.contains("not in the tail"),
+        "{}",
+        tail.measured
+    );
 }
 
 #[test]

@@ -44,4 +44,6 @@ fn ci_runs_the_readme_test_command() {
     let ci = read(".ci/run");
     let command = "cargo test --release";
     assert!(readme.contains(command) && ci.contains(command));
+    // lab verify gates CI after the tests.
+    assert!(ci.contains("-- verify") && readme.contains("CI runs `lab verify`"));
 }

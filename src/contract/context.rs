@@ -32,11 +32,23 @@ pub enum ColumnKind {
 pub struct ColumnSpec {
     pub name: &'static str,
     pub kind: ColumnKind,
+    /// Printed, at its final value, in the end-of-run report.
+    pub headline: bool,
 }
 
 impl ColumnSpec {
     pub const fn new(name: &'static str, kind: ColumnKind) -> ColumnSpec {
-        ColumnSpec { name, kind }
+        ColumnSpec {
+            name,
+            kind,
+            headline: false,
+        }
+    }
+
+    /// Marks the column for the end-of-run report.
+    pub const fn headline(mut self) -> ColumnSpec {
+        self.headline = true;
+        self
     }
 }
 
@@ -262,6 +274,16 @@ impl<'a, S> RunContext<'a, S> {
     /// The attached tables, taken out of the context.
     pub fn take_attachments(&mut self) -> Vec<Attachment> {
         std::mem::take(&mut self.attachments)
+    }
+
+    /// The columns the end-of-run report prints.
+    pub fn headline_columns(&self) -> Vec<&'static str> {
+        self.rows
+            .columns
+            .iter()
+            .filter(|c| c.headline)
+            .map(|c| c.name)
+            .collect()
     }
 
     /// Hands back the rows and the summary once the run function returns.

@@ -70,8 +70,6 @@ pub trait Experiment: Sized + Send + Sync + 'static {
     const TITLE: &'static str;
     /// The paper(s) it comes from.
     const PAPER: &'static str;
-    /// Columns whose final values the end-of-run report prints.
-    const HEADLINE: &'static [&'static str];
     /// An input the experiment can write instead of running (`lab run pmd --export-mdp FILE`).
     const EXPORT: Option<Export<Self>> = None;
 
@@ -99,15 +97,49 @@ pub trait Figures: Experiment {
     fn figures(runs: &[RunData<Self>]) -> Result<Vec<(String, Figure)>>;
 }
 
+/// A verify case: a label, and the settings (`KEY=VALUE`) it changes from the defaults.
+pub type VerifyCase = (&'static str, &'static [&'static str]);
+
+/// A claim that does not reproduce on a verify case, recorded as a finding: (case label,
+/// claim id, why). `lab verify` prints it as DEVIATES while it fails, and as an error once it
+/// passes (the record would no longer be true).
+pub type Deviation = (&'static str, &'static str, &'static str);
+
 /// Every claim on small instances, including those that compare several runs.
-pub trait Verify: Experiment {
-    fn verify() -> Result<Vec<ClaimResult>>;
+pub trait Verify: Claims {
+    /// Runs of the defaults with these settings, each checked for the claims that apply.
+    const CASES: &'static [VerifyCase] = &[];
+    /// Claims expected to deviate from the paper on a case.
+    const DEVIATIONS: &'static [Deviation] = &[];
+
+    /// The claims of every case (an experiment adds the claims that compare several runs).
+    fn verify() -> Result<Vec<ClaimResult>> {
+        verify_cases::<Self>()
+    }
+}
+
+/// The claims of an experiment's verify cases, each labelled with its case, with the declared
+/// deviations marked.
+pub fn verify_cases<E: Verify>() -> Result<Vec<ClaimResult>> {
+    let mut out = Vec::new();
+    for (label, settings) in E::CASES {
+        for claim in run_case::<E>(settings)?.claims(label)? {
+            let declared = E::DEVIATIONS
+                .iter()
+                .find(|(case, id, _)| case == label && *id == claim.id);
+            out.push(match declared {
+                Some((_, _, why)) => claim.expect_deviation(why),
+                None => claim,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// An experiment with all its parts: what the registry lists.
-pub trait Paper: Claims + Figures + Verify {}
+pub trait Paper: Figures + Verify {}
 
-impl<E: Claims + Figures + Verify> Paper for E {}
+impl<E: Figures + Verify> Paper for E {}
 
 /// An input an experiment writes instead of running.
 pub struct Export<E: Experiment> {
@@ -245,7 +277,6 @@ pub trait AnyExperiment: Sync {
     fn paper(&self) -> &'static str;
     fn fields(&self) -> &'static [Field];
     fn claim_docs(&self) -> &'static [ClaimDoc];
-    fn headline_columns(&self) -> &'static [&'static str];
     /// Built-in defaults, one value per field.
     fn default_spec(&self) -> toml::Table;
     /// The flag and help of the experiment's export, if it has one.
@@ -261,8 +292,8 @@ pub trait AnyExperiment: Sync {
 
 /// A checked, ready-to-start run, holding its typed spec and summary.
 pub trait PreparedRun: Send {
-    /// Runs it: the outcome, the rows and the second tables.
-    fn run(&mut self, plumbing: Plumbing) -> (Result<()>, Table, Vec<Attachment>);
+    /// Runs it.
+    fn run(&mut self, plumbing: Plumbing) -> Ran;
     /// The summary as it stands, for the manifest.
     fn summary(&self) -> serde_json::Map<String, serde_json::Value>;
     /// The claims of the finished run (the rows are lent and handed back).
@@ -294,9 +325,6 @@ impl<E: Paper> AnyExperiment for Typed<E> {
     }
     fn claim_docs(&self) -> &'static [ClaimDoc] {
         E::CLAIMS
-    }
-    fn headline_columns(&self) -> &'static [&'static str] {
-        E::HEADLINE
     }
     fn default_spec(&self) -> toml::Table {
         default_table::<E>()
@@ -367,10 +395,14 @@ impl<E: Paper> TypedRun<E> {
 }
 
 impl<E: Paper> PreparedRun for TypedRun<E> {
-    fn run(&mut self, plumbing: Plumbing) -> (Result<()>, Table, Vec<Attachment>) {
+    fn run(&mut self, plumbing: Plumbing) -> Ran {
         let Some(inputs) = self.inputs.take() else {
-            let error = anyhow::anyhow!("internal: a prepared run started twice");
-            return (Err(error), Table::default(), Vec::new());
+            return Ran {
+                outcome: Err(anyhow::anyhow!("internal: a prepared run started twice")),
+                rows: Table::default(),
+                attachments: Vec::new(),
+                headline: Vec::new(),
+            };
         };
         let mut ctx = RunContext::new(
             std::mem::take(&mut self.summary),
@@ -381,9 +413,15 @@ impl<E: Paper> PreparedRun for TypedRun<E> {
         );
         let outcome = E::run(&self.spec, inputs, &mut ctx);
         let attachments = ctx.take_attachments();
+        let headline = ctx.headline_columns();
         let (rows, summary) = ctx.into_results();
         self.summary = summary;
-        (outcome, rows, attachments)
+        Ran {
+            outcome,
+            rows,
+            attachments,
+            headline,
+        }
     }
     fn summary(&self) -> serde_json::Map<String, serde_json::Value> {
         summary_json(&self.summary)
@@ -399,6 +437,15 @@ impl<E: Paper> PreparedRun for TypedRun<E> {
     }
 }
 
+/// What a run left: how it ended, its rows and second tables, and the columns its report
+/// prints.
+pub struct Ran {
+    pub outcome: Result<()>,
+    pub rows: Table,
+    pub attachments: Vec<Attachment>,
+    pub headline: Vec<&'static str>,
+}
+
 /// What the runner lends a run: where rows go, the progress bar, the cancel flag.
 pub struct Plumbing<'a> {
     pub sink: &'a mut dyn RowSink,
@@ -409,7 +456,7 @@ pub struct Plumbing<'a> {
 /// A run done in memory: its spec, rows and summary.
 pub type Case<E> = RunData<E>;
 
-impl<E: Paper> RunData<E> {
+impl<E: Claims> RunData<E> {
     /// The claims of the run as its manifest would list them, each labelled `label: on`.
     pub fn claims(&self, label: &str) -> Result<Vec<ClaimResult>> {
         let mut results = E::check_claims(self)?;

@@ -44,6 +44,8 @@ pub struct RunReport {
     pub claims: Vec<ClaimResult>,
     /// The experiment's lines for the end-of-run report.
     pub description: Vec<String>,
+    /// The columns whose final values the report prints.
+    pub headline: Vec<&'static str>,
 }
 
 /// The default run name: experiment, the settings that differ from the defaults (in field
@@ -238,18 +240,22 @@ pub fn execute(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run_and_record(prepared.as_mut(), &prefix, options)
     }));
-    let (status, files, rows, claims) = match outcome {
-        Ok(Ok((status, files, rows, claims))) => (status, files, Some(rows), claims),
+    let (status, files, rows, claims, headline) = match outcome {
+        Ok(Ok((status, files, rows, claims, headline))) => {
+            (status, files, Some(rows), claims, headline)
+        }
         Ok(Err(e)) => (
             Status::Failed(format!("{e:#}")),
             vec![csv_path],
             None,
+            Vec::new(),
             Vec::new(),
         ),
         Err(panic) => (
             Status::Failed(format!("internal error (panic): {}", panic_text(&panic))),
             vec![csv_path],
             None,
+            Vec::new(),
             Vec::new(),
         ),
     };
@@ -280,10 +286,18 @@ pub fn execute(
         rows: rows.unwrap_or_default(),
         claims,
         description: prepared.describe(),
+        headline,
     })
 }
 
-type Recorded = (Status, Vec<PathBuf>, Table, Vec<ClaimResult>);
+/// How a run ended, its files, rows, claims and headline columns.
+type Recorded = (
+    Status,
+    Vec<PathBuf>,
+    Table,
+    Vec<ClaimResult>,
+    Vec<&'static str>,
+);
 
 /// The run itself, its second tables, claims and figures.
 fn run_and_record(
@@ -294,11 +308,12 @@ fn run_and_record(
     let csv_path = with_suffix(prefix, ".csv");
     let mut sink = CsvSink::create(&csv_path)?;
     let progress = Progress::new(options.progress);
-    let (outcome, mut rows, attachments) = prepared.run(Plumbing {
+    let ran = prepared.run(Plumbing {
         sink: &mut sink,
         progress: &progress,
         cancel: &CANCEL,
     });
+    let (outcome, mut rows, attachments) = (ran.outcome, ran.rows, ran.attachments);
     progress.finish();
     let status = match outcome {
         Ok(()) => Status::Done,
@@ -348,7 +363,7 @@ fn run_and_record(
             Err(e) => eprintln!("warning: could not build the figures: {e:#}"),
         }
     }
-    Ok((status, files, rows, claims))
+    Ok((status, files, rows, claims, ran.headline))
 }
 
 /// The message of a panic payload.

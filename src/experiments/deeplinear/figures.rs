@@ -14,55 +14,51 @@ use crate::plot::{Figure, LineRequest, Panel, Series, Style, line_panel};
 impl Figures for DeepLinearExperiment {
     /// The stages against t; for a scalar chain of two or three layers, its landscape.
     fn figures(runs: &[RunData<DeepLinearExperiment>]) -> Result<Vec<(String, Figure)>> {
-        stages_and_landscape(runs)
+        let panel = |title, ys: &'static [&'static str], logy, y_label| {
+            line_panel(
+                runs,
+                &LineRequest {
+                    title,
+                    x: "t",
+                    ys,
+                    group: &["method"],
+                    logx: false,
+                    logy,
+                    y_label,
+                },
+            )
+        };
+        let figure = Figure {
+            title: "deep linear network under gradient flow".into(),
+            panels: vec![
+                panel("loss gap L - L*", &["loss_gap"], true, "L - L*"),
+                panel(
+                    "singular values of W_N...W_1",
+                    &["sv_1", "sv_2", "sv_reduced"],
+                    false,
+                    "singular value",
+                ),
+                panel(
+                    "alignment u_i^T W v_i",
+                    &["align_1", "align_2", "align_3"],
+                    false,
+                    "u_i^T W v_i",
+                ),
+            ],
+            columns: 3,
+            panel_size: (620, 520),
+        };
+        let mut figures = vec![(String::new(), figure)];
+        // The phase portrait and basin map of a scalar chain of two or three layers (the first
+        // such run).
+        if let Some(run) = runs
+            .iter()
+            .find(|r| r.spec.widths == [1, 1, 1] || r.spec.widths == [1, 1, 1, 1])
+        {
+            figures.push((".landscape".into(), scalar_chain_landscape(&run.spec)?));
+        }
+        Ok(figures)
     }
-}
-
-fn stages_and_landscape(runs: &[RunData<DeepLinearExperiment>]) -> Result<Vec<(String, Figure)>> {
-    let panel = |title, ys: &'static [&'static str], logy, y_label| {
-        line_panel(
-            runs,
-            &LineRequest {
-                title,
-                x: "t",
-                ys,
-                group: &["method"],
-                logx: false,
-                logy,
-                y_label,
-            },
-        )
-    };
-    let figure = Figure {
-        title: "deep linear network under gradient flow".into(),
-        panels: vec![
-            panel("loss gap L - L*", &["loss_gap"], true, "L - L*"),
-            panel(
-                "singular values of W_N...W_1",
-                &["sv_1", "sv_2", "sv_reduced"],
-                false,
-                "singular value",
-            ),
-            panel(
-                "alignment u_i^T W v_i",
-                &["align_1", "align_2", "align_3"],
-                false,
-                "u_i^T W v_i",
-            ),
-        ],
-        columns: 3,
-        panel_size: (620, 520),
-    };
-    let mut figures = vec![(String::new(), figure)];
-    // The phase portrait and basin map of a scalar chain of two or three layers (the first
-    // such run).
-    if let Some(run) = runs
-        .iter()
-        .find(|r| r.spec.widths == [1, 1, 1] || r.spec.widths == [1, 1, 1, 1])
-    {
-        figures.push((".landscape".into(), scalar_chain_landscape(&run.spec)?));
-    }
-    Ok(figures)
 }
 
 /// The weights of a point (x, y) of the portrait's plane: (w1, w2) for two layers, the

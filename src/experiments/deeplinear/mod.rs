@@ -145,16 +145,16 @@ fn columns() -> Vec<ColumnSpec> {
     use ColumnKind::*;
     vec![
         ColumnSpec::new("method", Key),
-        ColumnSpec::new("t", Metric),
+        ColumnSpec::new("t", Metric).headline(),
         ColumnSpec::new("loss", Metric),
-        ColumnSpec::new("loss_gap", Metric),
-        ColumnSpec::new("sv_1", Metric),
+        ColumnSpec::new("loss_gap", Metric).headline(),
+        ColumnSpec::new("sv_1", Metric).headline(),
         ColumnSpec::new("sv_2", Metric),
         ColumnSpec::new("sv_reduced", Metric),
         ColumnSpec::new("align_1", Metric),
         ColumnSpec::new("align_2", Metric),
         ColumnSpec::new("align_3", Metric),
-        ColumnSpec::new("balance_drift", Metric),
+        ColumnSpec::new("balance_drift", Metric).headline(),
         ColumnSpec::new("wall_s", Time),
     ]
 }
@@ -207,7 +207,6 @@ impl Experiment for DeepLinearExperiment {
         "Deep linear networks with a one-neuron layer: gradient flow, its limits and stages";
     const PAPER: &'static str = "K. Chen, D. Lin, Z. Zhang, Global Convergence Analysis of Deep \
                                  Linear Networks with A One-neuron Layer, arXiv:2201.02761";
-    const HEADLINE: &'static [&'static str] = &["t", "loss_gap", "sv_1", "balance_drift"];
 
     fn prepare(_: &Valid<Self>) -> Result<()> {
         Ok(())

@@ -87,12 +87,7 @@ impl Settings for DeepLinearSpec {
     fn validate(&self) -> Result<()> {
         let spec = self;
         let w = &spec.widths;
-        if w.len() < 3 {
-            return Err(input_error!(
-                "widths = {w:?} has {} layer(s): expected at least 2 layers (3 widths)",
-                w.len().saturating_sub(1)
-            ));
-        }
+        crate::linear_net::check_widths(w)?;
         if !w.contains(&1) {
             return Err(input_error!(
                 "widths = {w:?} has no width 1: expected a one-neuron layer (some d_j = 1)"

@@ -6,10 +6,10 @@ use anyhow::Result;
 use super::DeepLinearExperiment;
 use super::claims::{self, PLATEAU};
 use crate::claims::{ClaimResult, result};
-use crate::contract::{Case, Verify};
+use crate::contract::{Case, Verify, VerifyCase, verify_cases};
 
 /// The cases: (label, settings). Each exercises the claims its start predicts.
-pub const CASES: &[(&str, &[&str])] = &[
+pub const CASES: &[VerifyCase] = &[
     ("N=3 balanced", &[]),
     (
         "N=2 scalar chain",
@@ -73,12 +73,11 @@ pub fn plateau_points() -> Result<Vec<(f64, f64)>> {
 }
 
 impl Verify for DeepLinearExperiment {
+    const CASES: &'static [VerifyCase] = CASES;
+
     /// Each start's claims, then the plateau sweep.
     fn verify() -> Result<Vec<ClaimResult>> {
-        let mut results = Vec::new();
-        for (label, settings) in CASES {
-            results.extend(single_run(label, settings)?);
-        }
+        let mut results = verify_cases::<Self>()?;
         results.push(result(
             &PLATEAU,
             "N=3 scalar chain, sigma_0 = 1e-3..1e-6",

@@ -206,9 +206,9 @@ fn columns() -> Vec<ColumnSpec> {
     vec![
         ColumnSpec::new("method", Key),
         ColumnSpec::new("t", Metric),
-        ColumnSpec::new("loss", Metric),
-        ColumnSpec::new("angle", Metric),
-        ColumnSpec::new("norm", Metric),
+        ColumnSpec::new("loss", Metric).headline(),
+        ColumnSpec::new("angle", Metric).headline(),
+        ColumnSpec::new("norm", Metric).headline(),
         ColumnSpec::new("angle_1", Metric),
         ColumnSpec::new("angle_2", Metric),
         ColumnSpec::new("drift", Metric),
@@ -309,7 +309,6 @@ impl Experiment for DirectionalExperiment {
                                  data: linear, deep linear and two-node networks";
     const PAPER: &'static str = "D. Lin, Z. Zhang, Directional Convergence Analysis under \
                                  Spherically Symmetric Distribution, arXiv:2105.03879";
-    const HEADLINE: &'static [&'static str] = &["loss", "angle", "norm"];
 
     fn prepare(_: &Valid<Self>) -> Result<()> {
         Ok(())

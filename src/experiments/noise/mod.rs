@@ -129,9 +129,9 @@ fn columns() -> Vec<ColumnSpec> {
         ColumnSpec::new("method", Key),
         ColumnSpec::new("start", Axis),
         ColumnSpec::new("iteration", Axis),
-        ColumnSpec::new("loss", Metric),
-        ColumnSpec::new("phi", Metric),
-        ColumnSpec::new("a_dot", Metric),
+        ColumnSpec::new("loss", Metric).headline(),
+        ColumnSpec::new("phi", Metric).headline(),
+        ColumnSpec::new("a_dot", Metric).headline(),
     ]
 }
 
@@ -249,7 +249,6 @@ impl Experiment for NoiseExperiment {
     const PAPER: &'static str = "M. Zhou, T. Liu, Y. Li, D. Lin, E. Zhou, T. Zhao, Towards \
                                  Understanding the Importance of Noise in Training Neural \
                                  Networks, ICML 2019, arXiv:1909.03172";
-    const HEADLINE: &'static [&'static str] = &["loss", "phi", "a_dot"];
 
     fn prepare(_: &Valid<Self>) -> Result<()> {
         Ok(())

@@ -4,14 +4,12 @@
 use anyhow::Result;
 
 use super::NoiseExperiment;
-use super::claims::NOISE_ESCAPES;
-use crate::claims::ClaimResult;
-use crate::contract::{Case, Verify};
+use crate::contract::{Case, Deviation, Verify, VerifyCase};
 
 /// The cases: the default teacher (k = p = 6, its spurious point a minimum) with every method
 /// and the paper's schedule, then with 5x longer epochs and a 3x larger step (where the
 /// perturbed methods escape), and two small teachers whose spurious points are saddles.
-pub const CASES: &[(&str, &[&str])] = &[
+pub const CASES: &[VerifyCase] = &[
     ("k=6, every method", &[]),
     (
         "k=6, longer schedule",
@@ -25,29 +23,20 @@ pub const CASES: &[(&str, &[&str])] = &[
 ];
 
 /// The recorded finding on the default teacher: under the paper's schedule as we read it
-/// the perturbed methods reach the global minimum in about 71% of starts, not 95%.
-pub const SCHEDULE_DEVIATION: &str = "the paper's schedule as we read it reaches ~71%, not \
-                                      95%; the longer schedule below does (README, noise)";
+/// the perturbed methods reach the global minimum in about 71% of starts, not 95% (README,
+/// `noise`); the longer schedule of the second case reaches it.
+pub const DEVIATIONS: &[Deviation] = &[(
+    "k=6, every method",
+    "noise.noise_escapes",
+    "the paper's schedule as we read it reaches ~71%, not 95%; the longer schedule below does \
+     (README, noise)",
+)];
 
 pub fn run_case(settings: &[&str]) -> Result<Case<NoiseExperiment>> {
     crate::contract::run_case(settings)
 }
 
 impl Verify for NoiseExperiment {
-    /// The claims of every case; the escape rate under the paper's schedule is declared an
-    /// expected deviation.
-    fn verify() -> Result<Vec<ClaimResult>> {
-        let mut out = Vec::new();
-        for (label, settings) in CASES {
-            for claim in run_case(settings)?.claims(label)? {
-                let recorded = settings.is_empty() && claim.id == NOISE_ESCAPES.id;
-                out.push(if recorded {
-                    claim.expect_deviation(SCHEDULE_DEVIATION)
-                } else {
-                    claim
-                });
-            }
-        }
-        Ok(out)
-    }
+    const CASES: &'static [VerifyCase] = CASES;
+    const DEVIATIONS: &'static [Deviation] = DEVIATIONS;
 }

@@ -170,8 +170,6 @@ impl Experiment for Pmd {
     const PAPER: &'static str = "D. Lin, Z. Zhang, On the Convergence of Policy in \
                                  Unregularized Policy Mirror Descent, arXiv:2205.08176; bounds \
                                  of L. Xiao (JMLR 2022) and Johnson et al. (NeurIPS 2023)";
-    const HEADLINE: &'static [&'static str] =
-        &["value_gap_inf", "value_gap_rho", "nonopt_mass", "optimal"];
     const EXPORT: Option<Export<Self>> = Some(Export {
         flag: "export-mdp",
         help: "Write the MDP of these settings to FILE (lab-mdp format) instead of running",
@@ -202,12 +200,12 @@ fn columns(two_states: bool) -> Vec<ColumnSpec> {
         ColumnSpec::new("divergence", Key),
         ColumnSpec::new("iter", Axis),
         ColumnSpec::new("eta", MetricMayBeInfinite),
-        ColumnSpec::new("value_gap_inf", Metric),
-        ColumnSpec::new("value_gap_rho", Metric),
-        ColumnSpec::new("nonopt_mass", Metric),
+        ColumnSpec::new("value_gap_inf", Metric).headline(),
+        ColumnSpec::new("value_gap_rho", Metric).headline(),
+        ColumnSpec::new("nonopt_mass", Metric).headline(),
         ColumnSpec::new("log_nonopt_mass", MetricMayBeInfinite),
         ColumnSpec::new("kl_to_optimal", MetricMayBeInfinite),
-        ColumnSpec::new("optimal", Metric),
+        ColumnSpec::new("optimal", Metric).headline(),
         ColumnSpec::new("min_improvement", Metric),
         ColumnSpec::new("bound_xiao_thm8", Metric),
         ColumnSpec::new("bound_xiao_thm10", Metric),

@@ -301,8 +301,8 @@ fn columns_spec() -> Vec<ColumnSpec> {
         ColumnSpec::new("mask", Key),
         ColumnSpec::new("start", Axis),
         // A diverged start has an infinite loss (never NaN).
-        ColumnSpec::new("final_loss", MetricMayBeInfinite),
-        ColumnSpec::new("grad_norm", MetricMayBeInfinite),
+        ColumnSpec::new("final_loss", MetricMayBeInfinite).headline(),
+        ColumnSpec::new("grad_norm", MetricMayBeInfinite).headline(),
         ColumnSpec::new("steps", Axis),
     ]
 }
@@ -421,7 +421,6 @@ impl Experiment for SparseLinearExperiment {
     const PAPER: &'static str = "D. Lin, R. Sun, Z. Zhang, Landscape of Sparse Linear Network: \
                                  A Brief Investigation (On the Landscape of One-hidden-layer \
                                  Sparse Networks and Beyond), arXiv:2009.07439";
-    const HEADLINE: &'static [&'static str] = &["final_loss", "grad_norm"];
 
     fn prepare(_: &Valid<Self>) -> Result<()> {
         Ok(())

@@ -61,11 +61,7 @@ impl Settings for SparseLinearSpec {
     fn validate(&self) -> Result<()> {
         let spec = self;
         let w = &spec.widths;
-        if w.len() < 3 {
-            return Err(input_error!(
-                "widths = {w:?}: expected at least 2 layers (3 widths)"
-            ));
-        }
+        crate::linear_net::check_widths(w)?;
         let first = w[0] * w[1];
         match spec.mask {
             MaskKind::Custom if spec.first_mask.len() != first => Err(input_error!(

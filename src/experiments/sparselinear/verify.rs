@@ -3,10 +3,9 @@
 use anyhow::Result;
 
 use super::SparseLinearExperiment;
-use crate::claims::ClaimResult;
-use crate::contract::{Case, Verify};
+use crate::contract::{Case, Verify, VerifyCase};
 
-pub const CASES: &[(&str, &[&str])] = &[
+pub const CASES: &[VerifyCase] = &[
     (
         "scalar output, random mask, correlated",
         &[
@@ -34,12 +33,5 @@ pub fn run_case(settings: &[&str]) -> Result<Case<SparseLinearExperiment>> {
 }
 
 impl Verify for SparseLinearExperiment {
-    /// Each claim on its case.
-    fn verify() -> Result<Vec<ClaimResult>> {
-        let mut results = Vec::new();
-        for (label, settings) in CASES {
-            results.extend(run_case(settings)?.claims(label)?);
-        }
-        Ok(results)
-    }
+    const CASES: &'static [VerifyCase] = CASES;
 }

@@ -227,10 +227,10 @@ fn columns() -> Vec<ColumnSpec> {
     vec![
         ColumnSpec::new("method", Key),
         ColumnSpec::new("seed", Axis),
-        ColumnSpec::new("comms", Axis),
+        ColumnSpec::new("comms", Axis).headline(),
         ColumnSpec::new("rounds", Axis),
         ColumnSpec::new("local_grads", Axis),
-        ColumnSpec::new("rel_error", Metric),
+        ColumnSpec::new("rel_error", Metric).headline(),
         ColumnSpec::new("f_gap", Metric),
         ColumnSpec::new("wall_s", Time),
     ]
@@ -381,7 +381,6 @@ impl Experiment for Svrs {
     const PAPER: &'static str = "D. Lin, Y. Han, H. Ye, Z. Zhang, Stochastic Distributed \
                                  Optimization under Average Second-order Similarity: Algorithms \
                                  and Analysis, NeurIPS 2023, arXiv:2304.07504";
-    const HEADLINE: &'static [&'static str] = &["comms", "rel_error"];
 
     fn prepare(spec: &Valid<Self>) -> Result<Problem> {
         build_problem(spec, spec.streams())

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::Svrs;
 use super::claims::{self, SCALING};
 use crate::claims::{ClaimResult, result};
-use crate::contract::{Case, Verify};
+use crate::contract::{Case, Verify, VerifyCase, verify_cases};
 
 /// Below the crossover: the first instance of the notes' table (delta/mu ~ 7 < sqrt(n) = 10).
 pub const BELOW: &[&str] = &[
@@ -90,14 +90,15 @@ pub fn sweep() -> Result<(CostPoints, CostPoints)> {
 }
 
 impl Verify for Svrs {
+    const CASES: &'static [VerifyCase] = &[("below", BELOW), ("above", ABOVE)];
+
     /// Below and above the crossover, then the sweep of the scaling claim.
     fn verify() -> Result<Vec<ClaimResult>> {
-        let mut results = single_run("below", BELOW)?;
+        let mut results = verify_cases::<Self>()?;
         // Above the crossover SVRP is only the comparator, stopped by the budget on purpose
         // (it would need millions of communications); its linear rate is checked below.
-        let mut above = single_run("above", ABOVE)?;
-        above.retain(|r| !(r.id == claims::LINEAR.id && r.on.ends_with("method=svrp")));
-        results.extend(above);
+        let svrp = |r: &ClaimResult| r.on.starts_with("above") && r.on.ends_with("method=svrp");
+        results.retain(|r| !(r.id == claims::LINEAR.id && svrp(r)));
         let (svrs, accsvrs) = sweep()?;
         results.push(result(
             &SCALING,
