@@ -1,5 +1,6 @@
-//! Products of linear layers and the chain rule through them, shared by the deep linear
-//! (nn_theory (a)) and sparse linear (nn_theory (c)) experiments.
+//! Linear networks: their widths, products of layers and the chain rule through them, and
+//! singular values, shared by the deep linear (nn_theory (a)), sparse linear (nn_theory (c))
+//! and directional (nn_theory (b)) experiments.
 
 use anyhow::Result;
 use ndarray::Array2;
@@ -18,6 +19,13 @@ pub fn check_widths(widths: &[usize]) -> Result<()> {
 /// The number of weights of layers W_j in R^{d_j x d_{j-1}} for widths d_0, ..., d_N.
 pub fn parameter_count(widths: &[usize]) -> usize {
     widths.windows(2).map(|p| p[0] * p[1]).sum()
+}
+
+/// Singular values of a small matrix, descending.
+pub fn singular_values(w: &Array2<f64>) -> Vec<f64> {
+    let (r, c) = w.dim();
+    let m = faer::Mat::<f64>::from_fn(r, c, |i, j| w[(i, j)]);
+    m.singular_values().unwrap_or_default()
 }
 
 /// The layers W_1, ..., W_N stored one after the other in `theta`, each row-major.

@@ -24,10 +24,11 @@ use anyhow::Result;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use self::model::{DeepLinear, ReducedRankOne, Target, orthonormal, singular_values};
+use self::model::{DeepLinear, ReducedRankOne, Target, orthonormal};
 use self::spec::{DeepLinearSpec, Dynamics, Init, Sign};
 use crate::contract::{ColumnKind, ColumnSpec, Ctx, Experiment, Report, Valid};
 use crate::flow::{Objective, Tolerances, gradient_descent, gradient_flow_each, integrate};
+use crate::linear_net::singular_values;
 use crate::random::standard_normal as normal;
 use crate::table::Cell;
 

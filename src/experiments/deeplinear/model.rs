@@ -134,13 +134,6 @@ impl VectorField for ReducedRankOne<'_> {
     }
 }
 
-/// Singular values of a small matrix, descending.
-pub fn singular_values(w: &Array2<f64>) -> Vec<f64> {
-    let (r, c) = w.dim();
-    let m = faer::Mat::<f64>::from_fn(r, c, |i, j| w[(i, j)]);
-    m.singular_values().unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

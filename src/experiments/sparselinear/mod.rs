@@ -25,11 +25,11 @@ use serde::{Deserialize, Serialize};
 
 use self::model::{SparseLinear, ar1_covariance, columns};
 use self::spec::{MaskKind, SparseLinearSpec};
-use super::deeplinear::model::singular_values;
 use crate::contract::{
     Attachment, Cancel, ColumnKind, ColumnSpec, Ctx, Experiment, Interrupted, Report, Valid,
 };
 use crate::flow::{Objective, gradient_descent};
+use crate::linear_net::singular_values;
 use crate::random::{Streams, standard_normal as normal};
 use crate::table::Cell;
 
