@@ -17,8 +17,15 @@ fn main() {
         println!("cargo:rerun-if-changed=.git/{head_ref}");
     }
     let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_default();
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    // --no-optional-locks: a plain `git status` refreshes .git/index, which would make cargo
+    // run this script, and rebuild lab, at every later build.
+    let dirty = git(&[
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+    ])
+    .is_some_and(|s| !s.is_empty());
     let label = match (commit.is_empty(), dirty) {
         (true, _) => String::new(),
         (false, true) => format!("{commit}-dirty"),

@@ -140,7 +140,20 @@ fn run(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
         print_report(&report);
     }
     Ok(match &report.status {
-        Status::Done if failed_claims && m.get_flag("strict") => ExitCode::from(1),
+        Status::Done if failed_claims && m.get_flag("strict") => {
+            let failed: Vec<&str> = report
+                .claims
+                .iter()
+                .filter(|c| c.verdict == Verdict::Fail)
+                .map(|c| c.id.as_str())
+                .collect();
+            eprintln!(
+                "error: --strict: {} claim(s) failed: {} (the manifest has the figures)",
+                failed.len(),
+                failed.join(", ")
+            );
+            ExitCode::from(1)
+        }
         Status::Done | Status::Running => ExitCode::SUCCESS,
         Status::Interrupted => {
             eprintln!(
@@ -167,16 +180,18 @@ fn print_report(report: &run::RunReport) {
     let keys = report.rows.text_columns();
     for (label, rows) in report.rows.groups(&keys) {
         let last = rows.len().saturating_sub(1);
-        let iter = rows
+        let mut parts: Vec<String> = rows
             .num("iter")
             .map(|v| format!("iter {}", v[last]))
-            .unwrap_or_default();
-        let figures: Vec<String> = report
-            .headline
-            .iter()
-            .filter_map(|c| rows.num(c).map(|v| format!("{c} {}", short(v[last]))))
+            .into_iter()
             .collect();
-        println!("  {label}: {iter}: {}", figures.join(", "));
+        parts.extend(
+            report
+                .headline
+                .iter()
+                .filter_map(|c| rows.num(c).map(|v| format!("{c} {}", short(v[last])))),
+        );
+        println!("  {label}: {}", parts.join(", "));
     }
     for line in &report.description {
         println!("  {line}");
@@ -391,7 +406,7 @@ fn plot(args: &PlotArgs) -> Result<ExitCode> {
 
     let out = match &args.out {
         Some(out) => out.clone(),
-        None => default_plot_path(&args.csvs),
+        None => default_plot_path(&chosen),
     };
     let (stem, ext) = match out.extension().and_then(|e| e.to_str()) {
         Some(ext @ ("png" | "svg")) => (out.with_extension(""), ext.to_string()),
@@ -525,7 +540,7 @@ fn column_panel(args: &PlotArgs, runs: &[(String, &LoadedRun)]) -> Result<crate:
 }
 
 /// `out/x.plot.png` for one CSV; `overlay-<hash>.png` beside the first of several.
-fn default_plot_path(csvs: &[PathBuf]) -> PathBuf {
+fn default_plot_path(csvs: &[&PathBuf]) -> PathBuf {
     let first = &csvs[0];
     if csvs.len() == 1 {
         return with_suffix(&first.with_extension(""), ".plot.png");

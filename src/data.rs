@@ -91,9 +91,13 @@ impl Dataset {
                 self.folder
             ));
         }
+        let what = if file == self.name {
+            format!("dataset {file}")
+        } else {
+            format!("dataset {} ({file})", self.name)
+        };
         Err(input_error!(
-            "dataset {} ({file}) not found: {}. Get it from {}",
-            self.name,
+            "{what} not found: {}. Get it from {}",
             why.join("; "),
             self.source
         ))

@@ -6,8 +6,8 @@
 //! Data flows one way: spec -> run -> rows -> (CSV, claims, plots).
 //!
 //! Layers, lowest first (no module names one above it; `tests/layers.rs` checks):
-//! - foundations: `table`, `spec`, `claims`, `random`, `manifest`, `data`, `plot`, and the
-//!   shared numerics `vector`, `flow`, `linear_net`;
+//! - foundations: `table`, `spec`, `claims`, `random`, `manifest`, `data`, `memory`, `plot`,
+//!   and the shared numerics `vector`, `flow`, `linear_net`;
 //! - `contract`: the typed `Experiment` trait, its adapter, `RunContext`, in-memory runs;
 //! - `run` (a run's files on disk) and `experiments` (one folder per paper);
 //! - `cli`, `commands`: the command line.

@@ -39,15 +39,26 @@ fn named_modules(text: &str) -> Vec<String> {
     for (i, _) in code.match_indices("crate::") {
         let rest = &code[i + "crate::".len()..];
         if let Some(group) = rest.strip_prefix('{') {
-            // `use crate::{a, b::c, ...}`: every first segment in the braces.
-            let end = group.find('}').unwrap_or(group.len());
-            for item in group[..end].split(',') {
-                let name: String = item
-                    .trim()
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                names.push(name);
+            // `use crate::{a, b::{c, d}, e}`: the first segment of every top-level item.
+            let mut depth = 0;
+            let mut item_start = true;
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && !c.is_whitespace() => {
+                        item_start = false;
+                        names.push(
+                            group[j..]
+                                .chars()
+                                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                                .collect(),
+                        );
+                    }
+                    _ => {}
+                }
             }
         } else {
             names.push(
@@ -121,9 +132,10 @@ fn no_module_names_a_layer_above_it_or_a_neighbour() {
 #[test]
 fn the_check_sees_imports_in_every_form() {
     let text = "use crate::experiments::pmd;\nuse crate::{plot, run::RunOptions};\n\
-                // crate::commands in a comment\nlet x = crate::cli::command();";
+                // crate::commands in a comment\nlet x = crate::cli::command();\n\
+                use crate::{table::{Cell, Table}, random};";
     assert_eq!(
         named_modules(text),
-        vec!["experiments", "plot", "run", "cli"]
+        vec!["experiments", "plot", "run", "cli", "table", "random"]
     );
 }

@@ -1,12 +1,12 @@
 //! What a run function sees of the outside world: random streams, a row sink, progress, the
 //! cancel flag, and independent jobs run in parallel. It never opens files or prints.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 
 use super::progress::Progress;
 use crate::random::Streams;
@@ -294,14 +294,14 @@ impl<'a, S> RunContext<'a, S> {
     /// Runs independent jobs (a method and a seed, a start) in parallel and returns their
     /// results in job order.
     ///
-    /// Jobs start in order on the rayon pool; the rows each emits reach the CSV in job order:
-    /// the earliest unfinished job streams as it computes, later ones are held until every job
-    /// before them is done, so the file is the same whatever the thread count. The progress
-    /// bar advances per finished job. Ctrl-C stops the jobs at their next check and keeps
-    /// every row emitted so far, in job order (the result is then [`Interrupted`]); an error
-    /// in one job stops the others and is returned (the lowest job's, if several fail).
-    /// Called from inside a rayon worker (a sweep running points in parallel), it shares
-    /// that pool rather than waiting on it.
+    /// Each job is a task of the rayon pool, started in job order (a FIFO scope); the rows
+    /// each emits reach the CSV in job order: the earliest unfinished job streams as it
+    /// computes, later ones are held until every job before them is done, so the file is the
+    /// same whatever the thread count. The progress bar advances per finished job. Ctrl-C
+    /// stops the jobs at their next check and keeps every row emitted so far, in job order
+    /// (the result is then [`Interrupted`]); an error or a panic in one job stops the others
+    /// and is returned (the lowest job's, if several fail). Called from inside a rayon worker
+    /// (a sweep running points in parallel), it shares that pool rather than waiting on it.
     pub fn jobs<J, R, F>(&mut self, items: &[J], work: F) -> Result<Vec<R>>
     where
         J: Sync,
@@ -316,39 +316,47 @@ impl<'a, S> RunContext<'a, S> {
             finished: vec![false; n],
         });
         let results: Vec<Mutex<Option<Result<R>>>> = (0..n).map(|_| Mutex::new(None)).collect();
-        let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let cancel = Cancel {
             flags: [self.cancel, &stop],
         };
         let (streams, progress) = (self.streams, self.progress);
-        // One loop per worker, each taking the next job in order: jobs start in job order,
-        // so only about one job per thread is ever held back.
-        let workers = rayon::current_num_threads().clamp(1, n.max(1));
         let emit = |k: usize, row: Vec<Cell>| lock(&order).emit(k, row);
-        (0..workers).into_par_iter().for_each(|_| {
-            loop {
-                let k = next.fetch_add(1, Ordering::SeqCst);
-                if k >= n || cancel.is_set() {
-                    break;
-                }
-                let job = Job {
-                    index: k,
-                    emit: &emit,
-                    streams,
-                    cancel,
-                };
-                let mut result = work(&items[k], &job);
-                let finished = lock(&order).finish(k, result.is_ok());
-                if let (Ok(_), Err(e)) = (&result, finished) {
-                    result = Err(e);
-                }
-                if result.is_ok() {
-                    progress.advance(1);
-                } else {
-                    stop.store(true, Ordering::SeqCst);
-                }
-                *lock(&results[k]) = Some(result);
+        let run_job = |k: usize| {
+            if cancel.is_set() {
+                return;
+            }
+            let job = Job {
+                index: k,
+                emit: &emit,
+                streams,
+                cancel,
+            };
+            // A panic is this job's error: the others stop and every row is kept.
+            let mut result = std::panic::catch_unwind(AssertUnwindSafe(|| work(&items[k], &job)))
+                .unwrap_or_else(|panic| {
+                    Err(anyhow::anyhow!(
+                        "internal error (panic) in job {k}: {}",
+                        panic_text(panic.as_ref())
+                    ))
+                });
+            let finished = lock(&order).finish(k, result.is_ok());
+            if let (Ok(_), Err(e)) = (&result, finished) {
+                result = Err(e);
+            }
+            if result.is_ok() {
+                progress.advance(1);
+            } else {
+                stop.store(true, Ordering::SeqCst);
+            }
+            *lock(&results[k]) = Some(result);
+        };
+        // One task per job, in job order: a thread that waits inside a job (on nested
+        // parallel work) may start another job, never a whole loop of them.
+        rayon::scope_fifo(|scope| {
+            for k in 0..n {
+                let run_job = &run_job;
+                scope.spawn_fifo(move |_| run_job(k));
             }
         });
         // Never lose a row: what stopped jobs emitted is written after the finished ones.
@@ -373,6 +381,15 @@ impl<'a, S> RunContext<'a, S> {
             None => Ok(done),
         }
     }
+}
+
+/// The message of a panic's payload.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -467,6 +484,8 @@ impl Job<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rayon::prelude::*;
+    use std::sync::atomic::AtomicUsize;
 
     /// Collects what reaches the sink.
     #[derive(Default)]
@@ -503,6 +522,7 @@ mod tests {
             let cancel = AtomicBool::new(false);
             let mut sink = Recorder::default();
             let (interrupted, kept);
+            let finished = AtomicUsize::new(0);
             {
                 let mut ctx = RunContext::new((), Streams::new(1), &mut sink, &progress, &cancel);
                 ctx.begin(&columns()).unwrap();
@@ -512,6 +532,10 @@ mod tests {
                     let steps = 1 + (k * 7919) % 13;
                     for s in 0..steps {
                         if cancel_at == Some(k) && s == 2 {
+                            // Ctrl-C once every job before this one has ended.
+                            while finished.load(Ordering::SeqCst) < k {
+                                std::thread::sleep(std::time::Duration::from_micros(100));
+                            }
                             cancel.store(true, Ordering::SeqCst);
                         }
                         job.check_cancel()?;
@@ -521,6 +545,9 @@ mod tests {
                             Cell::Int(s as i64),
                             Cell::Real(k as f64 + s as f64 / 100.0),
                         ])?;
+                    }
+                    if k < cancel_at.unwrap_or(0) {
+                        finished.fetch_add(1, Ordering::SeqCst);
                     }
                     Ok(steps)
                 });
@@ -585,15 +612,51 @@ mod tests {
         let mut sink = NullSink;
         let mut ctx = RunContext::new((), Streams::new(0), &mut sink, &progress, &cancel);
         ctx.begin(&columns()).unwrap();
-        let items: Vec<usize> = (0..20).collect();
+        let items: Vec<usize> = (0..200).collect();
+        let started = AtomicUsize::new(0);
         let err = ctx
             .jobs(&items, |&k, job| {
+                started.fetch_add(1, Ordering::SeqCst);
                 let x = if k == 4 { f64::NAN } else { 1.0 };
+                if k > 4 {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
                 job.emit(vec![Cell::Int(k as i64), Cell::Int(0), Cell::Real(x)])
             })
             .unwrap_err();
         assert!(err.to_string().contains("'x'"), "{err}");
         assert!(err.to_string().contains("job 4"), "{err}");
+        // The jobs after it stopped: far fewer than 200 ran (each takes 2 ms).
+        let ran = started.load(Ordering::SeqCst);
+        assert!(ran < 100, "{ran} jobs ran");
+        // The rows of the jobs that ended are kept.
+        assert!(ctx.rows().len() >= 4);
+    }
+
+    #[test]
+    fn a_panicking_job_is_an_error_and_the_rows_are_kept() {
+        let progress = Progress::hidden();
+        let cancel = AtomicBool::new(false);
+        let mut sink = NullSink;
+        let mut ctx = RunContext::new((), Streams::new(0), &mut sink, &progress, &cancel);
+        ctx.begin(&columns()).unwrap();
+        let items: Vec<usize> = (0..10).collect();
+        let err = ctx
+            .jobs(&items, |&k, job| {
+                job.emit(vec![Cell::Int(k as i64), Cell::Int(0), Cell::Real(1.0)])?;
+                if k == 6 {
+                    panic!("broken kernel");
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("panic) in job 6: broken kernel"),
+            "{err}"
+        );
+        // Job 6 emitted its row before it panicked, and rows 0..5 were written before it.
+        let jobs = ctx.rows().num("job").unwrap().to_vec();
+        assert!((0..=6).all(|k| jobs.contains(&(k as f64))), "{jobs:?}");
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! One generic adapter ([`Typed`]) turns any such experiment into the [`AnyExperiment`] the
 //! registry lists and the runner drives, so no experiment repeats the glue.
 //!
-//! Layers, lowest first: `table`, `spec`, `claims`, `random`, `plot` < `contract` < `run`
-//! (files on disk) and `experiments` (the papers) < `commands`, `cli`. Nothing here or below
-//! names `crate::experiments` or `crate::run` (a test checks).
+//! Layers, lowest first: the foundations (`table`, `spec`, `claims`, `random`, `manifest`,
+//! `data`, `memory`, `plot`, `vector`, `flow`, `linear_net`) < `contract` < `run` (files on
+//! disk) and `experiments` (the papers) < `cli`, `commands`. Nothing here or below names
+//! `crate::experiments` or `crate::run` (`tests/layers.rs` checks).
 
 mod context;
 mod progress;
@@ -25,7 +26,7 @@ use serde::de::DeserializeOwned;
 
 pub use self::context::{
     Attachment, Cancel, ColumnKind, ColumnSpec, Interrupted, Job, NonFinite, NullSink, RowSink,
-    RunContext,
+    RunContext, panic_text,
 };
 pub use self::progress::Progress;
 use crate::claims::{ClaimDoc, ClaimResult};
@@ -411,7 +412,16 @@ impl<E: Paper> PreparedRun for TypedRun<E> {
             plumbing.progress,
             plumbing.cancel,
         );
-        let outcome = E::run(&self.spec, inputs, &mut ctx);
+        // A panic ends the run as an error here, so its summary and rows are kept.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            E::run(&self.spec, inputs, &mut ctx)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(anyhow::anyhow!(
+                "internal error (panic): {}",
+                panic_text(panic.as_ref())
+            ))
+        });
         let attachments = ctx.take_attachments();
         let headline = ctx.headline_columns();
         let (rows, summary) = ctx.into_results();

@@ -14,7 +14,9 @@ pub use csv_sink::CsvSink;
 pub use lock::RunLock;
 
 use crate::claims::ClaimResult;
-use crate::contract::{AnyExperiment, Interrupted, Plumbing, PreparedRun, Progress, seed_of};
+use crate::contract::{
+    AnyExperiment, Interrupted, Plumbing, PreparedRun, Progress, panic_text, seed_of,
+};
 use crate::input_error;
 use crate::manifest::{Manifest, Status, StoredClaim, git_commit, host_name, timestamp};
 use crate::random::stable_hash;
@@ -134,20 +136,26 @@ pub fn create_parent(prefix: &Path) -> Result<()> {
 fn guard_overwrite(prefix: &Path, force: bool) -> Result<()> {
     let manifest_path = with_suffix(prefix, ".run.json");
     let csv_path = with_suffix(prefix, ".csv");
-    let old = Manifest::read(&manifest_path)?;
-    if old.is_none() && !csv_path.exists() {
+    // A manifest that cannot be read (written by another version, damaged) still holds a run:
+    // it is refused like any other, and `--force` replaces it.
+    let (old, unreadable) = match Manifest::read(&manifest_path) {
+        Ok(old) => (old, None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    };
+    if old.is_none() && unreadable.is_none() && !csv_path.exists() {
         return Ok(());
     }
     if !force {
-        let what = match &old {
-            None => "a CSV without a manifest".to_string(),
+        let what = match (&old, unreadable) {
+            (_, Some(why)) => format!("a manifest that cannot be read: {why}"),
+            (None, None) => "a CSV without a manifest".to_string(),
             // Its lock is free (we hold it): the process that wrote `running` is gone.
-            Some(m) if m.status == Status::Running => format!(
+            (Some(m), _) if m.status == Status::Running => format!(
                 "status running, but its process{} is gone: it was killed before it could end \
                  the run",
                 process(m)
             ),
-            Some(m) => format!(
+            (Some(m), _) => format!(
                 "status {}{}",
                 m.status.text(),
                 m.finished
@@ -246,14 +254,17 @@ pub fn execute(
         }
         Ok(Err(e)) => (
             Status::Failed(format!("{e:#}")),
-            vec![csv_path],
+            existing(csv_path),
             None,
             Vec::new(),
             Vec::new(),
         ),
         Err(panic) => (
-            Status::Failed(format!("internal error (panic): {}", panic_text(&panic))),
-            vec![csv_path],
+            Status::Failed(format!(
+                "internal error (panic): {}",
+                panic_text(panic.as_ref())
+            )),
+            existing(csv_path),
             None,
             Vec::new(),
             Vec::new(),
@@ -348,7 +359,8 @@ fn run_and_record(
         // A figure that cannot be drawn must not lose the run: record why and go on.
         match prepared.figures(&mut rows) {
             Ok(figures) => {
-                for (suffix, figure) in figures {
+                // A figure with nothing to draw (a run stopped early) is not written blank.
+                for (suffix, figure) in figures.into_iter().filter(|(_, f)| !f.is_empty()) {
                     for ext in ["png", "svg"] {
                         let path = with_suffix(prefix, &format!("{suffix}.{ext}"));
                         match crate::plot::render(&figure, &path) {
@@ -366,11 +378,11 @@ fn run_and_record(
     Ok((status, files, rows, claims, ran.headline))
 }
 
-/// The message of a panic payload.
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown".into())
+/// The file, if it exists (a run that failed before its CSV was created lists none).
+fn existing(path: PathBuf) -> Vec<PathBuf> {
+    if path.exists() {
+        vec![path]
+    } else {
+        Vec::new()
+    }
 }

@@ -85,8 +85,7 @@ impl Settings for DeepLinearSpec {
 
     /// Cross-field checks the field table cannot express.
     fn validate(&self) -> Result<()> {
-        let spec = self;
-        let w = &spec.widths;
+        let w = &self.widths;
         crate::linear_net::check_widths(w)?;
         if !w.contains(&1) {
             return Err(input_error!(
@@ -94,7 +93,7 @@ impl Settings for DeepLinearSpec {
             ));
         }
         let (d0, dn) = (w[0], w[w.len() - 1]);
-        let s = &spec.spectrum;
+        let s = &self.spectrum;
         if s.is_empty() || s.len() > d0.min(dn) {
             return Err(input_error!(
                 "spectrum has {} values: expected 1 to min(d_0, d_N) = {}",
@@ -113,18 +112,18 @@ impl Settings for DeepLinearSpec {
                 "widths = {w:?} give {dim} weights: expected at most {MAX_PARAMETERS}"
             ));
         }
-        match spec.init {
+        match self.init {
             Init::Invariant if s.len() < 2 || d0 < 2 || dn < 2 => Err(input_error!(
                 "init = invariant needs a second singular value and d_0, d_N >= 2 (u and v \
                  orthogonal to u_1, v_1): expected spectrum with 2 values and wider ends"
             )),
-            Init::Custom if spec.init_weights.len() != dim => Err(input_error!(
+            Init::Custom if self.init_weights.len() != dim => Err(input_error!(
                 "init = custom needs init_weights with {dim} values (widths {w:?}): got {}",
-                spec.init_weights.len()
+                self.init_weights.len()
             )),
-            _ if spec.init != Init::Custom && !spec.init_weights.is_empty() => Err(input_error!(
+            _ if self.init != Init::Custom && !self.init_weights.is_empty() => Err(input_error!(
                 "init_weights is set but init = {:?}: expected init = custom (or init_weights = [])",
-                spec.init
+                self.init
             )),
             _ => Ok(()),
         }

@@ -125,26 +125,25 @@ impl Settings for DirectionalSpec {
 
     /// Cross-field checks the field table cannot express.
     fn validate(&self) -> Result<()> {
-        let spec = self;
-        if spec.law == LawName::Sphere && spec.dim < 3 {
+        if self.law == LawName::Sphere && self.dim < 3 {
             return Err(input_error!(
                 "law = sphere needs dim >= 3 (the 2-D projection of a circle has no density): got \
                  dim = {}",
-                spec.dim
+                self.dim
             ));
         }
-        let network = super::network(spec);
+        let network = super::network(self);
         if network.dim() > MAX_PARAMETERS {
             return Err(input_error!(
                 "dim, depth and width give {} parameters: expected at most {MAX_PARAMETERS}",
                 network.dim()
             ));
         }
-        if spec.method.iter().any(|m| *m != Method::Flow) && spec.eta > spec.t_end {
+        if self.method.iter().any(|m| *m != Method::Flow) && self.eta > self.t_end {
             return Err(input_error!(
                 "eta = {} exceeds t_end = {}: expected at least one step",
-                spec.eta,
-                spec.t_end
+                self.eta,
+                self.t_end
             ));
         }
         Ok(())

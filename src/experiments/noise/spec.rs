@@ -92,19 +92,18 @@ impl Settings for NoiseSpec {
 
     /// Cross-field checks the field table cannot express.
     fn validate(&self) -> Result<()> {
-        let spec = self;
-        let steps = spec.epochs as u64 * spec.iterations as u64;
-        let work = steps * spec.starts as u64 * spec.method.len() as u64;
+        let steps = self.epochs as u64 * self.iterations as u64;
+        let work = steps * self.starts as u64 * self.method.len() as u64;
         if steps > 100_000_000 || work > 20_000_000_000 {
             return Err(input_error!(
                 "epochs x iterations x starts x methods = {work} steps: expected at most 2e10 \
                  (and 1e8 per start)"
             ));
         }
-        if spec.record_every as u64 > steps {
+        if self.record_every as u64 > steps {
             return Err(input_error!(
                 "record_every = {} exceeds the {steps} steps of a start",
-                spec.record_every
+                self.record_every
             ));
         }
         Ok(())

@@ -132,30 +132,29 @@ impl Settings for PmdSpec {
 
     /// Cross-field checks that the field table cannot express.
     fn validate(&self) -> Result<()> {
-        let spec = self;
-        let transitions = match spec.mdp {
+        let transitions = match self.mdp {
             MdpKind::Garnet => {
-                if spec.branching > spec.states {
+                if self.branching > self.states {
                     return Err(input_error!(
                         "branching = {} exceeds states = {}: expected 1 <= branching <= states",
-                        spec.branching,
-                        spec.states
+                        self.branching,
+                        self.states
                     ));
                 }
-                spec.states * spec.actions * spec.branching
+                self.states * self.actions * self.branching
             }
-            MdpKind::Dense => spec.states * spec.actions * spec.states,
+            MdpKind::Dense => self.states * self.actions * self.states,
             MdpKind::Chain => {
-                if spec.chain_gap * (spec.actions as f64 - 1.0) > 1.0 {
+                if self.chain_gap * (self.actions as f64 - 1.0) > 1.0 {
                     return Err(input_error!(
                         "chain_gap = {} is too large for actions = {}: rewards 1 - a * chain_gap \
                          must stay >= 0, expected chain_gap <= {}",
-                        spec.chain_gap,
-                        spec.actions,
-                        1.0 / (spec.actions as f64 - 1.0)
+                        self.chain_gap,
+                        self.actions,
+                        1.0 / (self.actions as f64 - 1.0)
                     ));
                 }
-                spec.states * spec.actions
+                self.states * self.actions
             }
             MdpKind::TwoState | MdpKind::File => 0,
         };
@@ -165,25 +164,25 @@ impl Settings for PmdSpec {
                  (fewer states, actions or branching)"
             ));
         }
-        if spec.mdp == MdpKind::File && spec.mdp_file.is_empty() {
+        if self.mdp == MdpKind::File && self.mdp_file.is_empty() {
             return Err(input_error!(
                 "mdp = file needs mdp_file = PATH (a `lab-mdp 1` file)"
             ));
         }
-        if spec.mdp != MdpKind::File && !spec.mdp_file.is_empty() {
+        if self.mdp != MdpKind::File && !self.mdp_file.is_empty() {
             return Err(input_error!(
                 "mdp_file = {:?} is set but mdp = {}: expected mdp = file (or mdp_file = \"\")",
-                spec.mdp_file,
-                toml::Value::try_from(spec.mdp).map_or(String::new(), |v| v.to_string())
+                self.mdp_file,
+                toml::Value::try_from(self.mdp).map_or(String::new(), |v| v.to_string())
             ));
         }
-        let has = |d: DivergenceName| spec.divergence.contains(&d);
-        if has(DivergenceName::Tsallis) && spec.tsallis_q == 1.0 {
+        let has = |d: DivergenceName| self.divergence.contains(&d);
+        if has(DivergenceName::Tsallis) && self.tsallis_q == 1.0 {
             return Err(input_error!(
                 "tsallis_q = 1 is the KL divergence: expected tsallis_q != 1 (or divergence = kl)"
             ));
         }
-        if spec.schedule == Schedule::Adaptive && has(DivergenceName::Burg) {
+        if self.schedule == Schedule::Adaptive && has(DivergenceName::Burg) {
             return Err(input_error!(
                 "schedule = adaptive with divergence = burg: the Burg distance to the greedy face is \
                  infinite, so the adaptive step would be infinite; expected another schedule or \

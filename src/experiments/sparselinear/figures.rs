@@ -35,7 +35,8 @@ impl Figures for SparseLinearExperiment {
 }
 
 /// The final losses of each mask set as gaps to its optimum (or the best loss found, from the
-/// summary), diverged starts left out.
+/// summary), diverged starts left out; a set stopped before its optimum was known (Ctrl-C)
+/// shows its final losses themselves.
 fn histograms(runs: &[RunData<SparseLinearExperiment>]) -> Figure {
     let mut panels = Vec::new();
     for run in runs {
@@ -45,27 +46,35 @@ fn histograms(runs: &[RunData<SparseLinearExperiment>]) -> Figure {
         };
         for name in ["sparse", "dense"] {
             let sets = run.summary.landscape.as_ref();
-            let Some(reference) = sets.and_then(|l| l.get(name)?.reference()) else {
-                continue;
-            };
+            let reference = sets.and_then(|l| l.get(name)?.reference());
             let values: Vec<f64> = (0..losses.len())
                 .filter(|&i| masks[i] == name && losses[i].is_finite())
-                .map(|i| losses[i] - reference)
+                .map(|i| losses[i] - reference.unwrap_or(0.0))
                 .collect();
             if values.is_empty() {
                 continue;
             }
-            let mut panel = histogram(&values, 40, Some((0.0, "optimum (or best found)")));
+            let marker = reference.map(|_| (0.0, "optimum (or best found)"));
+            let mut panel = histogram(&values, 40, marker);
             panel.title = format!(
-                "{}{name} mask: final losses of {} starts",
+                "{}{name} mask: final losses of {} starts{}",
                 if run.label.is_empty() {
                     String::new()
                 } else {
                     format!("{}, ", run.label)
                 },
-                values.len()
+                values.len(),
+                if reference.is_none() {
+                    " (stopped before the optimum was known)"
+                } else {
+                    ""
+                }
             );
-            panel.x_label = "final loss - optimum".into();
+            panel.x_label = if reference.is_some() {
+                "final loss - optimum".into()
+            } else {
+                "final loss".into()
+            };
             panel.y_label = "starts".into();
             panels.push(panel);
         }

@@ -332,7 +332,9 @@ pub struct SetSummary {
     pub optimum_from: Option<String>,
     /// The lowest final loss (None if every start diverged).
     pub best_found: Option<f64>,
-    /// Final losses within this of the reference (L*, or the best found) are at it.
+    /// Final losses within this of the reference (L*, or the best found) are at it (absent
+    /// from manifests of lab 0.1 before the outcomes table: the figures do not need it).
+    #[serde(default)]
     pub tolerance: f64,
     pub starts_at_optimum: usize,
     pub starts: usize,
@@ -497,14 +499,15 @@ impl Experiment for SparseLinearExperiment {
                 .landscape
                 .get_or_insert_with(BTreeMap::new)
                 .insert((*name).into(), set);
+            // After each set, so a run stopped in the next keeps this one's outcomes.
+            ctx.attach(Attachment {
+                suffix: ".outcomes".into(),
+                header: ["mask", "start", "outcome", "gap"]
+                    .map(String::from)
+                    .to_vec(),
+                rows: outcomes.clone(),
+            });
         }
-        ctx.attach(Attachment {
-            suffix: ".outcomes".into(),
-            header: ["mask", "start", "outcome", "gap"]
-                .map(String::from)
-                .to_vec(),
-            rows: outcomes,
-        });
         Ok(())
     }
 }
@@ -522,7 +525,12 @@ fn landscape(
     let best = results.iter().map(|r| r.loss).fold(f64::INFINITY, f64::min);
     let optimum = oracle(spec, net, kind);
     let reference = optimum.map_or(best, |o| o.0);
-    let tol = 1e-7 * reference.abs().max(1.0);
+    // Every start diverged and no optimum is known: nothing is near the (infinite) reference.
+    let tol = if reference.is_finite() {
+        1e-7 * reference.abs().max(1.0)
+    } else {
+        0.0
+    };
     // Candidates: converged starts above the reference, one per distinct loss level.
     let mut levels: Vec<&StartResult> = Vec::new();
     for r in results

@@ -59,14 +59,13 @@ impl Settings for SparseLinearSpec {
 
     /// Cross-field checks the field table cannot express.
     fn validate(&self) -> Result<()> {
-        let spec = self;
-        let w = &spec.widths;
+        let w = &self.widths;
         crate::linear_net::check_widths(w)?;
         let first = w[0] * w[1];
-        match spec.mask {
-            MaskKind::Custom if spec.first_mask.len() != first => Err(input_error!(
+        match self.mask {
+            MaskKind::Custom if self.first_mask.len() != first => Err(input_error!(
                 "mask = custom needs first_mask with d_1 x d_0 = {first} zeros and ones: got {}",
-                spec.first_mask.len()
+                self.first_mask.len()
             )),
             MaskKind::Disjoint if w[1] > w[0] => Err(input_error!(
                 "mask = disjoint gives each of d_1 = {} hidden units a block of the d_0 = {} \
@@ -74,9 +73,9 @@ impl Settings for SparseLinearSpec {
                 w[1],
                 w[0]
             )),
-            _ if spec.mask != MaskKind::Custom && !spec.first_mask.is_empty() => Err(input_error!(
+            _ if self.mask != MaskKind::Custom && !self.first_mask.is_empty() => Err(input_error!(
                 "first_mask is set but mask = {:?}: expected mask = custom (or first_mask = [])",
-                spec.mask
+                self.mask
             )),
             _ => Ok(()),
         }

@@ -187,7 +187,8 @@ pub struct Outcome {
     /// Cost when the tolerance was first met.
     pub reached: Option<Meter>,
     pub last: Meter,
-    pub final_rel_error: f64,
+    /// The last finite relative error observed (none if the start itself was not finite).
+    pub final_rel_error: Option<f64>,
 }
 
 /// The optimum the error is measured against.
@@ -231,7 +232,7 @@ pub struct Tracker<'a> {
     started: Instant,
     end: Option<End>,
     reached: Option<Meter>,
-    last_error: f64,
+    last_error: Option<f64>,
 }
 
 impl<'a> Tracker<'a> {
@@ -256,7 +257,7 @@ impl<'a> Tracker<'a> {
             started: Instant::now(),
             end: None,
             reached: None,
-            last_error: f64::NAN,
+            last_error: None,
         }
     }
 
@@ -307,7 +308,7 @@ impl<'a> Tracker<'a> {
             self.end = Some(End::Diverged);
             return false;
         }
-        self.last_error = rel;
+        self.last_error = Some(rel);
         let due = self.meter.comms >= self.next_record;
         let stop = if rel <= self.stopping.tol {
             self.reached = Some(self.meter);

@@ -44,7 +44,8 @@ pub struct Svrs;
 const DENSE_MATRICES_AT_PEAK: f64 = 8.0;
 
 /// The data of a spec: synthetic from the `data` stream, a named LIBSVM set, or a file.
-/// Refuses data whose problem could not fit in memory before allocating it.
+/// Refuses a problem that could not fit in memory: synthetic data before it is drawn, read
+/// data (held at its exact CSR size) before the dense d x d matrices are allocated.
 fn load(spec: &SvrsSpec, streams: Streams) -> Result<Dataset> {
     let dense = |d: f64| DENSE_MATRICES_AT_PEAK * d * d * 8.0;
     let data = match spec.data.as_str() {
