@@ -35,6 +35,7 @@ impl Streams {
 /// A standard normal draw (Box-Muller; the second value of the pair is discarded so every draw
 /// uses exactly two uniforms). The streams of pmd, svrs, deeplinear, directional and
 /// sparselinear are defined by it.
+#[inline]
 pub fn standard_normal(rng: &mut ChaCha8Rng) -> f64 {
     use rand::Rng;
     let u: f64 = 1.0 - rng.random::<f64>();
