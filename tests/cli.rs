@@ -571,22 +571,22 @@ fn plot_rejects_bad_csvs_clearly() {
     );
 }
 
+/// A PMD run of a million iterations on 3000 states: minutes, for the tests that stop it.
+const LONG_PMD: &[&str] = &[
+    "run",
+    "pmd",
+    "states=3000",
+    "branching=10",
+    "iterations=1000000",
+];
+
 #[test]
 fn ctrl_c_keeps_the_rows_and_marks_the_run_interrupted() {
     let dir = TempDir::new().unwrap();
     let csv = dir.path().join("out/long.csv");
     let ended = common::interrupt(
         dir.path(),
-        &[
-            "run",
-            "pmd",
-            "states=3000",
-            "branching=10",
-            "iterations=1000000",
-            "--out",
-            "out/long",
-            "-q",
-        ],
+        &[LONG_PMD, &["--out", "out/long", "-q"]].concat(),
         || common::lines(&csv) >= 5,
         Duration::ZERO,
     );
@@ -739,20 +739,11 @@ fn paths_that_are_not_utf8_work() {
 #[test]
 fn a_run_name_is_locked_while_its_run_is_alive() {
     let dir = TempDir::new().unwrap();
-    let long = [
-        "run",
-        "pmd",
-        "states=3000",
-        "branching=10",
-        "iterations=1000000",
-        "--out",
-        "out/x",
-        "-q",
-    ];
+    let long = [LONG_PMD, &["--out", "out/x", "-q"]].concat();
     let manifest = dir.path().join("out/x.run.json");
     let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
         .current_dir(dir.path())
-        .args(long)
+        .args(&long)
         .spawn()
         .unwrap();
     let start = std::time::Instant::now();
