@@ -1,11 +1,12 @@
 //! The contract between the runner and an experiment, below both.
 //!
-//! An experiment implements the typed [`Experiment`] trait: a serde `Spec` whose field table
-//! (`FIELDS`) is the one source of flags, `lab show`, ranges and "did you mean"; a typed
-//! `Summary` the run fills in; `prepare`, `run`, its claims and its figures, all handed the
-//! spec already parsed and validated ([`Valid`], the validated-parameters pattern of linfa).
-//! One generic adapter ([`Typed`]) turns any such experiment into the [`AnyExperiment`] the
-//! registry lists and the runner drives, so no experiment repeats the glue.
+//! An experiment declares a serde spec ([`Settings`]: its field table, the one source of
+//! flags, `lab show`, ranges and "did you mean", and its cross-field checks) and a typed
+//! summary ([`Report`]), and implements [`Experiment`] (`prepare`, `run`), [`Claims`],
+//! [`Figures`] and [`Verify`], each handed the spec already parsed and validated ([`Valid`],
+//! the validated-parameters pattern of linfa). One generic adapter ([`Typed`]) turns any such
+//! experiment into the [`AnyExperiment`] the registry lists and the runner drives, so no
+//! experiment repeats the glue.
 //!
 //! Layers, lowest first: the foundations (`table`, `spec`, `claims`, `random`, `manifest`,
 //! `data`, `memory`, `plot`, `vector`, `flow`, `linear_net`) < `contract` < `run` (files on
