@@ -303,15 +303,14 @@ pub fn spec_layers(exp: &dyn AnyExperiment, m: &ArgMatches) -> SpecLayers {
 /// The experiment a spec file names: `experiment = "EXP"` in a TOML spec, or the
 /// `experiment` of a run manifest (`NAME.run.json`).
 pub fn experiment_of_spec_file(path: &std::path::Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| crate::input_error!("cannot read spec file {}: {e}", path.display()))?;
     let named = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str::<serde_json::Value>(&text)
-            .map_err(|e| crate::input_error!("{}: not valid JSON: {e}", path.display()))?
-            .get("experiment")
-            .and_then(|e| e.as_str())
-            .map(String::from)
+        let manifest = crate::manifest::Manifest::read(path)?.ok_or_else(|| {
+            crate::input_error!("cannot read spec file {}: no such file", path.display())
+        })?;
+        Some(manifest.experiment)
     } else {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::input_error!("cannot read spec file {}: {e}", path.display()))?;
         toml::from_str::<toml::Table>(&text)
             .map_err(|e| crate::input_error!("{}: not valid TOML: {e}", path.display()))?
             .get("experiment")

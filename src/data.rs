@@ -36,21 +36,6 @@ const fn libsvm(name: &'static str) -> Dataset {
     }
 }
 
-pub const MNIST: Dataset = Dataset {
-    name: "mnist",
-    folder: "mnist",
-    system: None,
-    source: "the MNIST page, http://yann.lecun.com/exdb/mnist/ (the four IDX files, gzip)",
-};
-
-pub const FASHION_MNIST: Dataset = Dataset {
-    name: "fashion-mnist",
-    folder: "fashion-mnist",
-    system: Some("/usr/share/datasets/fashion-mnist"),
-    source: "apt-get install dataset-fashion-mnist (Debian), or \
-             https://github.com/zalandoresearch/fashion-mnist",
-};
-
 impl Dataset {
     /// The places `file` of this dataset is looked for, in order (each plain, then `.gz`).
     fn places(&self, file: &str) -> Vec<PathBuf> {

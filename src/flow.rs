@@ -105,7 +105,7 @@ pub fn gradient_flow_each<O: Objective>(
     tolerances: Tolerances,
     stop: &dyn Fn() -> bool,
     each: &mut dyn FnMut(f64, &[f64]) -> Result<()>,
-) -> Result<(usize, usize)> {
+) -> Result<Integration> {
     integrate_each(&Descent(objective), theta0, times, tolerances, stop, each)
 }
 
@@ -135,20 +135,19 @@ pub fn integrate_until<F: VectorField + ?Sized>(
         steps: 0,
         evaluations: 0,
     };
-    let (steps, evaluations) = integrate_each(field, x0, times, tolerances, stop, &mut |t, x| {
+    let done = integrate_each(field, x0, times, tolerances, stop, &mut |t, x| {
         trajectory.times.push(t);
         trajectory.states.push(x.to_vec());
         Ok(())
     })?;
-    trajectory.steps = steps;
-    trajectory.evaluations = evaluations;
+    trajectory.steps = done.steps;
+    trajectory.evaluations = done.evaluations;
     Ok(trajectory)
 }
 
 /// [`integrate_until`] that hands the state at each output time to `each(t, x)` as soon as it
-/// is reached, so a long integration streams its rows, and keeps no states. Each segment
-/// between output times is integrated from the state the last one reached. Returns the
-/// accepted steps and the evaluations of the field.
+/// is reached, so a long integration streams its rows, and keeps only the last state. Each
+/// segment between output times is integrated from the state the last one reached.
 pub fn integrate_each<F: VectorField + ?Sized>(
     field: &F,
     x0: &[f64],
@@ -156,7 +155,7 @@ pub fn integrate_each<F: VectorField + ?Sized>(
     tolerances: Tolerances,
     stop: &dyn Fn() -> bool,
     each: &mut dyn FnMut(f64, &[f64]) -> Result<()>,
-) -> Result<(usize, usize)> {
+) -> Result<Integration> {
     let Some(&t0) = times.first() else {
         return Err(anyhow!("integration: no output times"));
     };
@@ -194,7 +193,21 @@ pub fn integrate_each<F: VectorField + ?Sized>(
         state = solution.y.last().expect("the end state").clone();
         each(pair[1], &state)?;
     }
-    Ok((steps, evaluations))
+    Ok(Integration {
+        steps,
+        evaluations,
+        end: state,
+    })
+}
+
+/// What [`integrate_each`] leaves: its cost and the state it reached.
+pub struct Integration {
+    /// Accepted integrator steps.
+    pub steps: usize,
+    /// Evaluations of the field.
+    pub evaluations: usize,
+    /// The state at the last output time reached.
+    pub end: Vec<f64>,
 }
 
 /// Gradient descent theta <- theta - eta grad L(theta) for `steps` steps, keeping the states

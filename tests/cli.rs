@@ -751,17 +751,12 @@ fn a_run_name_is_locked_while_its_run_is_alive() {
         assert!(start.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(20));
     }
+    // A short run of the same name, with or without --force.
+    let short = ["run", "pmd", "iterations=2", "--out", "out/x", "-q"];
+    let forced = [&short[..], &["--force"]].concat();
     input_error(
         dir.path(),
-        &[
-            "run",
-            "pmd",
-            "iterations=2",
-            "--out",
-            "out/x",
-            "--force",
-            "-q",
-        ],
+        &forced,
         &["out/x is being written by another lab process", "pid"],
     );
     let running = read_manifest(&manifest);
@@ -774,21 +769,10 @@ fn a_run_name_is_locked_while_its_run_is_alive() {
     first.wait().unwrap();
     input_error(
         dir.path(),
-        &["run", "pmd", "iterations=2", "--out", "out/x", "-q"],
+        &short,
         &["status running, but its process", "is gone", "--force"],
     );
-    lab(dir.path())
-        .args([
-            "run",
-            "pmd",
-            "iterations=2",
-            "--out",
-            "out/x",
-            "--force",
-            "-q",
-        ])
-        .assert()
-        .success();
+    lab(dir.path()).args(&forced).assert().success();
     assert_eq!(read_manifest(&manifest)["status"], "done");
     // Racing with --force: whoever wins, the run left behind is whole.
     for _ in 0..8 {

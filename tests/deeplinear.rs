@@ -8,7 +8,7 @@ use common::lab;
 use std::path::Path;
 
 use lab::claims::Verdict;
-use lab::contract::Claims;
+use lab::contract::{Claims, run_case};
 use lab::experiments::deeplinear::{DeepLinearExperiment, claims, verify};
 use tempfile::TempDir;
 
@@ -18,7 +18,10 @@ use tempfile::TempDir;
 fn every_case_passes_the_claims_its_start_predicts() {
     let mut seen = Vec::new();
     for (label, settings) in verify::CASES {
-        let results = verify::single_run(label, settings).unwrap();
+        let results = run_case::<DeepLinearExperiment>(settings)
+            .unwrap()
+            .claims(label)
+            .unwrap();
         assert!(results.len() >= 2, "{label}: {results:?}");
         for r in &results {
             assert_eq!(r.verdict, Verdict::Pass, "{label}: {} {}", r.id, r.measured);
@@ -49,9 +52,10 @@ fn gradient_descent_tracks_the_flow_at_first_order() {
     // Same start, eta = 1e-3 and 5e-4: the gap to the flow halves (Euler is first order).
     let gap = |eta: &str| {
         let setting = format!("eta={eta}");
-        let rows = verify::run_case(&["method=flow,gd", "t_end=2", setting.as_str()])
-            .unwrap()
-            .rows;
+        let rows =
+            run_case::<DeepLinearExperiment>(&["method=flow,gd", "t_end=2", setting.as_str()])
+                .unwrap()
+                .rows;
         let methods = rows.text("method").unwrap();
         let sv = rows.num("sv_1").unwrap();
         let flow: Vec<f64> = (0..sv.len())

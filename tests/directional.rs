@@ -10,7 +10,7 @@ use common::lab;
 use std::path::Path;
 
 use lab::claims::Verdict;
-use lab::contract::Claims;
+use lab::contract::{Claims, run_case};
 use lab::experiments::directional::model::{Network, PopulationObjective};
 use lab::experiments::directional::population::{Law, Loss, Population, RadialTable};
 use lab::experiments::directional::{DirectionalExperiment, Theory, claims, verify};
@@ -150,7 +150,7 @@ impl VectorField for EndToEnd {
 #[test]
 fn the_layered_flow_follows_the_end_to_end_ode() {
     for depth in [1usize, 3] {
-        let spec = verify::run_case(&[&format!("depth={depth}"), "t_end=1"])
+        let spec = run_case::<DirectionalExperiment>(&[&format!("depth={depth}"), "t_end=1"])
             .unwrap()
             .spec;
         let network = lab::experiments::directional::network(&spec);
@@ -195,7 +195,10 @@ fn the_layered_flow_follows_the_end_to_end_ode() {
 fn every_case_passes_its_claims_and_every_claim_is_exercised() {
     let mut seen = Vec::new();
     for (label, settings) in verify::CASES {
-        let results = verify::run_case(settings).unwrap().claims(label).unwrap();
+        let results = run_case::<DirectionalExperiment>(settings)
+            .unwrap()
+            .claims(label)
+            .unwrap();
         assert!(!results.is_empty(), "{label}");
         for r in results {
             assert_eq!(r.verdict, Verdict::Pass, "{label}: {} {}", r.id, r.measured);

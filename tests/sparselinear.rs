@@ -6,12 +6,15 @@ mod common;
 use common::lab;
 
 use lab::claims::Verdict;
-use lab::contract::{Case, Claims};
+use lab::contract::{Claims, RunData, run_case};
 use lab::experiments::sparselinear::{SparseLinearExperiment, verify};
 use tempfile::TempDir;
 
 fn claims_of(label: &str, settings: &[&str]) -> Vec<lab::claims::ClaimResult> {
-    verify::run_case(settings).unwrap().claims(label).unwrap()
+    run_case::<SparseLinearExperiment>(settings)
+        .unwrap()
+        .claims(label)
+        .unwrap()
 }
 
 #[test]
@@ -31,7 +34,7 @@ fn the_benign_claims_hold_on_their_instances() {
 #[test]
 fn the_spurious_minimum_is_a_minimum_by_direct_sampling() {
     let (label, settings) = verify::CASES[2];
-    let run = verify::run_case(settings).unwrap();
+    let run = run_case::<SparseLinearExperiment>(settings).unwrap();
     let results = run.claims(label).unwrap();
     let claim = results
         .iter()
@@ -84,7 +87,8 @@ fn the_spurious_minimum_is_a_minimum_by_direct_sampling() {
 #[test]
 fn the_claims_fail_on_summaries_that_contradict_them() {
     let (label, settings) = verify::CASES[0];
-    let mut run: Case<SparseLinearExperiment> = verify::run_case(settings).unwrap();
+    let mut run: RunData<SparseLinearExperiment> =
+        run_case::<SparseLinearExperiment>(settings).unwrap();
     let set = run
         .summary
         .landscape
@@ -106,7 +110,7 @@ fn every_dense_start_reaches_the_reduced_rank_optimum() {
     // independent check of the reduced-rank regression value, whitened or correlated.
     for correlation in ["0", "0.6"] {
         let setting = format!("correlation={correlation}");
-        let summary = verify::run_case(&["starts=40", setting.as_str()])
+        let summary = run_case::<SparseLinearExperiment>(&["starts=40", setting.as_str()])
             .unwrap()
             .summary;
         let dense = &summary.landscape.as_ref().unwrap()["dense"];

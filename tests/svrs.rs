@@ -10,10 +10,11 @@ use std::sync::atomic::AtomicBool;
 
 use assert_cmd::Command;
 use lab::claims::Verdict;
+use lab::contract::run_case;
 use lab::experiments::svrs::data::{Csr, Dataset, SyntheticShape, read_libsvm, synthetic};
 use lab::experiments::svrs::local::{INEXACT_RELATIVE, LocalSolver};
 use lab::experiments::svrs::problem::{Loss, Problem, constants, dist2, solve_optimum};
-use lab::experiments::svrs::verify;
+use lab::experiments::svrs::{Svrs, verify};
 use lab::random::Streams;
 use lab::vector::norm2;
 use rand::Rng;
@@ -325,7 +326,10 @@ fn claim<'a>(
 
 #[test]
 fn claims_below_the_crossover() {
-    let results = verify::single_run("below", verify::BELOW).unwrap();
+    let results = run_case::<Svrs>(verify::BELOW)
+        .unwrap()
+        .claims("below")
+        .unwrap();
     for method in [
         "gd",
         "agd",
@@ -354,7 +358,10 @@ fn claims_below_the_crossover() {
 
 #[test]
 fn claims_above_the_crossover() {
-    let results = verify::single_run("above", verify::ABOVE).unwrap();
+    let results = run_case::<Svrs>(verify::ABOVE)
+        .unwrap()
+        .claims("above")
+        .unwrap();
     for id in [
         "svrs.beats_svrp_above",
         "accsvrs.beats_acceg",

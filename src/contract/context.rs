@@ -245,11 +245,6 @@ impl<'a, S> RunContext<'a, S> {
         self.progress
     }
 
-    /// Whether Ctrl-C was pressed.
-    pub fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
-
     /// The cancel flag as loops poll it.
     pub fn cancel(&self) -> Cancel<'a> {
         Cancel::new(self.cancel)
@@ -455,11 +450,6 @@ pub struct Job<'s> {
 }
 
 impl Job<'_> {
-    /// Its position in the job list.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
     /// Emits one row of this job (checked like [`RunContext::emit`]).
     pub fn emit(&self, row: Vec<Cell>) -> Result<()> {
         (self.emit)(self.index, row)
@@ -605,58 +595,62 @@ mod tests {
         assert!(jobs.windows(2).all(|w| w[0] <= w[1]), "{jobs:?}");
     }
 
-    #[test]
-    fn a_failing_job_stops_the_others_and_is_reported() {
+    /// A context of the seed `seed` that keeps rows in memory only, begun with `columns`.
+    fn in_memory<T>(seed: u64, columns: &[ColumnSpec], f: impl FnOnce(&mut RunContext) -> T) -> T {
         let progress = Progress::hidden();
         let cancel = AtomicBool::new(false);
         let mut sink = NullSink;
-        let mut ctx = RunContext::new((), Streams::new(0), &mut sink, &progress, &cancel);
-        ctx.begin(&columns()).unwrap();
-        let items: Vec<usize> = (0..200).collect();
-        let started = AtomicUsize::new(0);
-        let err = ctx
-            .jobs(&items, |&k, job| {
-                started.fetch_add(1, Ordering::SeqCst);
-                let x = if k == 4 { f64::NAN } else { 1.0 };
-                if k > 4 {
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                job.emit(vec![Cell::Int(k as i64), Cell::Int(0), Cell::Real(x)])
-            })
-            .unwrap_err();
-        assert!(err.to_string().contains("'x'"), "{err}");
-        assert!(err.to_string().contains("job 4"), "{err}");
-        // The jobs after it stopped: far fewer than 200 ran (each takes 2 ms).
-        let ran = started.load(Ordering::SeqCst);
-        assert!(ran < 100, "{ran} jobs ran");
-        // The rows of the jobs that ended are kept.
-        assert!(ctx.rows().len() >= 4);
+        let mut ctx = RunContext::new((), Streams::new(seed), &mut sink, &progress, &cancel);
+        ctx.begin(columns).unwrap();
+        f(&mut ctx)
+    }
+
+    #[test]
+    fn a_failing_job_stops_the_others_and_is_reported() {
+        in_memory(0, &columns(), |ctx| {
+            let items: Vec<usize> = (0..200).collect();
+            let started = AtomicUsize::new(0);
+            let err = ctx
+                .jobs(&items, |&k, job| {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let x = if k == 4 { f64::NAN } else { 1.0 };
+                    if k > 4 {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    job.emit(vec![Cell::Int(k as i64), Cell::Int(0), Cell::Real(x)])
+                })
+                .unwrap_err();
+            assert!(err.to_string().contains("'x'"), "{err}");
+            assert!(err.to_string().contains("job 4"), "{err}");
+            // The jobs after it stopped: far fewer than 200 ran (each takes 2 ms).
+            let ran = started.load(Ordering::SeqCst);
+            assert!(ran < 100, "{ran} jobs ran");
+            // The rows of the jobs that ended are kept.
+            assert!(ctx.rows().len() >= 4);
+        });
     }
 
     #[test]
     fn a_panicking_job_is_an_error_and_the_rows_are_kept() {
-        let progress = Progress::hidden();
-        let cancel = AtomicBool::new(false);
-        let mut sink = NullSink;
-        let mut ctx = RunContext::new((), Streams::new(0), &mut sink, &progress, &cancel);
-        ctx.begin(&columns()).unwrap();
-        let items: Vec<usize> = (0..10).collect();
-        let err = ctx
-            .jobs(&items, |&k, job| {
-                job.emit(vec![Cell::Int(k as i64), Cell::Int(0), Cell::Real(1.0)])?;
-                if k == 6 {
-                    panic!("broken kernel");
-                }
-                Ok(())
-            })
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("panic) in job 6: broken kernel"),
-            "{err}"
-        );
-        // Job 6 emitted its row before it panicked, and rows 0..5 were written before it.
-        let jobs = ctx.rows().num("job").unwrap().to_vec();
-        assert!((0..=6).all(|k| jobs.contains(&(k as f64))), "{jobs:?}");
+        in_memory(0, &columns(), |ctx| {
+            let items: Vec<usize> = (0..10).collect();
+            let err = ctx
+                .jobs(&items, |&k, job| {
+                    job.emit(vec![Cell::Int(k as i64), Cell::Int(0), Cell::Real(1.0)])?;
+                    if k == 6 {
+                        panic!("broken kernel");
+                    }
+                    Ok(())
+                })
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("panic) in job 6: broken kernel"),
+                "{err}"
+            );
+            // Job 6 emitted its row before it panicked, and rows 0..5 were written before it.
+            let jobs = ctx.rows().num("job").unwrap().to_vec();
+            assert!((0..=6).all(|k| jobs.contains(&(k as f64))), "{jobs:?}");
+        });
     }
 
     #[test]
@@ -670,17 +664,13 @@ mod tests {
             (0..4usize)
                 .into_par_iter()
                 .map(|point| {
-                    let progress = Progress::hidden();
-                    let cancel = AtomicBool::new(false);
-                    let mut sink = NullSink;
-                    let streams = Streams::new(point as u64);
-                    let mut ctx = RunContext::new((), streams, &mut sink, &progress, &cancel);
-                    ctx.begin(&columns()).unwrap();
-                    let items: Vec<usize> = (0..8).collect();
-                    ctx.jobs(&items, |&k, _| Ok(k + point))
-                        .unwrap()
-                        .iter()
-                        .sum()
+                    in_memory(point as u64, &columns(), |ctx| {
+                        let items: Vec<usize> = (0..8).collect();
+                        ctx.jobs(&items, |&k, _| Ok(k + point))
+                            .unwrap()
+                            .iter()
+                            .sum()
+                    })
                 })
                 .collect()
         });
@@ -689,33 +679,30 @@ mod tests {
 
     #[test]
     fn nan_ends_the_run_naming_column_and_iteration() {
-        let progress = Progress::hidden();
-        let cancel = AtomicBool::new(false);
-        let mut sink = NullSink;
-        let mut ctx = RunContext::new((), Streams::new(0), &mut sink, &progress, &cancel);
-        ctx.begin(&[
+        let columns = [
             ColumnSpec::new("divergence", ColumnKind::Key),
             ColumnSpec::new("iter", ColumnKind::Axis),
             ColumnSpec::new("gap", ColumnKind::Metric),
             ColumnSpec::new("log_mass", ColumnKind::MetricMayBeInfinite),
-        ])
-        .unwrap();
-        let row = |x: f64, y: f64| {
-            vec![
-                Cell::Text("kl".into()),
-                Cell::Int(3),
-                Cell::Real(x),
-                Cell::Real(y),
-            ]
-        };
-        ctx.emit(row(1.0, f64::NEG_INFINITY)).unwrap();
-        let err = ctx.emit(row(f64::NAN, 0.0)).unwrap_err();
-        let msg = err.to_string();
-        assert!(
-            msg.contains("'gap'") && msg.contains("iteration 3"),
-            "{msg}"
-        );
-        assert!(msg.contains("divergence=kl"), "{msg}");
-        assert_eq!(ctx.rows().len(), 1);
+        ];
+        in_memory(0, &columns, |ctx| {
+            let row = |x: f64, y: f64| {
+                vec![
+                    Cell::Text("kl".into()),
+                    Cell::Int(3),
+                    Cell::Real(x),
+                    Cell::Real(y),
+                ]
+            };
+            ctx.emit(row(1.0, f64::NEG_INFINITY)).unwrap();
+            let err = ctx.emit(row(f64::NAN, 0.0)).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("'gap'") && msg.contains("iteration 3"),
+                "{msg}"
+            );
+            assert!(msg.contains("divergence=kl"), "{msg}");
+            assert_eq!(ctx.rows().len(), 1);
+        });
     }
 }

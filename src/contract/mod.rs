@@ -464,9 +464,6 @@ pub struct Plumbing<'a> {
     pub cancel: &'a AtomicBool,
 }
 
-/// A run done in memory: its spec, rows and summary.
-pub type Case<E> = RunData<E>;
-
 impl<E: Claims> RunData<E> {
     /// The claims of the run as its manifest would list them, each labelled `label: on`.
     pub fn claims(&self, label: &str) -> Result<Vec<ClaimResult>> {

@@ -248,26 +248,18 @@ pub fn execute(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run_and_record(prepared.as_mut(), &prefix, options)
     }));
-    let (status, files, rows, claims, headline) = match outcome {
-        Ok(Ok((status, files, rows, claims, headline))) => {
-            (status, files, Some(rows), claims, headline)
-        }
-        Ok(Err(e)) => (
-            Status::Failed(format!("{e:#}")),
-            existing(csv_path),
-            None,
-            Vec::new(),
-            Vec::new(),
-        ),
-        Err(panic) => (
-            Status::Failed(format!(
-                "internal error (panic): {}",
-                panic_text(panic.as_ref())
-            )),
-            existing(csv_path),
-            None,
-            Vec::new(),
-            Vec::new(),
+    let Recorded {
+        status,
+        files,
+        rows,
+        claims,
+        headline,
+    } = match outcome {
+        Ok(Ok(recorded)) => recorded,
+        Ok(Err(e)) => Recorded::failed(format!("{e:#}"), csv_path),
+        Err(panic) => Recorded::failed(
+            format!("internal error (panic): {}", panic_text(panic.as_ref())),
+            csv_path,
         ),
     };
     let finished = SystemTime::now();
@@ -302,13 +294,31 @@ pub fn execute(
 }
 
 /// How a run ended, its files, rows, claims and headline columns.
-type Recorded = (
-    Status,
-    Vec<PathBuf>,
-    Table,
-    Vec<ClaimResult>,
-    Vec<&'static str>,
-);
+struct Recorded {
+    status: Status,
+    files: Vec<PathBuf>,
+    /// None when the run could not record them (its CSV holds what was written).
+    rows: Option<Table>,
+    claims: Vec<ClaimResult>,
+    headline: Vec<&'static str>,
+}
+
+impl Recorded {
+    /// A run that failed outside the experiment's own code: only its CSV, if it exists.
+    fn failed(why: String, csv_path: PathBuf) -> Recorded {
+        Recorded {
+            status: Status::Failed(why),
+            files: if csv_path.exists() {
+                vec![csv_path]
+            } else {
+                Vec::new()
+            },
+            rows: None,
+            claims: Vec::new(),
+            headline: Vec::new(),
+        }
+    }
+}
 
 /// The run itself, its second tables, claims and figures.
 fn run_and_record(
@@ -375,14 +385,11 @@ fn run_and_record(
             Err(e) => eprintln!("warning: could not build the figures: {e:#}"),
         }
     }
-    Ok((status, files, rows, claims, ran.headline))
-}
-
-/// The file, if it exists (a run that failed before its CSV was created lists none).
-fn existing(path: PathBuf) -> Vec<PathBuf> {
-    if path.exists() {
-        vec![path]
-    } else {
-        Vec::new()
-    }
+    Ok(Recorded {
+        status,
+        files,
+        rows: Some(rows),
+        claims,
+        headline: ran.headline,
+    })
 }

@@ -284,13 +284,12 @@ impl Experiment for DeepLinearExperiment {
             ctx.progress().phase(method.name());
             let started = Instant::now();
             let mut escape = None;
-            let mut last = theta0.clone();
-            let (steps, evaluations) = match method {
+            let (steps, evaluations, last) = match method {
                 Dynamics::Flow => {
                     let cancel = ctx.cancel();
                     let mut reduced = reduced0.clone();
                     let mut previous_t = 0.0;
-                    gradient_flow_each(
+                    let done = gradient_flow_each(
                         &model,
                         &theta0,
                         &times,
@@ -315,15 +314,15 @@ impl Experiment for DeepLinearExperiment {
                             if escape.is_none() && sv1 >= 0.5 * target.s[0] {
                                 escape = Some(t);
                             }
-                            last = theta.to_vec();
                             ctx.emit(cells)
                         },
-                    )?
+                    )?;
+                    (done.steps, done.evaluations, done.end)
                 }
                 Dynamics::Gd => {
                     let steps = (spec.t_end / spec.eta).round() as usize;
                     let every = (steps / n).max(1);
-                    let path = gradient_descent(&model, &theta0, spec.eta, steps, |k| {
+                    let mut path = gradient_descent(&model, &theta0, spec.eta, steps, |k| {
                         k % every == 0 || k == steps
                     });
                     let wall = started.elapsed().as_secs_f64();
@@ -334,8 +333,8 @@ impl Experiment for DeepLinearExperiment {
                         }
                         ctx.emit(cells)?;
                     }
-                    last = path.states.last().expect("one state at least").clone();
-                    (path.steps, path.evaluations)
+                    let last = path.states.pop().expect("one state at least");
+                    (path.steps, path.evaluations, last)
                 }
             };
             ctx.check_cancel()?;

@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::DeepLinearExperiment;
 use super::claims::{self, PLATEAU};
 use crate::claims::{ClaimResult, result};
-use crate::contract::{Case, Verify, VerifyCase, verify_cases};
+use crate::contract::{Verify, VerifyCase, run_case, verify_cases};
 
 /// The cases: (label, settings). Each exercises the claims its start predicts.
 pub const CASES: &[VerifyCase] = &[
@@ -43,14 +43,6 @@ pub const CASES: &[VerifyCase] = &[
 /// sigma_0 of the plateau sweep (N = 3 scalar chain, z = 1).
 pub const PLATEAU_SCALES: &[&str] = &["1e-3", "1e-4", "1e-5", "1e-6"];
 
-pub fn run_case(settings: &[&str]) -> Result<Case<DeepLinearExperiment>> {
-    crate::contract::run_case(settings)
-}
-
-pub fn single_run(label: &str, settings: &[&str]) -> Result<Vec<ClaimResult>> {
-    run_case(settings)?.claims(label)
-}
-
 /// (sigma_0, escape time) over the plateau sweep.
 pub fn plateau_points() -> Result<Vec<(f64, f64)>> {
     let mut points = Vec::new();
@@ -63,7 +55,7 @@ pub fn plateau_points() -> Result<Vec<(f64, f64)>> {
             "outputs=15000",
             setting.as_str(),
         ];
-        let summary = run_case(&settings)?.summary;
+        let summary = run_case::<DeepLinearExperiment>(&settings)?.summary;
         let escape = summary.escape_time.and_then(|e| e.get("flow").copied());
         if let Some(Some(t)) = escape {
             points.push((scale.parse::<f64>()?, t));

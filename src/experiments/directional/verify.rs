@@ -1,10 +1,8 @@
 //! `lab verify directional`: the claims of notes (b) on small instances, each a few seconds.
 //! The tests call the same cases.
 
-use anyhow::Result;
-
 use super::DirectionalExperiment;
-use crate::contract::{Case, Verify, VerifyCase};
+use crate::contract::{Verify, VerifyCase};
 
 /// The cases: (label, settings). Each instance is long enough for its rates to settle: the
 /// angle underflows after t ~ 1700 at depth 2 and t ~ 400 at depth 3.
@@ -37,10 +35,6 @@ pub const CASES: &[VerifyCase] = &[
         ],
     ),
 ];
-
-pub fn run_case(settings: &[&str]) -> Result<Case<DirectionalExperiment>> {
-    crate::contract::run_case(settings)
-}
 
 impl Verify for DirectionalExperiment {
     const CASES: &'static [VerifyCase] = CASES;

@@ -1,10 +1,8 @@
 //! `lab verify noise`: the claims of notes (d) on small instances. The tests call the same
 //! cases.
 
-use anyhow::Result;
-
 use super::NoiseExperiment;
-use crate::contract::{Case, Deviation, Verify, VerifyCase};
+use crate::contract::{Deviation, Verify, VerifyCase};
 
 /// The cases: the default teacher (k = p = 6, its spurious point a minimum) with every method
 /// and the paper's schedule, then with 5x longer epochs and a 3x larger step (where the
@@ -31,10 +29,6 @@ pub const DEVIATIONS: &[Deviation] = &[(
     "the paper's schedule as we read it reaches ~71%, not 95%; the longer schedule below does \
      (README, noise)",
 )];
-
-pub fn run_case(settings: &[&str]) -> Result<Case<NoiseExperiment>> {
-    crate::contract::run_case(settings)
-}
 
 impl Verify for NoiseExperiment {
     const CASES: &'static [VerifyCase] = CASES;

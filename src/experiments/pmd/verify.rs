@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::Pmd;
 use super::claims::{self, Check, result};
 use crate::claims::{ClaimResult, Verdict};
-use crate::contract::{Case, Claims, Verify};
+use crate::contract::{Claims, RunData, Verify};
 use crate::table::Table;
 
 /// The small Garnet all cases share (Delta ~ 1e-2, so every phenomenon shows within a few
@@ -21,7 +21,7 @@ const BASE: &[&str] = &[
 ];
 
 /// A run of the default spec with `BASE` and `settings` applied.
-pub fn run_case(settings: &[&str]) -> Result<Case<Pmd>> {
+pub fn run_case(settings: &[&str]) -> Result<RunData<Pmd>> {
     let overrides: Vec<&str> = BASE.iter().chain(settings).copied().collect();
     crate::contract::run_case(&overrides)
 }

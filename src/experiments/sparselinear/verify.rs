@@ -1,9 +1,7 @@
 //! `lab verify sparselinear`: each claim on a small instance. The tests call the same cases.
 
-use anyhow::Result;
-
 use super::SparseLinearExperiment;
-use crate::contract::{Case, Verify, VerifyCase};
+use crate::contract::{Verify, VerifyCase};
 
 pub const CASES: &[VerifyCase] = &[
     (
@@ -27,10 +25,6 @@ pub const CASES: &[VerifyCase] = &[
         ],
     ),
 ];
-
-pub fn run_case(settings: &[&str]) -> Result<Case<SparseLinearExperiment>> {
-    crate::contract::run_case(settings)
-}
 
 impl Verify for SparseLinearExperiment {
     const CASES: &'static [VerifyCase] = CASES;

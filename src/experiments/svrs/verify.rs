@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::Svrs;
 use super::claims::{self, SCALING};
 use crate::claims::{ClaimResult, result};
-use crate::contract::{Case, Verify, VerifyCase, verify_cases};
+use crate::contract::{Verify, VerifyCase, run_case, verify_cases};
 
 /// Below the crossover: the first instance of the notes' table (delta/mu ~ 7 < sqrt(n) = 10).
 pub const BELOW: &[&str] = &[
@@ -42,16 +42,6 @@ pub const SWEEP_BASE: &[&str] = &[
 ];
 pub const SWEEP_LAMBDAS: &[&str] = &["1e-3", "5e-4", "2.5e-4", "1.2e-4", "5e-5"];
 
-/// A run of the default spec with `settings` applied.
-pub fn run_case(settings: &[&str]) -> Result<Case<Svrs>> {
-    crate::contract::run_case(settings)
-}
-
-/// The single-run claims of a case, labelled with the case.
-pub fn single_run(label: &str, settings: &[&str]) -> Result<Vec<ClaimResult>> {
-    run_case(settings)?.claims(label)
-}
-
 /// (delta/mu, median communications to tol) points of one method.
 pub type CostPoints = Vec<(f64, f64)>;
 
@@ -67,7 +57,7 @@ pub fn sweep() -> Result<(CostPoints, CostPoints)> {
                 .copied()
                 .chain([setting.as_str()])
                 .collect();
-            run_case(&settings)
+            run_case::<Svrs>(&settings)
         })
         .collect::<Result<_>>()?;
     let mut svrs = Vec::new();
