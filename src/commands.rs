@@ -272,8 +272,8 @@ struct LoadedRun {
     rows: Table,
 }
 
-impl LabelledRows for (String, &LoadedRun) {
-    fn label(&self) -> &str {
+impl LabelledRows for (crate::plot::Key, &LoadedRun) {
+    fn key(&self) -> &[(String, String)] {
         &self.0
     }
     fn rows(&self) -> &Table {
@@ -299,16 +299,17 @@ fn load(path: &Path) -> Result<LoadedRun> {
     })
 }
 
-/// Legend labels: the settings that differ between the runs' manifests; file names for runs
-/// without one; nothing for a single run.
-fn legend_labels(runs: &[LoadedRun]) -> Vec<String> {
+/// What tells the runs apart: the settings that differ between their manifests, each number
+/// of a setting in one format (`1e-3`, `2.5e-4`, `5e-5`); file names for runs without one;
+/// nothing for a single run.
+fn legend_keys(runs: &[LoadedRun]) -> Vec<crate::plot::Key> {
     let stem = |r: &LoadedRun| {
         r.path
             .file_stem()
             .map_or(String::new(), |s| s.to_string_lossy().into_owned())
     };
     if runs.len() < 2 {
-        return vec![String::new(); runs.len()];
+        return vec![Vec::new(); runs.len()];
     }
     let specs: Vec<Option<&toml::Table>> = runs
         .iter()
@@ -330,17 +331,89 @@ fn legend_labels(runs: &[LoadedRun]) -> Vec<String> {
             values.iter().any(|v| *v != values[0])
         })
         .collect();
+    let formats: Vec<NumberFormat> = differing
+        .iter()
+        .map(|k| NumberFormat::of(specs.iter().flatten().filter_map(|s| s.get(*k))))
+        .collect();
     runs.iter()
         .zip(&specs)
         .map(|(run, spec)| match spec {
             Some(spec) if !differing.is_empty() => differing
                 .iter()
-                .filter_map(|k| spec.get(*k).map(|v| format!("{k}={}", value_label(v))))
-                .collect::<Vec<_>>()
-                .join(", "),
-            _ => stem(run),
+                .zip(&formats)
+                .filter_map(|(k, format)| spec.get(*k).map(|v| (k.to_string(), format.label(v))))
+                .collect(),
+            _ => vec![("run".to_string(), stem(run))],
         })
         .collect()
+}
+
+/// How the values of one setting print in legends: all in one format.
+enum NumberFormat {
+    /// Not all numbers, or all integers: as they are.
+    AsIs,
+    /// Reals of one order of magnitude: the shortest decimal.
+    Plain,
+    /// Reals across orders of magnitude: `2.5e-4`.
+    Scientific,
+}
+
+impl NumberFormat {
+    fn of<'a>(values: impl Iterator<Item = &'a toml::Value>) -> NumberFormat {
+        let mut reals = Vec::new();
+        for v in values {
+            match v {
+                toml::Value::Float(x) => reals.push(*x),
+                toml::Value::Integer(_) => {}
+                _ => return NumberFormat::AsIs,
+            }
+        }
+        let magnitudes: Vec<f64> = reals
+            .iter()
+            .filter(|x| **x != 0.0)
+            .map(|x| x.abs())
+            .collect();
+        let (lo, hi) = magnitudes
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        if reals.is_empty() {
+            NumberFormat::AsIs
+        } else if lo < 1e-3 || hi >= 1e5 || hi / lo >= 100.0 {
+            NumberFormat::Scientific
+        } else {
+            NumberFormat::Plain
+        }
+    }
+
+    fn label(&self, value: &toml::Value) -> String {
+        let x = match value {
+            toml::Value::Float(x) => *x,
+            toml::Value::Integer(i) => *i as f64,
+            other => return value_label(other),
+        };
+        match self {
+            NumberFormat::AsIs => value_label(value),
+            NumberFormat::Plain => format!("{x}"),
+            NumberFormat::Scientific if x == 0.0 => "0".into(),
+            NumberFormat::Scientific => format!("{x:e}"),
+        }
+    }
+}
+
+/// Orders runs by the settings that tell them apart, numbers by value.
+fn sort_by_key(runs: &mut [(crate::plot::Key, LoadedRun)]) {
+    runs.sort_by(|(a, _), (b, _)| {
+        for ((_, x), (_, y)) in a.iter().zip(b) {
+            let order = match (x.parse::<f64>(), y.parse::<f64>()) {
+                (Ok(x), Ok(y)) => x.total_cmp(&y),
+                _ => x.cmp(y),
+            };
+            if order.is_ne() {
+                return order;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
 }
 
 /// Whether a CSV is a second table of a run (`NAME.outcomes.csv`): it has no manifest of its
@@ -381,11 +454,14 @@ fn plot(args: &PlotArgs) -> Result<ExitCode> {
         main
     };
     let loaded: Vec<LoadedRun> = chosen.iter().map(|p| load(p)).collect::<Result<_>>()?;
-    let labels = legend_labels(&loaded);
+    let mut keyed: Vec<(crate::plot::Key, LoadedRun)> =
+        legend_keys(&loaded).into_iter().zip(loaded).collect();
+    sort_by_key(&mut keyed);
+    let (keys, loaded): (Vec<_>, Vec<_>) = keyed.into_iter().unzip();
     let figures = if args.ys.is_empty() {
-        standard_figures(args, loaded, labels)?
+        standard_figures(args, loaded, keys)?
     } else {
-        let runs: Vec<(String, &LoadedRun)> = labels.into_iter().zip(&loaded).collect();
+        let runs: Vec<(crate::plot::Key, &LoadedRun)> = keys.into_iter().zip(&loaded).collect();
         vec![(String::new(), Figure::single(column_panel(args, &runs)?))]
     };
     if figures.iter().all(|(_, f)| f.is_empty()) {
@@ -433,7 +509,7 @@ fn plot(args: &PlotArgs) -> Result<ExitCode> {
 fn standard_figures(
     args: &PlotArgs,
     loaded: Vec<LoadedRun>,
-    labels: Vec<String>,
+    keys: Vec<crate::plot::Key>,
 ) -> Result<Vec<(String, Figure)>> {
     let without: Vec<&LoadedRun> = loaded.iter().filter(|r| r.manifest.is_none()).collect();
     if let Some(first) = without.first() {
@@ -462,10 +538,10 @@ fn standard_figures(
     let exp = experiments::find(names[0])?;
     let runs: Vec<StoredRun> = loaded
         .into_iter()
-        .zip(labels)
-        .filter_map(|(r, label)| {
+        .zip(keys)
+        .filter_map(|(r, key)| {
             r.manifest.map(|m| StoredRun {
-                label,
+                key,
                 manifest_path: r.manifest_path,
                 spec: m.spec,
                 summary: m.summary,
@@ -485,7 +561,10 @@ fn standard_figures(
 }
 
 /// One panel of the named columns against `--x`.
-fn column_panel(args: &PlotArgs, runs: &[(String, &LoadedRun)]) -> Result<crate::plot::Panel> {
+fn column_panel(
+    args: &PlotArgs,
+    runs: &[(crate::plot::Key, &LoadedRun)],
+) -> Result<crate::plot::Panel> {
     let first = &runs[0].1.rows;
     let x = args.x.clone().unwrap_or_else(|| {
         if first.has("iter") {

@@ -170,6 +170,21 @@ impl Table {
     /// appearance. The label of a group is `key=value` pairs joined by ", " (empty when `keys`
     /// is empty, giving one group with every row).
     pub fn groups(&self, keys: &[&str]) -> Vec<(String, Table)> {
+        self.group_keys(keys)
+            .into_iter()
+            .map(|(key, part)| {
+                let label = key
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (label, part)
+            })
+            .collect()
+    }
+
+    /// The same split, each part with its (column, value) pairs.
+    pub fn group_keys(&self, keys: &[&str]) -> Vec<(Vec<(String, String)>, Table)> {
         let key_columns: Vec<Vec<String>> = keys
             .iter()
             .map(|k| match self.index(k).map(|i| &self.columns[i]) {
@@ -178,27 +193,28 @@ impl Table {
                 None => vec![String::new(); self.len()],
             })
             .collect();
-        let label_of = |i: usize| {
-            keys.iter()
-                .zip(&key_columns)
-                .map(|(k, col)| format!("{k}={}", col[i]))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut labels: Vec<String> = Vec::new();
-        let mut row_label = Vec::with_capacity(self.len());
+        let mut seen: Vec<Vec<&str>> = Vec::new();
+        let mut row_group = Vec::with_capacity(self.len());
         for i in 0..self.len() {
-            let label = label_of(i);
-            if !labels.contains(&label) {
-                labels.push(label.clone());
-            }
-            row_label.push(label);
+            let values: Vec<&str> = key_columns.iter().map(|col| col[i].as_str()).collect();
+            let g = match seen.iter().position(|s| *s == values) {
+                Some(g) => g,
+                None => {
+                    seen.push(values);
+                    seen.len() - 1
+                }
+            };
+            row_group.push(g);
         }
-        labels
-            .into_iter()
-            .map(|label| {
-                let part = self.filter(|i| row_label[i] == label);
-                (label, part)
+        seen.iter()
+            .enumerate()
+            .map(|(g, values)| {
+                let key = keys
+                    .iter()
+                    .zip(values)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                (key, self.filter(|i| row_group[i] == g))
             })
             .collect()
     }

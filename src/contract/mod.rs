@@ -228,14 +228,19 @@ fn default_table<E: Experiment>() -> toml::Table {
 
 /// A run as its figures see it: rows, the validated spec and the summary from its manifest.
 pub struct RunData<E: Experiment> {
-    /// Legend label (settings that differ between the runs being overlaid).
-    pub label: String,
+    /// The settings that differ between the runs being overlaid (empty for one run).
+    pub key: crate::plot::Key,
     pub spec: Valid<E>,
     pub summary: E::Summary,
     pub rows: Table,
 }
 
 impl<E: Experiment> RunData<E> {
+    /// `divergence=kl, eta=10`: the run's part of a legend label.
+    pub fn label(&self) -> String {
+        crate::plot::key_label(&self.key)
+    }
+
     /// A random stream of the run's seed, for a figure that redraws something (a slice).
     pub fn rng(&self, component: &str) -> ChaCha8Rng {
         self.spec.streams().rng(component)
@@ -243,8 +248,8 @@ impl<E: Experiment> RunData<E> {
 }
 
 impl<E: Experiment> crate::plot::LabelledRows for RunData<E> {
-    fn label(&self) -> &str {
-        &self.label
+    fn key(&self) -> &[(String, String)] {
+        &self.key
     }
     fn rows(&self) -> &Table {
         &self.rows
@@ -253,7 +258,8 @@ impl<E: Experiment> crate::plot::LabelledRows for RunData<E> {
 
 /// A run read back from disk, before its experiment parses it (`lab plot`).
 pub struct StoredRun {
-    pub label: String,
+    /// The settings that tell it apart from the other runs of the figure.
+    pub key: crate::plot::Key,
     /// The manifest it was read from, for error messages.
     pub manifest_path: PathBuf,
     pub spec: toml::Table,
@@ -359,7 +365,7 @@ impl<E: Paper> AnyExperiment for Typed<E> {
                 let summary = serde_json::from_value(serde_json::Value::Object(run.summary))
                     .map_err(|e| input_error!("{path}: the saved summary: {e}"))?;
                 Ok(RunData {
-                    label: run.label,
+                    key: run.key,
                     spec,
                     summary,
                     rows: run.rows,
@@ -384,7 +390,7 @@ impl<E: Paper> TypedRun<E> {
     /// The run as its claims and figures see it; the rows are lent and handed back.
     fn lend<T>(&self, rows: &mut Table, f: impl FnOnce(&[RunData<E>]) -> T) -> T {
         let run = [RunData {
-            label: String::new(),
+            key: Vec::new(),
             spec: self.spec.clone(),
             summary: self.summary.clone(),
             rows: std::mem::take(rows),
@@ -486,7 +492,7 @@ pub fn run_in_memory<E: Experiment>(spec: Valid<E>) -> Result<RunData<E>> {
     E::run(&spec, inputs, &mut ctx)?;
     let (rows, summary) = ctx.into_results();
     Ok(RunData {
-        label: String::new(),
+        key: Vec::new(),
         spec,
         summary,
         rows,

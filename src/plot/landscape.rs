@@ -5,7 +5,7 @@
 use anyhow::{Result, anyhow};
 use rayon::prelude::*;
 
-use super::{Heatmap, Panel, Series, Style};
+use super::{Colour, Heatmap, Panel, Series, Style};
 
 /// f evaluated on an nx x ny grid over the ranges (in parallel; the values do not depend on
 /// the thread count).
@@ -23,6 +23,7 @@ pub fn sample(
         values: Vec::new(),
         categories: None,
         log: false,
+        label: String::new(),
     };
     map.values = (0..n.0 * n.1)
         .into_par_iter()
@@ -73,7 +74,8 @@ pub fn contours(map: &Heatmap, levels: &[f64]) -> Result<Series> {
         label: String::new(),
         points,
         style: Style::Contour,
-        color: 0,
+        color: Colour::Palette(0),
+        ..Default::default()
     })
 }
 
@@ -181,14 +183,16 @@ pub fn histogram(values: &[f64], bins: usize, marker: Option<(f64, &str)>) -> Pa
         label: String::new(),
         points,
         style: Style::Bars,
-        color: 0,
+        color: Colour::Palette(0),
+        ..Default::default()
     });
     if let Some((x, label)) = marker {
         panel.series.push(Series {
             label: label.to_string(),
             points: vec![(x, 0.0), (x, top * 1.05)],
             style: Style::Dashed,
-            color: 3,
+            color: Colour::Palette(3),
+            ..Default::default()
         });
     }
     panel

@@ -3,25 +3,94 @@
 //! Text is drawn with an embedded DejaVu Sans (the `dejavu` crate), so a machine with no fonts
 //! installed renders the same labels. Log axes are drawn as log10 of the data on a linear axis
 //! with labels `1e-3`, `0.01`, ..., which keeps tick labels readable whatever the range.
+//!
+//! A figure says *what* its series are; the renderer decides how to tell them apart. A series
+//! with a [`Series::key`] (the settings of its run, its group, its column) is styled by
+//! [`style`]: colour from one varying setting (a sequential colour map with a colour bar when
+//! the setting is numeric and ordered), line pattern from a second, bounds dashed in the
+//! colour of their series, and a legend of one entry per value rather than per series. Legends
+//! go in a corner of the plot only where they cover no data, otherwise beside it; heatmaps get
+//! a colour bar.
 
 pub mod landscape;
 mod render;
+mod style;
 
-pub use render::render;
+pub use render::{Layers, RgbImage, render, render_rgb};
 
 use crate::table::Table;
 
-/// A run as a line panel sees it: a legend label and its rows.
+/// What tells one series apart from the others of a figure: (setting, value) pairs, e.g.
+/// `[("divergence", "kl"), ("eta", "10")]`. The axis [`SERIES_AXIS`] holds a column name,
+/// shown bare in legends.
+pub type Key = Vec<(String, String)>;
+
+/// The key axis of a column name (several y columns of one run).
+pub const SERIES_AXIS: &str = "series";
+
+/// `divergence=kl, eta=10` (a column name bare).
+pub fn key_label(key: &[(String, String)]) -> String {
+    key.iter()
+        .map(|(axis, value)| {
+            if axis == SERIES_AXIS || axis == "method" {
+                value.clone()
+            } else {
+                format!("{axis}={value}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A run as a line panel sees it: the settings that tell it apart from the other runs of the
+/// figure, and its rows.
 pub trait LabelledRows {
-    fn label(&self) -> &str;
+    fn key(&self) -> &[(String, String)];
     fn rows(&self) -> &Table;
 }
 
+/// A colour: one of the qualitative palette, a position in [0, 1] on the sequential colour
+/// map (an ordered setting of a sweep), or grey.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Colour {
+    Palette(usize),
+    Sequential(f64),
+    Grey,
+}
+
+impl Default for Colour {
+    fn default() -> Self {
+        Colour::Palette(0)
+    }
+}
+
+/// The dash pattern of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pattern {
+    #[default]
+    Solid,
+    Dashed,
+    Dotted,
+    DashDot,
+    LongDash,
+}
+
+/// The shape of a scatter's markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Marker {
+    #[default]
+    Circle,
+    Triangle,
+    Square,
+    Cross,
+}
+
 /// How a series is drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Style {
+    #[default]
     Line,
-    /// Theory bounds and reference curves.
+    /// Theory bounds and reference curves: thinner, dashed (or its own pattern).
     Dashed,
     /// A cloud of small grey points (e.g. the value polytope), not in the legend.
     Cloud,
@@ -34,17 +103,45 @@ pub enum Style {
     Contour,
     /// Vertical bars from 0 to y, centred at x, of the width of the points' spacing.
     Bars,
-    /// Coloured points, no line (a scatter), in the legend.
+    /// Coloured points, no line (a scatter), half transparent, in the legend.
     Markers,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Series {
+    /// The legend entry (none when empty); unused when `key` is set.
     pub label: String,
     pub points: Vec<(f64, f64)>,
     pub style: Style,
-    /// Index into the palette.
-    pub color: usize,
+    pub color: Colour,
+    pub pattern: Pattern,
+    pub marker: Marker,
+    /// When not empty, colour, pattern and legend come from the key (see [`style`]); a
+    /// `Dashed` series with a key is a bound of the series with the same key, named by its
+    /// label.
+    pub key: Key,
+}
+
+/// One line of a legend, drawn as a sample of the style.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegendEntry {
+    pub label: String,
+    pub style: Style,
+    pub color: Colour,
+    pub pattern: Pattern,
+    pub marker: Marker,
+}
+
+/// A colour bar for series coloured on the sequential map: what the colours mean.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColourBar {
+    pub label: String,
+    /// The setting's values at the two ends of the map.
+    pub range: (f64, f64),
+    /// Positions are log10 of the values.
+    pub log: bool,
+    /// The values to mark, with their text (a sweep's settings); none: round values.
+    pub ticks: Vec<(f64, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -59,6 +156,11 @@ pub struct Panel {
     pub heatmap: Option<Heatmap>,
     /// A vector field: (x, y, dx, dy) arrows, drawn over the heatmap.
     pub arrows: Vec<[f64; 4]>,
+    /// Names under the x axis at these positions, instead of numbers (bars of categories).
+    pub x_names: Vec<(f64, String)>,
+    /// Set by the styling of keyed series: the legend and the colour bar they need.
+    pub legend: Vec<LegendEntry>,
+    pub colour_bar: Option<ColourBar>,
 }
 
 /// Values on a regular grid: `values[iy * nx + ix]` at x_range.0 + ix * step, etc.
@@ -73,6 +175,8 @@ pub struct Heatmap {
     /// field drawn with the viridis colour map (of log10 values when `log`).
     pub categories: Option<Vec<String>>,
     pub log: bool,
+    /// What a continuous field's colour bar says: the quantity and its units.
+    pub label: String,
 }
 
 impl Heatmap {
@@ -146,8 +250,10 @@ pub fn is_bound(column: &str) -> bool {
     column.starts_with("bound_")
 }
 
-/// One panel with a line per (run, group, y column). Columns absent from a run or without a
-/// single number are skipped, so one request serves runs of different settings.
+/// One panel with a line per (run, group, y column), each keyed by what tells it apart (the
+/// run's settings, its group, its column), so the renderer styles them. Columns absent from
+/// a run or without a single number are skipped, so one request serves runs of different
+/// settings.
 pub fn line_panel<R: LabelledRows>(runs: &[R], request: &LineRequest) -> Panel {
     let mut panel = Panel {
         title: request.title.to_string(),
@@ -155,70 +261,51 @@ pub fn line_panel<R: LabelledRows>(runs: &[R], request: &LineRequest) -> Panel {
         y_label: request.y_label.to_string(),
         logx: request.logx,
         logy: request.logy,
-        series: Vec::new(),
         ..Default::default()
     };
     let several_ys = request.ys.iter().filter(|y| !is_bound(y)).count() > 1;
-    let grouped: Vec<Vec<(String, Table)>> = runs
-        .iter()
-        .map(|run| {
-            let group: Vec<&str> = request
-                .group
-                .iter()
-                .copied()
-                .filter(|g| run.rows().has(g))
-                .collect();
-            run.rows().groups(&group)
-        })
-        .collect();
-    // A group label shared by every series tells nothing: leave it out of the legend.
-    let mut distinct: Vec<&str> = grouped.iter().flatten().map(|(l, _)| l.as_str()).collect();
-    distinct.dedup();
-    let show_groups = distinct.len() > 1;
-    let mut color = 0usize;
-    for (run, groups) in runs.iter().zip(&grouped) {
-        for (group_label, rows) in groups {
-            // Leave out what the legend says already: a group shared by every series, or a
-            // setting the run label names (a group column that is also a differing setting).
-            let run_parts: Vec<&str> = run.label().split(", ").collect();
-            let group_label = if show_groups {
-                group_label
-                    .split(", ")
-                    .filter(|part| !run_parts.contains(part))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            } else {
-                String::new()
-            };
-            let mut drew_any = false;
+    for run in runs {
+        let group: Vec<&str> = request
+            .group
+            .iter()
+            .copied()
+            .filter(|g| run.rows().has(g))
+            .collect();
+        for (group_key, rows) in run.rows().group_keys(&group) {
+            // A group column that is also a setting of the run says nothing new.
+            let mut key: Key = run.key().to_vec();
+            for part in group_key {
+                if !key.iter().any(|(axis, _)| *axis == part.0) {
+                    key.push(part);
+                }
+            }
+            let mut owner = key.clone();
             for y in request.ys {
-                let Some(points) = xy_points(rows, request.x, y) else {
+                let Some(points) = xy_points(&rows, request.x, y) else {
                     continue;
                 };
                 let bound = is_bound(y);
-                if !bound && drew_any {
-                    color += 1;
-                }
-                let mut label_parts: Vec<&str> = Vec::new();
-                if !run.label().is_empty() {
-                    label_parts.push(run.label());
-                }
-                if !group_label.is_empty() {
-                    label_parts.push(&group_label);
-                }
-                if several_ys || bound || label_parts.is_empty() {
-                    label_parts.push(y);
-                }
+                let series_key = if bound {
+                    owner.clone()
+                } else if several_ys {
+                    let mut k = key.clone();
+                    k.push((SERIES_AXIS.to_string(), y.to_string()));
+                    owner = k.clone();
+                    k
+                } else {
+                    key.clone()
+                };
                 panel.series.push(Series {
-                    label: label_parts.join(", "),
+                    label: if bound {
+                        y.to_string()
+                    } else {
+                        key_label(&series_key)
+                    },
                     points,
                     style: if bound { Style::Dashed } else { Style::Line },
-                    color,
+                    key: series_key,
+                    ..Default::default()
                 });
-                drew_any = true;
-            }
-            if drew_any {
-                color += 1;
             }
         }
     }

@@ -9,7 +9,9 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::{Figure, Panel, Style};
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{Colour, Figure, LegendEntry, Marker, Panel, Pattern, Style};
 
 const FONT: &str = "sans-serif";
 
@@ -46,6 +48,49 @@ fn plot_err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("drawing failed: {e}")
 }
 
+/// Which parts of a figure to draw. A file gets all of them; the tests draw them one at a
+/// time to find, in pixel space, where each legend is and where the data are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layers {
+    /// Titles, axes, grid, tick and axis labels.
+    pub axes: bool,
+    /// Series, heatmaps and arrows.
+    pub data: bool,
+    /// Legends and colour bars.
+    pub guides: bool,
+}
+
+impl Layers {
+    pub const ALL: Layers = Layers {
+        axes: true,
+        data: true,
+        guides: true,
+    };
+}
+
+/// A figure drawn in memory: `pixels` holds RGB triples row by row.
+pub struct RgbImage {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+const FIGURE_TITLE_HEIGHT: u32 = 40;
+
+fn figure_size(figure: &Figure) -> (u32, u32) {
+    let rows = figure.panels.len().div_ceil(figure.columns.max(1)).max(1) as u32;
+    let columns = figure.columns.max(1) as u32;
+    let title_height = if figure.title.is_empty() {
+        0
+    } else {
+        FIGURE_TITLE_HEIGHT
+    };
+    (
+        figure.panel_size.0 * columns,
+        figure.panel_size.1 * rows + title_height,
+    )
+}
+
 /// Writes `figure` to `path`; the extension (`.png` or `.svg`) chooses the format.
 pub fn render(figure: &Figure, path: &Path) -> Result<()> {
     register_fonts()?;
@@ -56,22 +101,16 @@ pub fn render(figure: &Figure, path: &Path) -> Result<()> {
         std::fs::File::create(path)
             .map_err(|e| crate::input_error!("cannot write {}: {e}", path.display()))?;
     }
-    let rows = figure.panels.len().div_ceil(figure.columns.max(1)).max(1) as u32;
-    let columns = figure.columns.max(1) as u32;
-    let title_height = if figure.title.is_empty() { 0 } else { 40 };
-    let size = (
-        figure.panel_size.0 * columns,
-        figure.panel_size.1 * rows + title_height,
-    );
+    let size = figure_size(figure);
     match ext {
         Some("png") => {
             let root = BitMapBackend::new(path, size).into_drawing_area();
-            draw(&root, figure)?;
+            draw(&root, figure, Layers::ALL)?;
             root.present().map_err(plot_err)
         }
         Some("svg") => {
             let root = SVGBackend::new(path, size).into_drawing_area();
-            draw(&root, figure)?;
+            draw(&root, figure, Layers::ALL)?;
             root.present().map_err(plot_err)
         }
         _ => Err(crate::input_error!(
@@ -81,19 +120,53 @@ pub fn render(figure: &Figure, path: &Path) -> Result<()> {
     }
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, figure: &Figure) -> Result<()> {
+/// Draws the chosen layers of `figure` in memory, on white.
+pub fn render_rgb(figure: &Figure, layers: Layers) -> Result<RgbImage> {
+    register_fonts()?;
+    let (width, height) = figure_size(figure);
+    let mut pixels = vec![255u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+        draw(&root, figure, layers)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(RgbImage {
+        width,
+        height,
+        pixels,
+    })
+}
+
+fn centred(size: f64) -> TextStyle<'static> {
+    TextStyle::from((FONT, size).into_font()).pos(Pos::new(HPos::Center, VPos::Center))
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    figure: &Figure,
+    layers: Layers,
+) -> Result<()> {
     root.fill(&WHITE).map_err(plot_err)?;
     let area = if figure.title.is_empty() {
         root.clone()
     } else {
-        root.titled(&figure.title, (FONT, 20).into_font())
-            .map_err(plot_err)?
+        let (top, rest) = root.split_vertically(FIGURE_TITLE_HEIGHT);
+        if layers.axes {
+            let (w, h) = top.dim_in_pixel();
+            top.draw(&Text::new(
+                figure.title.clone(),
+                (w as i32 / 2, h as i32 / 2),
+                centred(20.0),
+            ))
+            .map_err(plot_err)?;
+        }
+        rest
     };
     let columns = figure.columns.max(1);
     let rows = figure.panels.len().div_ceil(columns).max(1);
     let cells = area.split_evenly((rows, columns));
     for (panel, cell) in figure.panels.iter().zip(cells.iter()) {
-        draw_panel(cell, panel)?;
+        draw_panel(cell, panel, layers)?;
     }
     Ok(())
 }
@@ -130,6 +203,24 @@ fn tick_label(v: f64, log: bool) -> String {
     }
 }
 
+/// About `count` round ticks (steps of 1, 2 or 5 times a power of ten) inside [lo, hi].
+fn nice_ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
+    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+        return vec![lo];
+    }
+    let raw = (hi - lo) / count.max(1) as f64;
+    let power = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * power);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    // Multiples of the step, so zero is exactly 0 and not -2.1e-25.
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
 fn axis_range(values: impl Iterator<Item = f64>, log: bool) -> Option<(f64, f64)> {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
@@ -138,12 +229,14 @@ fn axis_range(values: impl Iterator<Item = f64>, log: bool) -> Option<(f64, f64)
         return None;
     }
     Some(if log {
-        let (lo, hi) = (lo.floor(), hi.ceil());
-        if lo == hi {
-            (lo - 1.0, hi + 1.0)
-        } else {
-            (lo, hi)
-        }
+        let (a, b) = (lo.floor(), hi.ceil());
+        let (a, b) = if a == b { (a - 1.0, b + 1.0) } else { (a, b) };
+        // Data on a decade at the edge would lie on the frame: leave a little room.
+        let pad = 0.03 * (b - a);
+        (
+            if lo - a < pad { a - pad } else { a },
+            if b - hi < pad { b + pad } else { b },
+        )
     } else if lo == hi {
         let pad = lo.abs().max(1.0) * 0.5;
         (lo - pad, hi + pad)
@@ -160,37 +253,6 @@ fn label_count(range: (f64, f64), log: bool) -> usize {
     } else {
         8
     }
-}
-
-/// The corner of the plot area with the fewest data points, for the legend.
-fn emptiest_corner(
-    series: &[(usize, Vec<(f64, f64)>)],
-    xr: (f64, f64),
-    yr: (f64, f64),
-) -> SeriesLabelPosition {
-    // (position, x side, y side): side true = high end of the axis.
-    let corners = [
-        (SeriesLabelPosition::UpperRight, true, true),
-        (SeriesLabelPosition::UpperLeft, false, true),
-        (SeriesLabelPosition::LowerRight, true, false),
-        (SeriesLabelPosition::LowerLeft, false, false),
-    ];
-    let fraction = |v: f64, r: (f64, f64)| (v - r.0) / (r.1 - r.0);
-    let count = |high_x: bool, high_y: bool| {
-        series
-            .iter()
-            .flat_map(|(_, p)| p.iter())
-            .filter(|&&(x, y)| {
-                let (fx, fy) = (fraction(x, xr), fraction(y, yr));
-                (if high_x { fx > 0.55 } else { fx < 0.45 })
-                    && (if high_y { fy > 0.6 } else { fy < 0.4 })
-            })
-            .count()
-    };
-    corners
-        .into_iter()
-        .min_by_key(|&(_, hx, hy)| count(hx, hy))
-        .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
 }
 
 /// Most points a line keeps: a panel is under 1000 pixels wide, and an SVG of a million-row
@@ -211,7 +273,407 @@ fn thin(points: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     kept
 }
 
-fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) -> Result<()> {
+fn rgb(colour: Colour) -> RGBColor {
+    use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
+    match colour {
+        Colour::Palette(i) => PALETTE[i % PALETTE.len()],
+        // The light yellow end of viridis is left out: it vanishes on white.
+        Colour::Sequential(t) => {
+            ViridisRGB.get_color_normalized(SEQUENTIAL_END * t.clamp(0.0, 1.0), 0.0, 1.0)
+        }
+        Colour::Grey => RGBColor(80, 80, 80),
+    }
+}
+
+/// The part of viridis that series colours use.
+const SEQUENTIAL_END: f64 = 0.88;
+
+/// On and off lengths in pixels.
+fn dashes(pattern: Pattern) -> &'static [f64] {
+    match pattern {
+        Pattern::Solid => &[],
+        Pattern::Dashed => &[8.0, 5.0],
+        Pattern::Dotted => &[2.0, 4.0],
+        Pattern::DashDot => &[9.0, 4.0, 2.0, 4.0],
+        Pattern::LongDash => &[16.0, 6.0],
+    }
+}
+
+/// The drawn pieces of a pixel polyline under a dash pattern.
+fn dash_pieces(line: &[(f64, f64)], pattern: &[f64]) -> Vec<Vec<(f64, f64)>> {
+    if pattern.is_empty() {
+        return vec![line.to_vec()];
+    }
+    let mut pieces: Vec<Vec<(f64, f64)>> = Vec::new();
+    let (mut k, mut left, mut on) = (0usize, pattern[0], true);
+    let mut current: Vec<(f64, f64)> = line.first().map_or(Vec::new(), |p| vec![*p]);
+    for w in line.windows(2) {
+        let (mut a, b) = (w[0], w[1]);
+        let mut length = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        while length > left {
+            let t = left / length;
+            let cut = (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
+            if on {
+                current.push(cut);
+                pieces.push(std::mem::take(&mut current));
+            } else {
+                current = vec![cut];
+            }
+            length -= left;
+            a = cut;
+            on = !on;
+            k = (k + 1) % pattern.len();
+            left = pattern[k];
+        }
+        left -= length;
+        if on {
+            current.push(b);
+        }
+    }
+    if on && current.len() > 1 {
+        pieces.push(current);
+    }
+    pieces
+}
+
+/// What a legend entry shows before its text.
+#[derive(Clone, Copy)]
+enum Swatch {
+    Line(RGBColor, Pattern, u32),
+    Marker(RGBColor, Marker),
+    Block(RGBColor),
+}
+
+fn swatch_of(entry: &LegendEntry) -> Swatch {
+    let colour = rgb(entry.color);
+    match entry.style {
+        Style::Line | Style::LineWithMarkers => Swatch::Line(colour, entry.pattern, 2),
+        Style::Dashed => Swatch::Line(
+            colour,
+            if entry.pattern == Pattern::Solid {
+                Pattern::Dashed
+            } else {
+                entry.pattern
+            },
+            2,
+        ),
+        Style::Markers => Swatch::Marker(colour, entry.marker),
+        Style::Cloud => Swatch::Marker(RGBColor(170, 170, 170), Marker::Circle),
+        Style::Bars | Style::Band | Style::Contour => Swatch::Block(colour),
+    }
+}
+
+/// Draws markers centred at `points` (pixel offsets around each point, so their size does
+/// not depend on the axes), half transparent so markers under others still show.
+fn draw_markers<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    points: &[CT::From],
+    marker: Marker,
+    colour: RGBColor,
+    size: i32,
+) -> Result<()>
+where
+    CT::From: Clone,
+{
+    let fill = colour.mix(0.55).filled();
+    for p in points {
+        let at = EmptyElement::at(p.clone());
+        match marker {
+            Marker::Circle => area.draw(&(at + Circle::new((0, 0), size, fill))),
+            Marker::Triangle => area.draw(&(at + TriangleMarker::new((0, 0), size + 2, fill))),
+            Marker::Square => {
+                area.draw(&(at + Rectangle::new([(-size, -size), (size, size)], fill)))
+            }
+            Marker::Cross => area.draw(&(at + Cross::new((0, 0), size, colour.stroke_width(2)))),
+        }
+        .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+/// Sizes of the legend in pixels.
+const LEGEND_FONT: f64 = 13.0;
+const LEGEND_ROW: i32 = 19;
+const LEGEND_PAD: i32 = 7;
+const SWATCH_WIDTH: i32 = 26;
+const MARGIN: i32 = 14;
+const X_LABEL_AREA: i32 = 48;
+const Y_LABEL_AREA: i32 = 76;
+const PANEL_TITLE_HEIGHT: u32 = 30;
+/// Colour bar: the bar, its ticks, their labels and the rotated label.
+const BAR_WIDTH: i32 = 16;
+
+/// A legend laid out: its entries and the size of a column.
+struct Legend {
+    entries: Vec<(String, Swatch)>,
+    column_width: i32,
+}
+
+impl Legend {
+    fn rows_per_column(&self, height: i32) -> usize {
+        (((height - 2 * LEGEND_PAD) / LEGEND_ROW).max(1) as usize).min(self.entries.len().max(1))
+    }
+
+    /// (width, height) when the legend may be `height` tall.
+    fn size(&self, height: i32) -> (i32, i32) {
+        let rows = self.rows_per_column(height);
+        let columns = self.entries.len().div_ceil(rows) as i32;
+        (
+            columns * self.column_width + LEGEND_PAD,
+            rows as i32 * LEGEND_ROW + 2 * LEGEND_PAD,
+        )
+    }
+}
+
+/// A colour bar: positions lo..hi on the full viridis map (a heatmap) or its series part (a
+/// sweep's ordered setting).
+struct Bar {
+    lo: f64,
+    hi: f64,
+    log: bool,
+    label: String,
+    series_map: bool,
+    /// Marked values (positions, text), else round values.
+    marks: Vec<(f64, String)>,
+}
+
+impl Bar {
+    fn colour(&self, position: f64) -> RGBColor {
+        use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
+        let t = if self.hi > self.lo {
+            (position - self.lo) / (self.hi - self.lo)
+        } else {
+            0.5
+        };
+        let end = if self.series_map { SEQUENTIAL_END } else { 1.0 };
+        ViridisRGB.get_color_normalized(end * t.clamp(0.0, 1.0), 0.0, 1.0)
+    }
+
+    /// Tick positions and their labels.
+    fn ticks(&self) -> Vec<(f64, String)> {
+        if !self.marks.is_empty() {
+            return self.marks.clone();
+        }
+        if self.log {
+            let decades: Vec<f64> = ((self.lo.ceil() as i64)..=(self.hi.floor() as i64))
+                .map(|k| k as f64)
+                .collect();
+            if decades.len() >= 2 {
+                return decades
+                    .into_iter()
+                    .map(|d| (d, tick_label(d, true)))
+                    .collect();
+            }
+            // Less than a decade: round values, placed at their logarithms.
+            return nice_ticks(10f64.powf(self.lo), 10f64.powf(self.hi), 4)
+                .into_iter()
+                .filter(|v| *v > 0.0)
+                .map(|v| (v.log10(), short_number(v)))
+                .collect();
+        }
+        nice_ticks(self.lo, self.hi, 5)
+            .into_iter()
+            .map(|v| (v, tick_label(v, false)))
+            .collect()
+    }
+
+    fn width(&self, measure: &dyn Fn(&str) -> i32) -> i32 {
+        let widest = self
+            .ticks()
+            .iter()
+            .map(|(_, t)| measure(t))
+            .max()
+            .unwrap_or(0);
+        BAR_WIDTH + 6 + widest + 10 + 20 + LEGEND_PAD
+    }
+}
+
+fn short_number(v: f64) -> String {
+    if v != 0.0 && !(1e-3..1e5).contains(&v.abs()) {
+        let s = format!("{v:.1e}");
+        s.replace(".0e", "e")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// What the data cover, in pixels: for finding a corner the legend may take.
+#[derive(Default)]
+struct Covered {
+    lines: Vec<Vec<(f64, f64)>>,
+    polygons: Vec<Vec<(f64, f64)>>,
+    boxes: Vec<[f64; 4]>,
+}
+
+/// Whether the segment a-b meets the box [x0, y0, x1, y1].
+fn segment_meets_box(a: (f64, f64), b: (f64, f64), r: [f64; 4]) -> bool {
+    // Liang-Barsky clipping: the part of the segment inside each slab.
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    for (p, q) in [
+        (-dx, a.0 - r[0]),
+        (dx, r[2] - a.0),
+        (-dy, a.1 - r[1]),
+        (dy, r[3] - a.1),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return false;
+            }
+        } else {
+            let t = q / p;
+            if p < 0.0 {
+                t0 = t0.max(t);
+            } else {
+                t1 = t1.min(t);
+            }
+            if t0 > t1 {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn inside_polygon(p: (f64, f64), polygon: &[(f64, f64)]) -> bool {
+    let mut inside = false;
+    let n = polygon.len();
+    for i in 0..n {
+        let (a, b) = (polygon[i], polygon[(i + n - 1) % n]);
+        if (a.1 > p.1) != (b.1 > p.1) && p.0 < a.0 + (p.1 - a.1) * (b.0 - a.0) / (b.1 - a.1) {
+            inside = !inside;
+        }
+    }
+    inside
+}
+
+impl Covered {
+    fn meets(&self, r: [f64; 4]) -> bool {
+        let line_meets = |line: &[(f64, f64)]| match line {
+            [p] => segment_meets_box(*p, *p, r),
+            _ => line.windows(2).any(|w| segment_meets_box(w[0], w[1], r)),
+        };
+        self.lines.iter().any(|l| line_meets(l))
+            || self
+                .boxes
+                .iter()
+                .any(|b| b[0] <= r[2] && r[0] <= b[2] && b[1] <= r[3] && r[1] <= b[3])
+            || self.polygons.iter().any(|poly| {
+                let mut closed = poly.clone();
+                if let Some(first) = poly.first() {
+                    closed.push(*first);
+                }
+                line_meets(&closed) || inside_polygon((r[0], r[1]), poly)
+            })
+    }
+}
+
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+fn build_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    xr: (f64, f64),
+    yr: (f64, f64),
+) -> Result<Chart<'a, DB>> {
+    ChartBuilder::on(area)
+        .margin(MARGIN)
+        .x_label_area_size(X_LABEL_AREA)
+        .y_label_area_size(Y_LABEL_AREA)
+        .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
+        .map_err(plot_err)
+}
+
+/// The pixels the series cover on this chart.
+fn covered<DB: DrawingBackend>(
+    chart: &Chart<'_, DB>,
+    panel: &Panel,
+    series: &[(usize, Vec<(f64, f64)>)],
+) -> Covered {
+    let px = |p: &(f64, f64)| {
+        let (x, y) = chart.backend_coord(p);
+        (x as f64, y as f64)
+    };
+    let mut c = Covered::default();
+    for (i, points) in series {
+        let finite = points.iter().filter(|p| p.0.is_finite());
+        match panel.series[*i].style {
+            Style::Band => c.polygons.push(finite.map(px).collect()),
+            Style::Bars => {
+                let half = bar_half_width(points);
+                for &(x, y) in points {
+                    let (a, b) = (px(&(x - half, 0.0)), px(&(x + half, y)));
+                    c.boxes
+                        .push([a.0.min(b.0), a.1.min(b.1), a.0.max(b.0), a.1.max(b.1)]);
+                }
+            }
+            Style::Cloud | Style::Markers => {
+                for p in finite {
+                    let (x, y) = px(p);
+                    c.boxes.push([x - 4.0, y - 4.0, x + 4.0, y + 4.0]);
+                }
+            }
+            _ => {
+                for piece in points.split(|p| p.0.is_nan()) {
+                    if !piece.is_empty() {
+                        c.lines.push(piece.iter().map(px).collect());
+                    }
+                }
+            }
+        }
+    }
+    for &[x, y, dx, dy] in &panel.arrows {
+        if let (Some(x0), Some(y0), Some(x1), Some(y1)) = (
+            to_axis(x, panel.logx),
+            to_axis(y, panel.logy),
+            to_axis(x + dx, panel.logx),
+            to_axis(y + dy, panel.logy),
+        ) {
+            c.lines.push(vec![px(&(x0, y0)), px(&(x1, y1))]);
+        }
+    }
+    c
+}
+
+fn bar_half_width(points: &[(f64, f64)]) -> f64 {
+    let width = points
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0).abs())
+        .fold(f64::INFINITY, f64::min);
+    if width.is_finite() { 0.45 * width } else { 0.5 }
+}
+
+/// Where the legend goes.
+enum LegendPlace {
+    None,
+    /// Top-left pixel (absolute) inside the plot area.
+    Inside(i32, i32),
+    Beside,
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    cell: &DrawingArea<DB, Shift>,
+    panel: &Panel,
+    layers: Layers,
+) -> Result<()> {
+    let mut panel = panel.clone();
+    super::style::apply(&mut panel);
+    let panel = &panel;
+    let body = if panel.title.is_empty() {
+        cell.clone()
+    } else {
+        let (top, rest) = cell.split_vertically(PANEL_TITLE_HEIGHT);
+        if layers.axes {
+            let (w, h) = top.dim_in_pixel();
+            top.draw(&Text::new(
+                panel.title.clone(),
+                (w as i32 / 2, h as i32 / 2 + 4),
+                centred(18.0),
+            ))
+            .map_err(plot_err)?;
+        }
+        rest
+    };
     let series: Vec<(usize, Vec<(f64, f64)>)> = panel
         .series
         .iter()
@@ -264,37 +726,337 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                 ""
             }
         );
-        area.draw(&Text::new(message, (40, 40), (FONT, 16).into_font()))
-            .map_err(plot_err)?;
+        if layers.axes {
+            body.draw(&Text::new(message, (40, 40), (FONT, 16).into_font()))
+                .map_err(plot_err)?;
+        }
         return Ok(());
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(&panel.title, (FONT, 18).into_font())
-        .margin(14)
-        .x_label_area_size(48)
-        .y_label_area_size(76)
-        .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)
-        .map_err(plot_err)?;
-    let (logx, logy) = (panel.logx, panel.logy);
-    let x_fmt = move |v: &f64| tick_label(*v, logx);
-    let y_fmt = move |v: &f64| tick_label(*v, logy);
-    chart
-        .configure_mesh()
-        .x_desc(&panel.x_label)
-        .y_desc(&panel.y_label)
-        .x_labels(label_count(xr, logx))
-        .y_labels(label_count(yr, logy))
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&y_fmt)
-        .label_style((FONT, 14).into_font())
-        .axis_desc_style((FONT, 15).into_font())
-        .light_line_style(RGBColor(240, 240, 240))
-        .draw()
-        .map_err(plot_err)?;
 
-    let mut has_legend = false;
+    // The guides: legend entries and a colour bar.
+    let legend_font = (FONT, LEGEND_FONT).into_font();
+    let measure = |text: &str| -> i32 {
+        body.estimate_text_size(text, &TextStyle::from(legend_font.clone()))
+            .map_or(7 * text.len() as i32, |(w, _)| w as i32)
+    };
+    let mut entries: Vec<(String, Swatch)> = Vec::new();
+    if let Some(names) = panel.heatmap.as_ref().and_then(|h| h.categories.as_ref()) {
+        for (k, name) in names.iter().enumerate() {
+            entries.push((name.clone(), Swatch::Block(category_colour(k))));
+        }
+    }
+    for entry in &panel.legend {
+        entries.push((entry.label.clone(), swatch_of(entry)));
+    }
+    let legend = Legend {
+        column_width: entries
+            .iter()
+            .map(|(label, _)| measure(label))
+            .max()
+            .unwrap_or(0)
+            + SWATCH_WIDTH
+            + 2 * LEGEND_PAD,
+        entries,
+    };
+    let bar = heatmap_bar(panel).or_else(|| {
+        panel.colour_bar.as_ref().map(|b| Bar {
+            lo: if b.log { b.range.0.log10() } else { b.range.0 },
+            hi: if b.log { b.range.1.log10() } else { b.range.1 },
+            log: b.log,
+            label: b.label.clone(),
+            series_map: true,
+            marks: b
+                .ticks
+                .iter()
+                .map(|(v, t)| (if b.log { v.log10() } else { *v }, t.clone()))
+                .collect(),
+        })
+    });
+    let bar_width = bar.as_ref().map_or(0, |b| b.width(&measure));
+
+    // A corner of the plot area if the legend covers no data there; otherwise beside it.
+    let (body_w, body_h) = body.dim_in_pixel();
+    let mut place = LegendPlace::None;
+    if !legend.entries.is_empty() {
+        place = LegendPlace::Beside;
+        if panel.heatmap.is_none() {
+            let (trial, _) = body.split_horizontally(body_w as i32 - bar_width);
+            let chart = build_chart(&trial, xr, yr)?;
+            let (xs, ys) = chart.plotting_area().get_pixel_range();
+            let (w, h) = legend.size(ys.end - ys.start - 2 * LEGEND_PAD);
+            let cover = covered(&chart, panel, &series);
+            let inset = 6;
+            let candidates = [
+                (xs.end - inset - w, ys.start + inset),
+                (xs.start + inset, ys.start + inset),
+                (xs.end - inset - w, ys.end - inset - h),
+                (xs.start + inset, ys.end - inset - h),
+            ];
+            if w < xs.end - xs.start - 2 * inset && h < ys.end - ys.start - 2 * inset {
+                if let Some(&(x, y)) = candidates.iter().find(|(x, y)| {
+                    let r = [
+                        *x as f64 - 3.0,
+                        *y as f64 - 3.0,
+                        (x + w) as f64 + 3.0,
+                        (y + h) as f64 + 3.0,
+                    ];
+                    !cover.meets(r)
+                }) {
+                    place = LegendPlace::Inside(x, y);
+                }
+            }
+        }
+    }
+    let plot_height = body_h as i32 - 2 * MARGIN - X_LABEL_AREA;
+    let legend_beside = match place {
+        LegendPlace::Beside => legend.size(plot_height).0 + LEGEND_PAD,
+        _ => 0,
+    };
+    let (plot_area, _) = body.split_horizontally(body_w as i32 - bar_width - legend_beside);
+    let mut chart = build_chart(&plot_area, xr, yr)?;
+    let (logx, logy) = (panel.logx, panel.logy);
+    if layers.axes {
+        let x_fmt = move |v: &f64| tick_label(*v, logx);
+        let y_fmt = move |v: &f64| tick_label(*v, logy);
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(&panel.x_label)
+            .y_desc(&panel.y_label)
+            .x_labels(if panel.x_names.is_empty() {
+                label_count(xr, logx)
+            } else {
+                0
+            })
+            .y_labels(label_count(yr, logy))
+            .x_label_formatter(&x_fmt)
+            .y_label_formatter(&y_fmt)
+            .label_style((FONT, 14).into_font())
+            .axis_desc_style((FONT, 15).into_font())
+            .light_line_style(RGBColor(240, 240, 240));
+        mesh.draw().map_err(plot_err)?;
+        for (x, name) in &panel.x_names {
+            let (px, _) = chart.backend_coord(&(*x, yr.0));
+            let (_, py) = chart.plotting_area().get_pixel_range();
+            let at = (
+                px - body.get_base_pixel().0,
+                py.end - body.get_base_pixel().1 + 14,
+            );
+            body.draw(&Text::new(name.clone(), at, centred(14.0)))
+                .map_err(plot_err)?;
+        }
+    }
+    if layers.data {
+        draw_data(&mut chart, panel, &series)?;
+    }
+    if layers.guides {
+        let (xs, ys) = chart.plotting_area().get_pixel_range();
+        let base = body.get_base_pixel();
+        let mut strip_x = xs.end + MARGIN;
+        if let Some(bar) = &bar {
+            draw_bar(
+                &body,
+                bar,
+                (strip_x - base.0, ys.start - base.1),
+                ys.end - ys.start,
+            )?;
+            strip_x += bar_width;
+        }
+        match place {
+            LegendPlace::Inside(x, y) => {
+                draw_legend(&body, &legend, (x - base.0, y - base.1), ys.end - ys.start)?
+            }
+            LegendPlace::Beside => draw_legend(
+                &body,
+                &legend,
+                (strip_x - base.0, ys.start - base.1),
+                plot_height,
+            )?,
+            LegendPlace::None => {}
+        }
+    }
+    Ok(())
+}
+
+fn category_colour(k: usize) -> RGBColor {
+    let c = PALETTE[k % PALETTE.len()];
+    let mix = |a: u8| ((a as f64 + 255.0) / 2.0) as u8;
+    RGBColor(mix(c.0), mix(c.1), mix(c.2))
+}
+
+/// The colour bar of a continuous heatmap (log10 values when the map is log).
+fn heatmap_bar(panel: &Panel) -> Option<Bar> {
+    let map = panel.heatmap.as_ref()?;
+    if map.categories.is_some() {
+        return None;
+    }
+    let (lo, hi) = heatmap_range(map);
+    (lo <= hi).then(|| Bar {
+        lo,
+        hi,
+        log: map.log,
+        label: map.label.clone(),
+        series_map: false,
+        marks: Vec::new(),
+    })
+}
+
+/// The range of a continuous heatmap's shown values (log10 when `log`).
+fn heatmap_range(map: &super::Heatmap) -> (f64, f64) {
+    map.values
+        .iter()
+        .map(|&v| if map.log { v.log10() } else { v })
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        })
+}
+
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    legend: &Legend,
+    (x0, y0): (i32, i32),
+    height: i32,
+) -> Result<()> {
+    let (w, h) = legend.size(height);
+    area.draw(&Rectangle::new(
+        [(x0, y0), (x0 + w, y0 + h)],
+        WHITE.mix(0.9).filled(),
+    ))
+    .map_err(plot_err)?;
+    area.draw(&Rectangle::new(
+        [(x0, y0), (x0 + w, y0 + h)],
+        RGBColor(180, 180, 180).stroke_width(1),
+    ))
+    .map_err(plot_err)?;
+    let rows = legend.rows_per_column(height);
+    let text =
+        TextStyle::from((FONT, LEGEND_FONT).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (k, (label, swatch)) in legend.entries.iter().enumerate() {
+        let x = x0 + LEGEND_PAD + (k / rows) as i32 * legend.column_width;
+        let y = y0 + LEGEND_PAD + (k % rows) as i32 * LEGEND_ROW + LEGEND_ROW / 2;
+        match *swatch {
+            Swatch::Line(colour, pattern, width) => {
+                let line = [
+                    (x as f64, y as f64),
+                    ((x + SWATCH_WIDTH - 6) as f64, y as f64),
+                ];
+                for piece in dash_pieces(&line, dashes(pattern)) {
+                    let piece: Vec<(i32, i32)> =
+                        piece.iter().map(|p| (p.0 as i32, p.1 as i32)).collect();
+                    area.draw(&PathElement::new(piece, colour.stroke_width(width)))
+                        .map_err(plot_err)?;
+                }
+            }
+            Swatch::Marker(colour, marker) => {
+                draw_markers(area, &[(x + 10, y)], marker, colour, 4)?;
+            }
+            Swatch::Block(colour) => {
+                area.draw(&Rectangle::new(
+                    [(x + 2, y - 6), (x + 16, y + 6)],
+                    colour.filled(),
+                ))
+                .map_err(plot_err)?;
+            }
+        }
+        area.draw(&Text::new(
+            label.clone(),
+            (x + SWATCH_WIDTH, y),
+            text.clone(),
+        ))
+        .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+fn draw_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    bar: &Bar,
+    (x0, y0): (i32, i32),
+    height: i32,
+) -> Result<()> {
+    let height = height.max(40);
+    let steps = height.max(1);
+    let span = bar.hi - bar.lo;
+    let position = |row: i32| bar.lo + span * (1.0 - row as f64 / (steps - 1).max(1) as f64);
+    for row in 0..steps {
+        area.draw(&Rectangle::new(
+            [(x0, y0 + row), (x0 + BAR_WIDTH, y0 + row + 1)],
+            bar.colour(position(row)).filled(),
+        ))
+        .map_err(plot_err)?;
+    }
+    area.draw(&Rectangle::new(
+        [(x0, y0), (x0 + BAR_WIDTH, y0 + height)],
+        RGBColor(120, 120, 120).stroke_width(1),
+    ))
+    .map_err(plot_err)?;
+    let text = TextStyle::from((FONT, 13.0).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let mut widest = 0;
+    for (v, label) in bar.ticks() {
+        let t = if span > 0.0 { (v - bar.lo) / span } else { 0.5 };
+        let y = y0 + ((1.0 - t) * (height - 1) as f64).round() as i32;
+        area.draw(&PathElement::new(
+            vec![(x0 + BAR_WIDTH, y), (x0 + BAR_WIDTH + 4, y)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(plot_err)?;
+        widest = widest.max(
+            area.estimate_text_size(&label, &text)
+                .map_or(0, |(w, _)| w as i32),
+        );
+        area.draw(&Text::new(label, (x0 + BAR_WIDTH + 6, y), text.clone()))
+            .map_err(plot_err)?;
+    }
+    let rotated = TextStyle::from(
+        (FONT, 14.0)
+            .into_font()
+            .transform(plotters::style::FontTransform::Rotate270),
+    )
+    .pos(Pos::new(HPos::Center, VPos::Center));
+    area.draw(&Text::new(
+        bar.label.clone(),
+        (x0 + BAR_WIDTH + 6 + widest + 14, y0 + height / 2),
+        rotated,
+    ))
+    .map_err(plot_err)?;
+    Ok(())
+}
+
+/// Draws a line through pixel points with a dash pattern, on the plot area.
+fn draw_pixel_line<DB: DrawingBackend>(
+    chart: &Chart<'_, DB>,
+    points: &[(f64, f64)],
+    colour: RGBColor,
+    pattern: Pattern,
+    width: u32,
+) -> Result<()> {
+    let area = chart.plotting_area().strip_coord_spec();
+    let base = chart.plotting_area().get_base_pixel();
+    let pixels: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| {
+            let (x, y) = chart.backend_coord(p);
+            ((x - base.0) as f64, (y - base.1) as f64)
+        })
+        .collect();
+    for piece in dash_pieces(&pixels, dashes(pattern)) {
+        let piece: Vec<(i32, i32)> = piece
+            .iter()
+            .map(|p| (p.0.round() as i32, p.1.round() as i32))
+            .collect();
+        area.draw(&PathElement::new(piece, colour.stroke_width(width)))
+            .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+fn draw_data<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    panel: &Panel,
+    series: &[(usize, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let (logx, logy) = (panel.logx, panel.logy);
     if let Some(map) = &panel.heatmap {
-        has_legend |= draw_heatmap(&mut chart, map)?;
+        draw_heatmap(chart, map)?;
     }
     for &[x, y, dx, dy] in &panel.arrows {
         let (Some(x0), Some(y0), Some(x1), Some(y1)) = (
@@ -325,57 +1087,31 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
             )))
             .map_err(plot_err)?;
     }
-    for (i, points) in &series {
+    for (i, points) in series {
         let spec = &panel.series[*i];
         if points.is_empty() {
             continue;
         }
-        let color = PALETTE[spec.color % PALETTE.len()];
-        let line = color.stroke_width(2);
-        let label = spec.label.clone();
+        let color = rgb(spec.color);
         match spec.style {
-            Style::Line => {
-                let drawn = chart
-                    .draw_series(LineSeries::new(points.iter().copied(), line))
-                    .map_err(plot_err)?;
-                if !label.is_empty() {
-                    has_legend = true;
-                    drawn.label(label).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 22, y)], color.stroke_width(2))
-                    });
+            Style::Line | Style::LineWithMarkers => {
+                draw_pixel_line(chart, points, color, spec.pattern, 2)?;
+                if spec.style == Style::LineWithMarkers {
+                    chart
+                        .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .map_err(plot_err)?;
                 }
             }
             Style::Dashed => {
-                let drawn = chart
-                    .draw_series(DashedLineSeries::new(
-                        points.iter().copied(),
-                        7,
-                        5,
-                        color.stroke_width(2),
-                    ))
-                    .map_err(plot_err)?;
-                if !label.is_empty() {
-                    has_legend = true;
-                    drawn.label(label).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 8, y)], color.stroke_width(2))
-                    });
-                }
+                let pattern = if spec.pattern == Pattern::Solid {
+                    Pattern::Dashed
+                } else {
+                    spec.pattern
+                };
+                draw_pixel_line(chart, points, color, pattern, 2)?;
             }
-            Style::LineWithMarkers | Style::Markers => {
-                if spec.style == Style::LineWithMarkers {
-                    chart
-                        .draw_series(LineSeries::new(points.iter().copied(), line))
-                        .map_err(plot_err)?;
-                }
-                let drawn = chart
-                    .draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled())))
-                    .map_err(plot_err)?;
-                if !label.is_empty() {
-                    has_legend = true;
-                    drawn
-                        .label(label)
-                        .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
-                }
+            Style::Markers => {
+                draw_markers(chart.plotting_area(), points, spec.marker, color, 3)?;
             }
             Style::Contour => {
                 let grey = RGBColor(255, 255, 255).mix(0.7);
@@ -391,22 +1127,12 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
                 }
             }
             Style::Bars => {
-                let width = points
-                    .windows(2)
-                    .map(|w| (w[1].0 - w[0].0).abs())
-                    .fold(f64::INFINITY, f64::min);
-                let half = if width.is_finite() { 0.45 * width } else { 0.5 };
-                let drawn = chart
+                let half = bar_half_width(points);
+                chart
                     .draw_series(points.iter().map(|&(x, y)| {
                         Rectangle::new([(x - half, 0.0), (x + half, y)], color.mix(0.75).filled())
                     }))
                     .map_err(plot_err)?;
-                if !label.is_empty() {
-                    has_legend = true;
-                    drawn.label(label).legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
-                    });
-                }
             }
             Style::Band => {
                 chart
@@ -418,61 +1144,27 @@ fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Panel) 
             }
             Style::Cloud => {
                 let grey = RGBColor(170, 170, 170);
-                let drawn = chart
+                chart
                     .draw_series(points.iter().map(|&p| Circle::new(p, 1, grey.filled())))
                     .map_err(plot_err)?;
-                if !label.is_empty() {
-                    has_legend = true;
-                    drawn
-                        .label(label)
-                        .legend(move |(x, y)| Circle::new((x + 10, y), 3, grey.filled()));
-                }
             }
         }
-    }
-    if has_legend {
-        chart
-            .configure_series_labels()
-            .position(emptiest_corner(&series, xr, yr))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font((FONT, 13).into_font())
-            .draw()
-            .map_err(plot_err)?;
     }
     Ok(())
 }
 
-/// Draws a heatmap's cells; categorical maps get a legend entry per category (returns
-/// whether it added any).
-fn draw_heatmap<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
-    map: &super::Heatmap,
-) -> Result<bool> {
+/// Draws a heatmap's cells.
+fn draw_heatmap<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, map: &super::Heatmap) -> Result<()> {
     use plotters::style::colors::colormaps::{ColorMap, ViridisRGB};
     let shown = |v: f64| if map.log { v.log10() } else { v };
-    let finite: Vec<f64> = map
-        .values
-        .iter()
-        .map(|&v| shown(v))
-        .filter(|v| v.is_finite())
-        .collect();
-    let (lo, hi) = finite
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
+    let (lo, hi) = heatmap_range(map);
     let (hx, hy) = (
         0.5 * (map.x_range.1 - map.x_range.0) / (map.nx.max(2) - 1) as f64,
         0.5 * (map.y_range.1 - map.y_range.0) / (map.ny.max(2) - 1) as f64,
     );
     let cell_color = |v: f64| -> RGBColor {
         match &map.categories {
-            Some(_) => {
-                let c = PALETTE[v as usize % PALETTE.len()];
-                let mix = |a: u8| ((a as f64 + 255.0) / 2.0) as u8;
-                RGBColor(mix(c.0), mix(c.1), mix(c.2))
-            }
+            Some(_) => category_colour(v as usize),
             None => {
                 let v = shown(v);
                 if v.is_finite() && hi > lo {
@@ -492,18 +1184,7 @@ fn draw_heatmap<DB: DrawingBackend>(
             })
         }))
         .map_err(plot_err)?;
-    let Some(names) = &map.categories else {
-        return Ok(false);
-    };
-    for (k, name) in names.iter().enumerate() {
-        let color = cell_color(k as f64);
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(plot_err)?
-            .label(name.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
-    }
-    Ok(!names.is_empty())
+    Ok(())
 }
 
 #[cfg(test)]

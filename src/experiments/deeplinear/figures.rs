@@ -9,7 +9,7 @@ use super::{DeepLinearExperiment, start, target};
 use crate::contract::{Figures, RunData, Valid};
 use crate::flow::{Objective, Tolerances, gradient_flow};
 use crate::plot::landscape::{arrows, basin_map, contours, log_levels, sample};
-use crate::plot::{Figure, LineRequest, Panel, Series, Style, line_panel};
+use crate::plot::{Colour, Figure, LineRequest, Panel, Series, Style, line_panel};
 
 impl Figures for DeepLinearExperiment {
     /// The stages against t; for a scalar chain of two or three layers, its landscape.
@@ -156,7 +156,8 @@ fn scalar_chain_landscape(spec: &Valid<DeepLinearExperiment>) -> Result<Figure> 
             },
             points,
             style: Style::Dashed,
-            color: 3,
+            color: Colour::Palette(3),
+            ..Default::default()
         });
     }
     // The horizon of the ring's flows and the basin map: long enough to leave the saddle's
@@ -200,7 +201,8 @@ fn scalar_chain_landscape(spec: &Valid<DeepLinearExperiment>) -> Result<Figure> 
             } else {
                 Style::Line
             },
-            color: if i == last { 9 } else { limit },
+            color: Colour::Palette(if i == last { 9 } else { limit }),
+            ..Default::default()
         });
     }
     let basins = basin_map(

@@ -12,7 +12,7 @@ use super::{DirectionalExperiment, Theory, network, population};
 use crate::contract::{Figures, RunData};
 use crate::flow::Objective;
 use crate::plot::landscape::{arrows, contours, log_levels, sample};
-use crate::plot::{Figure, LineRequest, Panel, Series, Style, line_panel};
+use crate::plot::{Colour, Figure, LineRequest, Panel, Series, Style, line_panel};
 
 type Runs = [RunData<DirectionalExperiment>];
 
@@ -74,7 +74,8 @@ fn convergence(runs: &Runs) -> Figure {
             ),
             points,
             style: Style::Dashed,
-            color: 7 + drawn.len(),
+            color: Colour::Palette(7 + drawn.len()),
+            ..Default::default()
         });
     }
     Figure {
@@ -96,7 +97,7 @@ fn linear_field(spec: &DirectionalSpec, runs: &Runs) -> Result<Figure> {
     let mut paths: Vec<Series> = Vec::new();
     let mut reach = 1.0f64;
     for run in runs {
-        for (label, rows) in run.rows.groups(&["method"]) {
+        for (group_key, rows) in run.rows.group_keys(&["method"]) {
             let (Some(angle), Some(norm)) = (rows.num("angle"), rows.num("norm")) else {
                 continue;
             };
@@ -114,14 +115,9 @@ fn linear_field(spec: &DirectionalSpec, runs: &Runs) -> Result<Figure> {
                 reach = reach.max(p.0.abs()).max(p.1.abs());
             }
             paths.push(Series {
-                label: if run.label.is_empty() {
-                    label
-                } else {
-                    format!("{}, {label}", run.label)
-                },
                 points,
-                style: Style::Line,
-                color: paths.len(),
+                key: run.key.iter().cloned().chain(group_key).collect(),
+                ..Default::default()
             });
         }
     }
@@ -182,7 +178,7 @@ fn two_node_field(spec: &DirectionalSpec, runs: &Runs) -> Result<Figure> {
     let mut series: Vec<Series> = Vec::new();
     let mut scale = 1.0;
     for run in runs {
-        for (label, rows) in run.rows.groups(&["method"]) {
+        for (group_key, rows) in run.rows.group_keys(&["method"]) {
             let (Some(a1), Some(a2)) = (rows.num("angle_1"), rows.num("angle_2")) else {
                 continue;
             };
@@ -190,14 +186,9 @@ fn two_node_field(spec: &DirectionalSpec, runs: &Runs) -> Result<Figure> {
                 scale = r / std::f64::consts::SQRT_2;
             }
             series.push(Series {
-                label: if run.label.is_empty() {
-                    label
-                } else {
-                    format!("{}, {label}", run.label)
-                },
                 points: a1.iter().zip(a2).map(|(x, y)| (*x, *y)).collect(),
-                style: Style::Line,
-                color: series.len(),
+                key: run.key.iter().cloned().chain(group_key).collect(),
+                ..Default::default()
             });
         }
     }

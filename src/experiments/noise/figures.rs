@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::spec::NoiseSpec;
 use super::{NoiseExperiment, teacher};
 use crate::contract::{Figures, RunData};
-use crate::plot::{Figure, Panel, Points, Series, Style, median_band};
+use crate::plot::{Colour, Figure, Panel, Points, Series, Style, median_band};
 use crate::random::{Streams, standard_normal};
 use crate::table::Table;
 
@@ -71,13 +71,15 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
                 label: String::new(),
                 points: band,
                 style: Style::Band,
-                color: c,
+                color: Colour::Palette(c),
+                ..Default::default()
             });
             panel.series.push(Series {
                 label: format!("{method} (median, min-max band)"),
                 points: median,
                 style: Style::Line,
-                color: c,
+                color: Colour::Palette(c),
+                ..Default::default()
             });
         }
         panel
@@ -107,13 +109,15 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
                 label: format!("{method}: {count}/{n}"),
                 points: vec![(x, count as f64 / n.max(1) as f64)],
                 style: Style::Bars,
-                color: c,
+                color: Colour::Palette(c),
+                ..Default::default()
             });
             rates.series.push(Series {
                 label: String::new(),
                 points: vec![(x, lo), (x, hi)],
                 style: Style::Line,
-                color: 7,
+                color: Colour::Palette(7),
+                ..Default::default()
             });
         }
         // The 95% the claim asks of the perturbed methods, and 0 on the axis.
@@ -122,13 +126,15 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
             label: "95%".into(),
             points: vec![(0.5, 0.95), (right, 0.95)],
             style: Style::Dashed,
-            color: 3,
+            color: Colour::Palette(3),
+            ..Default::default()
         });
         rates.series.push(Series {
             label: String::new(),
             points: vec![(0.5, 0.0)],
             style: Style::Cloud,
-            color: 7,
+            color: Colour::Palette(7),
+            ..Default::default()
         });
     }
     for (c, method) in methods(&run.rows).iter().enumerate() {
@@ -141,7 +147,8 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
             label: method.clone(),
             points: ends,
             style: Style::Markers,
-            color: c,
+            color: Colour::Palette(c),
+            ..Default::default()
         });
     }
     Figure {
@@ -176,7 +183,8 @@ fn profile(spec: &NoiseSpec, streams: Streams) -> Figure {
         label: "profile (reconstructed closed form)".into(),
         points: grid.iter().map(|&phi| (phi, t.profile(phi))).collect(),
         style: Style::Line,
-        color: 0,
+        color: Colour::Palette(0),
+        ..Default::default()
     });
     // A unit direction at angle phi in a fixed plane through w*, perturbed by noise of norm
     // ~rho; the smoothed profile is the mean profile at the perturbed directions' angles.
@@ -226,7 +234,8 @@ fn profile(spec: &NoiseSpec, streams: Streams) -> Figure {
             label: format!("averaged over direction noise of norm ~{rho}"),
             points,
             style: Style::Dashed,
-            color: c + 1,
+            color: Colour::Palette(c + 1),
+            ..Default::default()
         });
     }
     Figure::single(panel)

@@ -8,7 +8,7 @@ use rand::Rng;
 use super::evaluation::{EvalMethod, Evaluator};
 use super::{Pmd, build_mdp};
 use crate::contract::{Figures, RunData};
-use crate::plot::{Figure, LineRequest, Panel, Series, Style, line_panel, xy_points};
+use crate::plot::{Colour, Figure, LineRequest, Panel, Series, Style, line_panel, xy_points};
 
 impl Figures for Pmd {
     /// The convergence panels; for one run of a 2-state MDP, the value polytope as well.
@@ -149,7 +149,8 @@ fn landscape(run: &RunData<Pmd>) -> Result<Figure> {
             label: "V^pi of policies".into(),
             points: cloud,
             style: Style::Cloud,
-            color: 7,
+            color: Colour::Palette(7),
+            ..Default::default()
         }],
         ..Default::default()
     };
@@ -159,7 +160,8 @@ fn landscape(run: &RunData<Pmd>) -> Result<Figure> {
                 label,
                 points,
                 style: Style::LineWithMarkers,
-                color: i,
+                color: Colour::Palette(i),
+                ..Default::default()
             });
         }
     }

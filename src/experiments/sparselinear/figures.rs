@@ -8,7 +8,7 @@ use super::{SparseLinearExperiment, first_mask, network};
 use crate::contract::{Figures, RunData, Valid};
 use crate::flow::Objective;
 use crate::plot::landscape::{contours, histogram, log_levels, sample};
-use crate::plot::{Figure, Panel, Series, Style};
+use crate::plot::{Colour, Figure, Panel, Series, Style};
 use crate::random::standard_normal as normal;
 
 impl Figures for SparseLinearExperiment {
@@ -58,10 +58,10 @@ fn histograms(runs: &[RunData<SparseLinearExperiment>]) -> Figure {
             let mut panel = histogram(&values, 40, marker);
             panel.title = format!(
                 "{}{name} mask: final losses of {} starts{}",
-                if run.label.is_empty() {
+                if run.key.is_empty() {
                     String::new()
                 } else {
-                    format!("{}, ", run.label)
+                    format!("{}, ", run.label())
                 },
                 values.len(),
                 if reference.is_none() {
@@ -125,13 +125,15 @@ pub fn slice(
                 label: format!("spurious minimum, L = {:.6}", loss(0.0, 0.0)),
                 points: vec![(0.0, loss(0.0, 0.0))],
                 style,
-                color: 3,
+                color: Colour::Palette(3),
+                ..Default::default()
             },
             Series {
                 label: format!("optimum, L = {:.6}", loss(1.0, 0.0)),
                 points: vec![(1.0, loss(1.0, 0.0))],
                 style,
-                color: 2,
+                color: Colour::Palette(2),
+                ..Default::default()
             },
         ]
     };
@@ -143,7 +145,8 @@ pub fn slice(
             label: "L((1 - s) spurious + s optimum)".into(),
             points: segment,
             style: Style::Line,
-            color: 0,
+            color: Colour::Palette(0),
+            ..Default::default()
         }],
         ..Default::default()
     };

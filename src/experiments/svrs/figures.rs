@@ -7,7 +7,7 @@ use anyhow::Result;
 use super::Svrs;
 use super::claims::fitted_slope;
 use crate::contract::{Figures, RunData};
-use crate::plot::{Figure, Panel, Series, Style, median_band};
+use crate::plot::{Colour, Figure, Panel, Series, Style, median_band};
 use crate::table::Table;
 
 /// The methods of a run's rows, in the order they first appear.
@@ -54,37 +54,30 @@ fn error_panel(runs: &[RunData<Svrs>], x: &str, title: &str) -> Panel {
         series: Vec::new(),
         ..Default::default()
     };
-    let mut color = 0;
     for run in runs {
         for method in methods(&run.rows) {
             let paths = seed_paths(&run.rows, &method, x);
             if paths.is_empty() {
                 continue;
             }
+            let mut key = run.key.clone();
+            key.push(("method".to_string(), method.clone()));
             let (median, band) = median_band(&paths);
             if paths.len() > 1 {
                 panel.series.push(Series {
-                    label: String::new(),
                     points: band,
                     style: Style::Band,
-                    color,
+                    key: key.clone(),
+                    ..Default::default()
                 });
             }
-            let mut label = if run.label.is_empty() {
-                method.clone()
-            } else {
-                format!("{}, {method}", run.label)
-            };
-            if paths.len() > 1 {
-                label += &format!(" (median of {})", paths.len());
-            }
             panel.series.push(Series {
-                label,
+                label: crate::plot::key_label(&key),
                 points: median,
                 style: Style::Line,
-                color,
+                key,
+                ..Default::default()
             });
-            color += 1;
         }
     }
     panel
@@ -153,14 +146,16 @@ fn scaling_panel(runs: &[RunData<Svrs>]) -> Option<Panel> {
                 label: format!("theory slope {s} ({method})"),
                 points: vec![(x0, y0), (x1, y0 * (x1 / x0).powf(s))],
                 style: Style::Dashed,
-                color,
+                color: Colour::Palette(color),
+                ..Default::default()
             });
         }
         panel.series.push(Series {
             label: format!("{method}{fit}"),
             points,
             style: Style::LineWithMarkers,
-            color,
+            color: Colour::Palette(color),
+            ..Default::default()
         });
     }
     (!panel.series.is_empty()).then_some(panel)
