@@ -454,10 +454,7 @@ fn plot(args: &PlotArgs) -> Result<ExitCode> {
         main
     };
     let loaded: Vec<LoadedRun> = chosen.iter().map(|p| load(p)).collect::<Result<_>>()?;
-    let mut keyed: Vec<(crate::plot::Key, LoadedRun)> =
-        legend_keys(&loaded).into_iter().zip(loaded).collect();
-    sort_by_key(&mut keyed);
-    let (keys, loaded): (Vec<_>, Vec<_>) = keyed.into_iter().unzip();
+    let (keys, loaded) = keyed_runs(loaded);
     let figures = if args.ys.is_empty() {
         standard_figures(args, loaded, keys)?
     } else {
@@ -503,6 +500,26 @@ fn plot(args: &PlotArgs) -> Result<ExitCode> {
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The standard figures of runs of one experiment, as `lab plot CSV...` draws them: each with
+/// its file suffix (`""`, `".landscape"`, ...).
+pub fn standard_figures_of(csvs: &[PathBuf]) -> Result<Vec<(String, Figure)>> {
+    let loaded: Vec<LoadedRun> = csvs.iter().map(|p| load(p)).collect::<Result<_>>()?;
+    let (keys, loaded) = keyed_runs(loaded);
+    let no_flags = PlotArgs {
+        csvs: csvs.to_vec(),
+        ..Default::default()
+    };
+    standard_figures(&no_flags, loaded, keys)
+}
+
+/// The runs in the order of the settings that tell them apart, with those settings.
+fn keyed_runs(loaded: Vec<LoadedRun>) -> (Vec<crate::plot::Key>, Vec<LoadedRun>) {
+    let mut keyed: Vec<(crate::plot::Key, LoadedRun)> =
+        legend_keys(&loaded).into_iter().zip(loaded).collect();
+    sort_by_key(&mut keyed);
+    keyed.into_iter().unzip()
 }
 
 /// The experiment's standard figures for runs of one experiment (named by their manifests).

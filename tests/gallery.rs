@@ -1,0 +1,151 @@
+//! Every spec file in `experiments/` runs by the name it gives, ends `done` with no failed
+//! claim, and draws every standard figure: the PNG on disk is what the renderer draws, every
+//! panel has data in it, and no legend covers data. The last is checked in pixel space, not
+//! by the layout's own arithmetic: a legend's pixels are those that differ between drawing
+//! with and without the guides layer; the data's are those the data layer alone draws.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use lab::plot::{Figure, Layers, RgbImage, render_rgb};
+use tempfile::TempDir;
+
+/// $LAB_DATA (or ../shared/data beside the checkout), for the specs that name a LIBSVM set.
+fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("LAB_DATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+        PathBuf::from,
+    );
+    fs::canonicalize(dir).ok()
+}
+
+fn layers(axes: bool, data: bool, guides: bool) -> Layers {
+    Layers { axes, data, guides }
+}
+
+fn pixel(image: &RgbImage, x: u32, y: u32) -> [u8; 3] {
+    let i = 3 * (y as usize * image.width as usize + x as usize);
+    [image.pixels[i], image.pixels[i + 1], image.pixels[i + 2]]
+}
+
+/// The cells of a figure's panels: (x0, y0, x1, y1) in pixels.
+fn cells(figure: &Figure) -> Vec<[u32; 4]> {
+    let top = if figure.title.is_empty() { 0 } else { 40 };
+    let (w, h) = figure.panel_size;
+    (0..figure.panels.len())
+        .map(|k| {
+            let (col, row) = ((k % figure.columns) as u32, (k / figure.columns) as u32);
+            [col * w, top + row * h, (col + 1) * w, top + (row + 1) * h]
+        })
+        .collect()
+}
+
+/// Boxes around the pixels where two drawings differ inside a cell, one per run of columns
+/// that differ (a legend inside the plot and a colour bar beside it are two boxes).
+fn difference_boxes(a: &RgbImage, b: &RgbImage, cell: [u32; 4]) -> Vec<[u32; 4]> {
+    let mut boxes: Vec<[u32; 4]> = Vec::new();
+    let mut current: Option<[u32; 4]> = None;
+    for x in cell[0]..cell[2] {
+        let rows: Vec<u32> = (cell[1]..cell[3])
+            .filter(|&y| pixel(a, x, y) != pixel(b, x, y))
+            .collect();
+        match (rows.first(), rows.last(), current.as_mut()) {
+            (Some(&y0), Some(&y1), Some(c)) => {
+                c[1] = c[1].min(y0);
+                c[2] = x;
+                c[3] = c[3].max(y1);
+            }
+            (Some(&y0), Some(&y1), None) => current = Some([x, y0, x, y1]),
+            (None, _, Some(_)) => boxes.extend(current.take()),
+            _ => {}
+        }
+    }
+    boxes.extend(current);
+    boxes
+}
+
+/// Checks one figure against its PNG on disk.
+fn check_figure(name: &str, figure: &Figure, png: &Path) {
+    let full = render_rgb(figure, Layers::ALL).unwrap();
+    let decoded = image::open(png)
+        .unwrap_or_else(|e| panic!("{}: not a PNG: {e}", png.display()))
+        .to_rgb8();
+    assert_eq!(
+        (decoded.width(), decoded.height()),
+        (full.width, full.height),
+        "{name}: size"
+    );
+    assert!(
+        decoded.as_raw() == &full.pixels,
+        "{name}: the file differs from the figure drawn in memory"
+    );
+    let data = render_rgb(figure, layers(false, true, false)).unwrap();
+    let no_guides = render_rgb(figure, layers(true, true, false)).unwrap();
+    for (k, cell) in cells(figure).into_iter().enumerate() {
+        let ink = (cell[0]..cell[2])
+            .flat_map(|x| (cell[1]..cell[3]).map(move |y| (x, y)))
+            .filter(|&(x, y)| pixel(&data, x, y) != [255, 255, 255])
+            .count();
+        assert!(ink > 50, "{name}: panel {k} draws no data ({ink} pixels)");
+        for b in difference_boxes(&full, &no_guides, cell) {
+            let hidden = (b[0]..=b[2])
+                .flat_map(|x| (b[1]..=b[3]).map(move |y| (x, y)))
+                .filter(|&(x, y)| pixel(&data, x, y) != [255, 255, 255])
+                .count();
+            assert_eq!(
+                hidden, 0,
+                "{name}: panel {k}: the legend or colour bar at {b:?} covers {hidden} data pixels"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_spec_runs_and_draws_figures_whose_legends_hide_no_data() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = TempDir::new().unwrap();
+    let mut specs: Vec<PathBuf> = fs::read_dir(root.join("experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    specs.sort();
+    assert!(specs.len() >= 5);
+    let mut figures = 0;
+    for spec in specs {
+        let name = spec.file_stem().unwrap().to_string_lossy().into_owned();
+        let experiment = name.split('-').next().unwrap().to_string();
+        // The file names its experiment: `lab run --spec FILE` needs nothing else.
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
+        cmd.current_dir(dir.path());
+        if let Some(data) = data_dir() {
+            cmd.env("LAB_DATA", data);
+        }
+        cmd.args(["run", "--spec"])
+            .arg(&spec)
+            .args(["--out", &format!("out/{name}"), "-q"])
+            .assert()
+            .success();
+        let out = dir.path().join("out");
+        let manifest: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(out.join(format!("{name}.run.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["status"], "done", "{name}");
+        assert_eq!(manifest["experiment"], experiment.as_str(), "{name}");
+        for claim in manifest["claims"].as_array().unwrap() {
+            assert_ne!(claim["verdict"], "fail", "{name}: {claim}");
+        }
+        let csv = out.join(format!("{name}.csv"));
+        let standard = lab::commands::standard_figures_of(&[csv]).unwrap();
+        assert!(!standard.is_empty(), "{name}: no figure");
+        for (suffix, figure) in standard {
+            let png = out.join(format!("{name}{suffix}.png"));
+            assert!(png.exists(), "{name}: {} was not written", png.display());
+            check_figure(&format!("{name}{suffix}"), &figure, &png);
+            figures += 1;
+        }
+    }
+    assert!(figures >= 30, "{figures} figures");
+}
