@@ -155,13 +155,15 @@ pub fn histogram(values: &[f64], bins: usize, marker: Option<(f64, &str)>) -> Pa
     if finite.is_empty() {
         return panel;
     }
-    // Values equal to round-off make one bin, not forty bins across 1e-16.
+    // Values equal to round-off make one bin, not forty bins across 1e-16: a window around
+    // them with an odd number of bins, so they fall in the middle one, not on both sides of
+    // a bin edge.
     let scale = lo.abs().max(hi.abs()).max(1.0);
-    let (lo, hi) = if hi - lo <= 1e-12 * scale {
+    let (lo, hi, bins) = if hi - lo <= 1e-12 * scale {
         let mid = 0.5 * (lo + hi);
-        (mid - 1e-9 * scale, mid + 1e-9 * scale)
+        (mid - 1e-9 * scale, mid + 1e-9 * scale, bins | 1)
     } else {
-        (lo, hi)
+        (lo, hi, bins)
     };
     let width = if hi > lo {
         (hi - lo) / bins as f64
@@ -230,7 +232,7 @@ mod tests {
 
     #[test]
     fn values_equal_to_round_off_fall_in_one_bin() {
-        let values = [0.5, 0.5 + 1e-17, 0.5 - 2e-17];
+        let values = [0.5, 0.5 + 1e-16, 0.5 - 2e-16, 0.0 + 0.5];
         let panel = histogram(&values, 40, None);
         let full: Vec<f64> = panel.series[0]
             .points
@@ -238,7 +240,17 @@ mod tests {
             .map(|p| p.1)
             .filter(|c| *c > 0.0)
             .collect();
-        assert_eq!(full, vec![3.0]);
+        assert_eq!(full, vec![4.0]);
+        // Gaps to an optimum at round-off, on both sides of 0.
+        let gaps = [-2.8e-16, 0.0, 1.1e-16, 4.4e-16];
+        let panel = histogram(&gaps, 40, None);
+        let full: Vec<f64> = panel.series[0]
+            .points
+            .iter()
+            .map(|p| p.1)
+            .filter(|c| *c > 0.0)
+            .collect();
+        assert_eq!(full, vec![4.0]);
     }
 
     #[test]

@@ -116,6 +116,8 @@ pub struct Series {
     pub color: Colour,
     pub pattern: Pattern,
     pub marker: Marker,
+    /// Marker radius in pixels (0: the default, 3).
+    pub marker_size: i32,
     /// When not empty, colour, pattern and legend come from the key (see [`style`]); a
     /// `Dashed` series with a key is a bound of the series with the same key, named by its
     /// label.
@@ -334,6 +336,12 @@ pub type Points = Vec<(f64, f64)>;
 /// its end it keeps its final value (a run that stopped at the tolerance stays there).
 /// Returns (median line, band polygon).
 pub fn median_band(paths: &[Points]) -> (Points, Points) {
+    median_quantile_band(paths, 0.0)
+}
+
+/// The same with the band between the `q` and `1 - q` quantiles (0.25: the interquartile
+/// band; 0: min-max). Quantiles interpolate linearly between order statistics.
+pub fn median_quantile_band(paths: &[Points], q: f64) -> (Points, Points) {
     let mut grid: Vec<f64> = paths.iter().flatten().map(|p| p.0).collect();
     grid.sort_by(f64::total_cmp);
     grid.dedup();
@@ -354,17 +362,23 @@ pub fn median_band(paths: &[Points]) -> (Points, Points) {
             continue;
         }
         values.sort_by(f64::total_cmp);
-        let m = values.len();
-        let mid = if m % 2 == 1 {
-            values[m / 2]
-        } else {
-            0.5 * (values[m / 2 - 1] + values[m / 2])
-        };
-        median.push((x, mid));
-        upper.push((x, values[m - 1]));
-        lower.push((x, values[0]));
+        median.push((x, quantile(&values, 0.5)));
+        upper.push((x, quantile(&values, 1.0 - q)));
+        lower.push((x, quantile(&values, q)));
     }
     lower.reverse();
     upper.extend(lower);
     (median, upper)
+}
+
+/// The q-quantile of sorted values, interpolating between order statistics (numpy's
+/// default, "linear").
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let h = q * (sorted.len() - 1) as f64;
+    let (i, frac) = (h.floor() as usize, h - h.floor());
+    if i + 1 < sorted.len() {
+        sorted[i] + frac * (sorted[i + 1] - sorted[i])
+    } else {
+        sorted[i]
+    }
 }

@@ -816,8 +816,10 @@ fn draw_panel<DB: DrawingBackend>(
     let mut chart = build_chart(&plot_area, xr, yr)?;
     let (logx, logy) = (panel.logx, panel.logy);
     if layers.axes {
-        let x_fmt = move |v: &f64| tick_label(*v, logx);
-        let y_fmt = move |v: &f64| tick_label(*v, logy);
+        // plotters places ticks at lo + k * step: a tick at zero may carry round-off.
+        let snap = |v: f64, r: (f64, f64)| if v.abs() < 1e-9 * (r.1 - r.0) { 0.0 } else { v };
+        let x_fmt = move |v: &f64| tick_label(snap(*v, xr), logx);
+        let y_fmt = move |v: &f64| tick_label(snap(*v, yr), logy);
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(&panel.x_label)
             .y_desc(&panel.y_label)
@@ -1111,7 +1113,12 @@ fn draw_data<DB: DrawingBackend>(
                 draw_pixel_line(chart, points, color, pattern, 2)?;
             }
             Style::Markers => {
-                draw_markers(chart.plotting_area(), points, spec.marker, color, 3)?;
+                let size = if spec.marker_size > 0 {
+                    spec.marker_size
+                } else {
+                    3
+                };
+                draw_markers(chart.plotting_area(), points, spec.marker, color, size)?;
             }
             Style::Contour => {
                 let grey = RGBColor(255, 255, 255).mix(0.7);
@@ -1229,6 +1236,52 @@ mod tests {
         assert_eq!(band.len(), 2 * median.len());
         assert_eq!(band[median.len() - 1], (20.0, 0.5));
         assert_eq!(band[median.len()], (20.0, 0.001));
+    }
+
+    #[test]
+    fn quartile_bands_match_numpy_percentiles() {
+        // numpy.percentile([1, 2, 3, 4, 10], [25, 50, 75]) = [2, 3, 4].
+        let paths: Vec<Vec<(f64, f64)>> = [1.0, 2.0, 3.0, 4.0, 10.0]
+            .iter()
+            .map(|&v| vec![(0.0, v)])
+            .collect();
+        let (median, band) = crate::plot::median_quantile_band(&paths, 0.25);
+        assert_eq!(median, vec![(0.0, 3.0)]);
+        assert_eq!(band, vec![(0.0, 4.0), (0.0, 2.0)]);
+        // numpy.percentile([1, 2, 3, 4], 25) = 1.75.
+        let (_, band) = crate::plot::median_quantile_band(&paths[..4], 0.25);
+        assert_eq!(band[1], (0.0, 1.75));
+    }
+
+    #[test]
+    fn ticks_are_round_multiples_and_zero_is_exact() {
+        assert_eq!(
+            nice_ticks(-2.1e-25, 0.12, 5),
+            vec![0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12]
+        );
+        assert_eq!(tick_label(nice_ticks(-0.3, 0.3, 6)[3], false), "0");
+    }
+
+    #[test]
+    fn dashes_cover_the_pattern_fraction_of_a_line() {
+        let line = [(0.0, 0.0), (100.0, 0.0)];
+        let pieces = dash_pieces(&line, &[8.0, 5.0]);
+        let drawn: f64 = pieces.iter().map(|p| p.last().unwrap().0 - p[0].0).sum();
+        // 7 whole periods of 13 and 9 px more: 7 * 8 + 8 = 64.
+        assert!((drawn - 64.0).abs() < 1e-9, "{drawn}");
+        assert_eq!(dash_pieces(&line, &[]), vec![line.to_vec()]);
+    }
+
+    #[test]
+    fn boxes_meet_segments_that_cross_them_without_a_point_inside() {
+        let r = [10.0, 10.0, 20.0, 20.0];
+        assert!(segment_meets_box((0.0, 15.0), (30.0, 15.0), r));
+        assert!(!segment_meets_box((0.0, 0.0), (30.0, 5.0), r));
+        assert!(segment_meets_box((0.0, 0.0), (30.0, 30.0), r));
+        assert!(inside_polygon(
+            (15.0, 15.0),
+            &[(0.0, 0.0), (30.0, 0.0), (30.0, 30.0), (0.0, 30.0)]
+        ));
     }
 
     #[test]

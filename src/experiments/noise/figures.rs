@@ -1,5 +1,5 @@
-//! Figures of noise runs: phi and the loss against iteration (median and min-max band over
-//! the starts, per method), the success rates with their 95% intervals, the final (phi,
+//! Figures of noise runs: phi and the loss against iteration (median and interquartile band
+//! over the starts, per method and the well each start ends in), the success rates with their 95% intervals, the final (phi,
 //! a^T a*) of every start; and `.profile`: the profile loss min_a L(phi, a) over phi with its
 //! two wells, and its average over Gaussian perturbations of the direction for growing noise
 //! levels (the smoothing that the perturbed point reading of the noise performs).
@@ -9,7 +9,9 @@ use anyhow::Result;
 use super::spec::NoiseSpec;
 use super::{NoiseExperiment, teacher};
 use crate::contract::{Figures, RunData};
-use crate::plot::{Colour, Figure, Panel, Points, Series, Style, median_band};
+use crate::plot::{
+    Colour, Figure, Marker, Panel, Pattern, Points, Series, Style, median_quantile_band,
+};
 use crate::random::{Streams, standard_normal};
 use crate::table::Table;
 
@@ -56,37 +58,82 @@ impl Figures for NoiseExperiment {
     }
 }
 
+/// Losses below this are round-off of a population loss of order one (values of -2.8e-16
+/// occur): drawn at it, and the axis says so.
+const LOSS_FLOOR: f64 = 1e-16;
+
+/// Marker shapes in method order, largest first, so a later method's markers sit on an
+/// earlier one's and both show.
+const MARKERS: [(Marker, i32); 4] = [
+    (Marker::Circle, 6),
+    (Marker::Triangle, 5),
+    (Marker::Square, 3),
+    (Marker::Cross, 4),
+];
+
 fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
     let band_panel = |y: &str, title: &str, logy: bool| {
+        let floored = y == "loss";
         let mut panel = Panel {
-            title: title.into(),
+            title: format!("{title} (median, interquartile band)"),
             x_label: "iteration".into(),
-            y_label: y.into(),
+            y_label: if floored {
+                format!("loss (below {LOSS_FLOOR:e}, round-off: drawn at it)")
+            } else {
+                y.into()
+            },
             logy,
             ..Default::default()
         };
         for (c, method) in methods(&run.rows).iter().enumerate() {
-            let (median, band) = median_band(&paths(&run.rows, method, y));
-            panel.series.push(Series {
-                label: String::new(),
-                points: band,
-                style: Style::Band,
-                color: Colour::Palette(c),
-                ..Default::default()
-            });
-            panel.series.push(Series {
-                label: format!("{method} (median, min-max band)"),
-                points: median,
-                style: Style::Line,
-                color: Colour::Palette(c),
-                ..Default::default()
-            });
+            let mut starts = paths(&run.rows, method, y);
+            if floored {
+                for p in starts.iter_mut().flatten() {
+                    p.1 = p.1.max(LOSS_FLOOR);
+                }
+            }
+            // A method that ends in both wells has a median and quartiles between them that
+            // no start follows: split the starts by the well they end in (final phi below or
+            // above pi/2), each group with its median and interquartile band.
+            let ends_near_w: Vec<bool> = paths(&run.rows, method, "phi")
+                .iter()
+                .map(|p| p.last().is_some_and(|e| e.1 < std::f64::consts::FRAC_PI_2))
+                .collect();
+            for (near, pattern, well) in [
+                (true, Pattern::Solid, "w*"),
+                (false, Pattern::Dashed, "-w*"),
+            ] {
+                let group: Vec<Points> = starts
+                    .iter()
+                    .zip(&ends_near_w)
+                    .filter(|(_, e)| **e == near)
+                    .map(|(p, _)| p.clone())
+                    .collect();
+                if group.is_empty() {
+                    continue;
+                }
+                let (median, band) = median_quantile_band(&group, 0.25);
+                panel.series.push(Series {
+                    points: band,
+                    style: Style::Band,
+                    color: Colour::Palette(c),
+                    ..Default::default()
+                });
+                panel.series.push(Series {
+                    label: format!("{method}: {} starts ending near {well}", group.len()),
+                    points: median,
+                    style: Style::Line,
+                    color: Colour::Palette(c),
+                    pattern,
+                    ..Default::default()
+                });
+            }
         }
         panel
     };
     let mut rates = Panel {
         title: "success rate (global minimum) with 95% Wilson intervals".into(),
-        x_label: "method, in the order of the legend".into(),
+        x_label: "method (starts at the global minimum)".into(),
         y_label: "fraction of starts".into(),
         ..Default::default()
     };
@@ -105,32 +152,35 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
             let (n, count) = (entry.starts, entry.global.count);
             let x = c as f64 + 1.0;
             let [lo, hi] = entry.global.ci95;
+            rates.x_names.push((x, format!("{method} ({count}/{n})")));
             rates.series.push(Series {
-                label: format!("{method}: {count}/{n}"),
                 points: vec![(x, count as f64 / n.max(1) as f64)],
                 style: Style::Bars,
                 color: Colour::Palette(c),
                 ..Default::default()
             });
             rates.series.push(Series {
-                label: String::new(),
+                label: if c == 0 {
+                    "95% Wilson interval".into()
+                } else {
+                    String::new()
+                },
                 points: vec![(x, lo), (x, hi)],
                 style: Style::Line,
-                color: Colour::Palette(7),
+                color: Colour::Grey,
                 ..Default::default()
             });
         }
         // The 95% the claim asks of the perturbed methods, and 0 on the axis.
         let right = order.len() as f64 + 0.5;
         rates.series.push(Series {
-            label: "95%".into(),
+            label: "95%: the claim for perturbed methods".into(),
             points: vec![(0.5, 0.95), (right, 0.95)],
             style: Style::Dashed,
             color: Colour::Palette(3),
             ..Default::default()
         });
         rates.series.push(Series {
-            label: String::new(),
             points: vec![(0.5, 0.0)],
             style: Style::Cloud,
             color: Colour::Palette(7),
@@ -143,24 +193,27 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
             .zip(paths(&run.rows, method, "a_dot"))
             .filter_map(|(p, a)| Some((p.last()?.1, a.last()?.1)))
             .collect();
+        let (marker, size) = MARKERS[c % MARKERS.len()];
         scatter.series.push(Series {
-            label: method.clone(),
+            label: format!("{method} ({} starts)", ends.len()),
             points: ends,
             style: Style::Markers,
             color: Colour::Palette(c),
+            marker,
+            marker_size: size,
             ..Default::default()
         });
     }
     Figure {
         title: "two-layer CNN: gradient descent against perturbed GD".into(),
         panels: vec![
-            band_panel("phi", "angle phi to w* against iteration", false),
-            band_panel("loss", "population loss against iteration", true),
+            band_panel("phi", "angle phi to w*", false),
+            band_panel("loss", "population loss", true),
             rates,
             scatter,
         ],
         columns: 2,
-        panel_size: (700, 520),
+        panel_size: (760, 520),
     }
 }
 
