@@ -459,8 +459,11 @@ impl Bar {
                 .map(|k| k as f64)
                 .collect();
             if decades.len() >= 2 {
+                // At most about eight labelled decades.
+                let every = decades.len().div_ceil(8) as i64;
                 return decades
                     .into_iter()
+                    .filter(|d| (*d as i64).rem_euclid(every) == 0)
                     .map(|d| (d, tick_label(d, true)))
                     .collect();
             }
@@ -740,9 +743,14 @@ fn draw_panel<DB: DrawingBackend>(
             .map_or(7 * text.len() as i32, |(w, _)| w as i32)
     };
     let mut entries: Vec<(String, Swatch)> = Vec::new();
-    if let Some(names) = panel.heatmap.as_ref().and_then(|h| h.categories.as_ref()) {
+    if let Some(map) = &panel.heatmap
+        && let Some(names) = &map.categories
+    {
+        // The categories the map shows.
         for (k, name) in names.iter().enumerate() {
-            entries.push((name.clone(), Swatch::Block(category_colour(k))));
+            if map.values.contains(&(k as f64)) {
+                entries.push((name.clone(), Swatch::Block(category_colour(k))));
+            }
         }
     }
     for entry in &panel.legend {
@@ -903,14 +911,25 @@ fn heatmap_bar(panel: &Panel) -> Option<Bar> {
 
 /// The range of a continuous heatmap's shown values (log10 when `log`).
 fn heatmap_range(map: &super::Heatmap) -> (f64, f64) {
-    map.values
+    let (lo, hi) = map
+        .values
         .iter()
         .map(|&v| if map.log { v.log10() } else { v })
         .filter(|v| v.is_finite())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
             (a.min(v), b.max(v))
-        })
+        });
+    if map.log {
+        (lo.max(hi - LOG_MAP_DECADES), hi)
+    } else {
+        (lo, hi)
+    }
 }
+
+/// Most decades a log colour map spans: a loss that is exactly zero on a curve reaches 1e-31
+/// beside it, and forty decades would leave one colour for the rest. Lower values take the
+/// darkest colour.
+const LOG_MAP_DECADES: f64 = 12.0;
 
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
@@ -1175,7 +1194,7 @@ fn draw_heatmap<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, map: &super::Heat
             None => {
                 let v = shown(v);
                 if v.is_finite() && hi > lo {
-                    ViridisRGB.get_color_normalized(v, lo, hi)
+                    ViridisRGB.get_color_normalized(v.clamp(lo, hi), lo, hi)
                 } else {
                     RGBColor(255, 255, 255)
                 }

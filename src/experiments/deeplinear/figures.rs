@@ -72,33 +72,77 @@ fn weights(depth: usize, x: f64, y: f64) -> Vec<f64> {
     }
 }
 
-/// Where a chain's state is: 0 global with w1 > 0, 1 global with w1 < 0, 2 origin, 3
-/// neither yet.
+/// The categories of a chain's state, as [`chain_limit_of`] numbers them.
+const CHAIN_STATES: [&str; 5] = [
+    "global, w1 > 0",
+    "global, w1 < 0",
+    "origin (a saddle)",
+    "saddle line w2 = w3 = 0",
+    "not there yet",
+];
+
+/// Where a chain's state is: 0 global with w1 > 0, 1 global with w1 < 0, 2 origin, 3 on the
+/// line of saddles w2 = w3 = 0 of a three-layer chain (every point of it is critical: each
+/// partial derivative has a factor w2 or w3), 4 neither yet.
 fn chain_limit_of(model: &DeepLinear, w: &[f64]) -> usize {
     let z = model.z[(0, 0)];
     let p: f64 = w.iter().product();
+    let small = 0.05 * z.abs().max(1.0);
     if (p - z).abs() < 1e-3 * z.abs() {
         if w[0] > 0.0 { 0 } else { 1 }
-    } else if w.iter().map(|x| x.abs()).sum::<f64>() < 0.05 * z.abs().max(1.0) {
+    } else if w.iter().map(|x| x.abs()).sum::<f64>() < small {
         // Near the origin: three layers creep in like |p| ~ (|z| t)^-3, so the basin map
         // classifies by where the flow is heading at its horizon.
         2
-    } else {
+    } else if w.len() == 3 && w[1].abs() + w[2].abs() < small {
         3
+    } else {
+        4
     }
 }
 
-/// Where the flow from `w0` is at time t (see [`chain_limit_of`]); classifying needs no
-/// more than rtol 1e-8.
-fn chain_limit(model: &DeepLinear, w0: &[f64], t: f64) -> usize {
-    let tolerances = Tolerances {
-        rtol: 1e-8,
-        atol: 1e-10,
-        ..Tolerances::default()
-    };
-    match gradient_flow(model, w0, &[0.0, t], tolerances) {
-        Ok(path) => chain_limit_of(model, &path.states[1]),
-        Err(_) => 3,
+/// The gradient flow of a scalar chain restricted to the portrait's plane: (w1, w2) for
+/// two layers; for three, (w1, y) with w2 = w3 = y, moving as w1 and w2 do there. The plane
+/// is invariant, but near the saddle line w2 = w3 = 0 it is unstable across (towards
+/// w2 = -w3), so integrating all three weights would let round-off carry a flow out of the
+/// plane it is drawn in.
+struct PlaneFlow<'a> {
+    model: &'a DeepLinear,
+    depth: usize,
+}
+
+impl Objective for PlaneFlow<'_> {
+    fn dim(&self) -> usize {
+        2
+    }
+    fn loss(&self, p: &[f64]) -> f64 {
+        self.model.loss(&weights(self.depth, p[0], p[1]))
+    }
+    fn gradient(&self, p: &[f64], out: &mut [f64]) {
+        let mut g = vec![0.0; self.depth];
+        self.model
+            .gradient(&weights(self.depth, p[0], p[1]), &mut g);
+        out.copy_from_slice(&g[..2]);
+    }
+}
+
+impl PlaneFlow<'_> {
+    /// Where the state (x, y) of the plane is (see [`chain_limit_of`]).
+    fn limit_of(&self, p: &[f64]) -> usize {
+        chain_limit_of(self.model, &weights(self.depth, p[0], p[1]))
+    }
+
+    /// Where the flow from (x, y) is at time t; classifying needs no more than rtol 1e-8.
+    fn limit(&self, x: f64, y: f64, t: f64) -> usize {
+        let tolerances = Tolerances {
+            rtol: 1e-8,
+            atol: 1e-10,
+            ..Tolerances::default()
+        };
+        match gradient_flow(self, &[x, y], &[0.0, t], tolerances) {
+            Ok(path) => self.limit_of(&path.states[1]),
+            Err(_) => 4,
+        }
     }
 }
 
@@ -122,13 +166,14 @@ fn scalar_chain_landscape(spec: &Valid<DeepLinearExperiment>) -> Result<Figure> 
     let loss = |x: f64, y: f64| model.loss(&weights(depth, x, y));
     let mut field = sample(range, range, (121, 121), loss);
     field.log = true;
+    field.label = "loss L (log scale)".into();
     let plane = if depth == 2 {
         "(w1, w2)".to_string()
     } else {
         "the invariant plane w2 = w3".to_string()
     };
     let mut portrait = Panel {
-        title: format!("phase portrait on {plane}, z = {z}: loss (log colour), -grad L, flows"),
+        title: format!("phase portrait on {plane}, z = {z}: loss, -grad L, flows"),
         x_label: "w1".into(),
         y_label: if depth == 2 { "w2" } else { "w2 = w3" }.into(),
         series: vec![contours(&field, &log_levels(&field, 12))?],
@@ -156,7 +201,7 @@ fn scalar_chain_landscape(spec: &Valid<DeepLinearExperiment>) -> Result<Figure> 
             },
             points,
             style: Style::Dashed,
-            color: Colour::Palette(3),
+            color: Colour::Grey,
             ..Default::default()
         });
     }
@@ -167,50 +212,67 @@ fn scalar_chain_landscape(spec: &Valid<DeepLinearExperiment>) -> Result<Figure> 
     // Flows from a ring of starts, coloured by their limit as in the basin map, and the
     // run's own start (to t_end).
     let grid = |t: f64| -> Vec<f64> { (0..=200).map(|k| t * k as f64 / 200.0).collect() };
+    let plane_flow = PlaneFlow {
+        model: &model,
+        depth,
+    };
     let mut starts: Vec<Vec<f64>> = (0..16)
         .map(|k| {
             let a = std::f64::consts::TAU * (k as f64 + 0.25) / 16.0;
-            weights(depth, 0.9 * reach * a.cos(), 0.9 * reach * a.sin())
+            vec![0.9 * reach * a.cos(), 0.9 * reach * a.sin()]
         })
         .collect();
     // The run's own flow, when its start lies in the plane.
     let own = depth == 2 || theta0[1] == theta0[2];
     if own {
-        starts.push(weights(depth, theta0[0], theta0[1]));
+        starts.push(vec![theta0[0], theta0[1]]);
     }
     let last = if own { starts.len() - 1 } else { usize::MAX };
-    let names = [
-        "global, w1 > 0",
-        "global, w1 < 0",
-        "origin",
-        "not there yet",
-    ];
+    let mut named = [false; CHAIN_STATES.len()];
     for (i, w0) in starts.iter().enumerate() {
         let t = if i == last { spec.t_end } else { horizon };
-        let path = gradient_flow(&model, w0, &grid(t), Tolerances::default())?;
-        let limit = chain_limit_of(&model, path.states.last().expect("an end state"));
+        let path = gradient_flow(&plane_flow, w0, &grid(t), Tolerances::default())?;
+        let end = path.states.last().expect("an end state");
+        let limit = plane_flow.limit_of(end);
+        // Flows are coloured by where they are at the horizon, as in the basin map; the
+        // legend names each colour once.
+        let label = if i == last {
+            format!("this run's flow, to t = {}", spec.t_end)
+        } else if !named[limit] {
+            named[limit] = true;
+            format!("flow, dot at t = {horizon}: {}", CHAIN_STATES[limit])
+        } else {
+            String::new()
+        };
+        let color = Colour::Palette(if i == last { 9 } else { limit });
         portrait.series.push(Series {
-            label: if i == last {
-                "this run's flow".into()
-            } else {
-                String::new()
-            },
+            label,
             points: path.states.iter().map(|w| (w[0], w[1])).collect(),
             style: if i == last {
                 Style::LineWithMarkers
             } else {
                 Style::Line
             },
-            color: Colour::Palette(if i == last { 9 } else { limit }),
+            color,
             ..Default::default()
         });
+        // Where it is at the horizon, so a flow that stops short of a minimum is seen to.
+        if i != last {
+            portrait.series.push(Series {
+                points: vec![(end[0], end[1])],
+                style: Style::Markers,
+                color,
+                marker_size: 4,
+                ..Default::default()
+            });
+        }
     }
     let basins = basin_map(
         range,
         range,
         61,
-        names.iter().map(|s| s.to_string()).collect(),
-        |x, y| chain_limit(&model, &weights(depth, x, y), horizon),
+        CHAIN_STATES.iter().map(|s| s.to_string()).collect(),
+        |x, y| plane_flow.limit(x, y, horizon),
     );
     let basin = Panel {
         title: format!("basin map: where the flow is at t = {horizon}"),
