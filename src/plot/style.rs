@@ -6,8 +6,9 @@
 //! or more values is ordered: it takes the sequential colour map and a colour bar (log-spaced
 //! when its values span a decade or more); otherwise every combination gets a palette colour.
 //! Bounds (`Dashed` series with a key) take the colour of the series with the same key and a
-//! pattern of their own per bound column. The legend lists each colour value and each pattern
-//! value once, then each bound column, then the panel's unkeyed labelled series.
+//! pattern of their own per bound column; bands and marks (`Band`, `Markers`) take its colour.
+//! The legend lists each colour value and each pattern value once, then each bound column and
+//! each mark, then the panel's unkeyed labelled series.
 
 use super::{Colour, ColourBar, Key, LegendEntry, Marker, Panel, Pattern, SERIES_AXIS, Style};
 
@@ -57,9 +58,11 @@ fn part_label(axis: &str, value: &str) -> String {
 
 /// Styles the keyed series of a panel in place and sets its legend and colour bar.
 pub fn apply(panel: &mut Panel) {
-    // Bands (the spread around a median) follow their line and add no values.
-    let is_main =
-        |s: &super::Series| !s.key.is_empty() && !matches!(s.style, Style::Dashed | Style::Band);
+    // Bands (the spread around a median), bounds and marks follow their line and add no
+    // values.
+    let is_main = |s: &super::Series| {
+        !s.key.is_empty() && !matches!(s.style, Style::Dashed | Style::Band | Style::Markers)
+    };
     let owned: Vec<Key> = panel
         .series
         .iter()
@@ -74,7 +77,7 @@ pub fn apply(panel: &mut Panel) {
     let has_bands = panel
         .series
         .iter()
-        .any(|s| !s.key.is_empty() && s.style == Style::Band);
+        .any(|s| !s.key.is_empty() && matches!(s.style, Style::Band | Style::Markers));
     if main_keys.is_empty() && !has_bounds && !has_bands {
         panel.legend = unkeyed_entries(panel);
         return;
@@ -204,6 +207,7 @@ pub fn apply(panel: &mut Panel) {
         .filter(|p| !AXIS_PATTERNS[..pattern_values.len()].contains(p))
         .collect();
     let mut bound_names: Vec<String> = Vec::new();
+    let mut marks: Vec<LegendEntry> = Vec::new();
     let main_styles: Vec<(Key, Colour)> = main_keys
         .iter()
         .map(|k| ((*k).clone(), colour_of(k)))
@@ -225,8 +229,24 @@ pub fn apply(panel: &mut Panel) {
                 .iter()
                 .find(|(key, _)| *key == series.key)
                 .map_or(Colour::Grey, |(_, c)| *c);
-        } else if series.style == Style::Band {
+        } else if matches!(series.style, Style::Band | Style::Markers) {
             series.color = colour_of(&series.key);
+            if series.style == Style::Markers && !series.label.is_empty() {
+                let entry = LegendEntry {
+                    label: series.label.clone(),
+                    style: Style::Markers,
+                    color: if colour_axes.is_empty() {
+                        Colour::Palette(0)
+                    } else {
+                        Colour::Grey
+                    },
+                    pattern: Pattern::Solid,
+                    marker: series.marker,
+                };
+                if !marks.contains(&entry) {
+                    marks.push(entry);
+                }
+            }
         } else {
             series.color = colour_of(&series.key);
             series.pattern = pattern_of(&series.key);
@@ -259,6 +279,7 @@ pub fn apply(panel: &mut Panel) {
             }
         }
     }
+    legend.extend(marks);
     legend.extend(unkeyed_entries(panel));
     panel.legend = legend;
     panel.colour_bar = colour_bar;

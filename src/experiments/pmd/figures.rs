@@ -8,7 +8,9 @@ use rand::Rng;
 use super::evaluation::{EvalMethod, Evaluator};
 use super::{Pmd, build_mdp};
 use crate::contract::{Figures, RunData};
-use crate::plot::{Colour, Figure, LineRequest, Panel, Series, Style, line_panel, xy_points};
+use crate::plot::{
+    Colour, Figure, LineRequest, Marker, Panel, Series, Style, line_panel, xy_points,
+};
 
 impl Figures for Pmd {
     /// The convergence panels; for one run of a 2-state MDP, the value polytope as well.
@@ -25,11 +27,13 @@ impl Figures for Pmd {
 
 fn convergence(runs: &[RunData<Pmd>]) -> Figure {
     let group = ["divergence"];
-    let panel = |title, ys: &[&str], y_label| {
-        line_panel(
+    // A panel names the bounds it draws: a bound's column is empty where its step-size
+    // schedule does not apply (Johnson et al.'s needs the adaptive schedule).
+    let panel = |quantity: &str, bounds: &str, ys: &[&str], y_label| {
+        let mut panel = line_panel(
             runs,
             &LineRequest {
-                title,
+                title: quantity,
                 x: "iter",
                 ys,
                 group: &group,
@@ -37,34 +41,87 @@ fn convergence(runs: &[RunData<Pmd>]) -> Figure {
                 logy: true,
                 y_label,
             },
-        )
+        );
+        if panel.series.iter().any(|s| s.style == Style::Dashed) {
+            panel.title = format!("{quantity}, {bounds} dashed");
+        }
+        panel
     };
     let title = match runs {
         [run] => describe(run),
         _ => "policy mirror descent".to_string(),
     };
+    let mut panels = vec![
+        panel(
+            "rho-weighted value gap",
+            "Xiao bounds",
+            &["value_gap_rho", "bound_xiao_thm8", "bound_xiao_thm10"],
+            "V*_rho - V^pi_k_rho",
+        ),
+        panel(
+            "sup-norm value gap",
+            "Johnson et al. bound",
+            &["value_gap_inf", "bound_johnson"],
+            "||V* - V^pi_k||_inf",
+        ),
+        panel(
+            "mass on non-optimal actions (max over states)",
+            "",
+            &["nonopt_mass"],
+            "max_s pi_k(not A*_s | s)",
+        ),
+    ];
+    for (panel, y) in panels
+        .iter_mut()
+        .zip(["value_gap_rho", "value_gap_inf", "nonopt_mass"])
+    {
+        mark_exact_optimum(panel, runs, y);
+    }
+    panels.push(panel("step size", "", &["eta"], "eta_k"));
     Figure {
         title,
-        panels: vec![
-            panel(
-                "rho-weighted value gap, Xiao bounds dashed",
-                &["value_gap_rho", "bound_xiao_thm8", "bound_xiao_thm10"],
-                "V*_rho - V^pi_k_rho",
-            ),
-            panel(
-                "sup-norm value gap, Johnson et al. bound dashed",
-                &["value_gap_inf", "bound_johnson"],
-                "||V* - V^pi_k||_inf",
-            ),
-            panel(
-                "mass on non-optimal actions (max over states)",
-                &["nonopt_mass"],
-                "max_s pi_k(not A*_s | s)",
-            ),
-            panel("step size", &["eta"], "eta_k"),
-        ],
+        panels,
         columns: 2,
         panel_size: (820, 560),
+    }
+}
+
+/// Marks, on each run's curve of `y`, the iteration from which the policy is exactly optimal
+/// (the `optimal` column is 1 from there on): the gap is 0 there, which a log axis cannot
+/// show, so the curve would otherwise just stop.
+fn mark_exact_optimum(panel: &mut Panel, runs: &[RunData<Pmd>], y: &str) {
+    for run in runs {
+        for (group_key, rows) in run.rows.group_keys(&["divergence"]) {
+            let (Some(iters), Some(optimal), Some(values)) =
+                (rows.num("iter"), rows.num("optimal"), rows.num(y))
+            else {
+                continue;
+            };
+            let from = optimal.iter().rposition(|o| *o != 1.0).map_or(0, |i| i + 1);
+            if from == 0 || from >= optimal.len() {
+                continue;
+            }
+            // Drawn at the curve's last positive value, at the first exactly optimal
+            // iteration, in the colour of the curve (same key as line_panel gives it).
+            let Some(last) = values[..from].iter().rev().copied().find(|v| *v > 0.0) else {
+                continue;
+            };
+            let mut key = run.key.clone();
+            for part in group_key {
+                if !key.iter().any(|(axis, _)| *axis == part.0) {
+                    key.push(part);
+                }
+            }
+            panel.series.push(Series {
+                label: "exactly optimal from this iteration on".into(),
+                points: vec![(iters[from], last)],
+                style: Style::Markers,
+                marker: Marker::Triangle,
+                marker_size: 6,
+                key,
+                ..Default::default()
+            });
+        }
     }
 }
 
@@ -139,6 +196,12 @@ fn landscape(run: &RunData<Pmd>) -> Result<Figure> {
             (v[0], v[1])
         })
         .collect();
+    // V* dominates every V^pi state by state: the deterministic policy (the last a^2
+    // points) with the largest sum is it.
+    let optimum = cloud[cloud.len() - a * a..]
+        .iter()
+        .copied()
+        .max_by(|p, q| (p.0 + p.1).total_cmp(&(q.0 + q.1)));
     let mut panel = Panel {
         title: "value polytope {V^pi} and PMD trajectories V^pi_k".into(),
         x_label: "V(s0)".into(),
@@ -154,13 +217,31 @@ fn landscape(run: &RunData<Pmd>) -> Result<Figure> {
         }],
         ..Default::default()
     };
+    let mut start = None;
     for (i, (label, rows)) in run.rows.groups(&["divergence"]).into_iter().enumerate() {
         if let Some(points) = xy_points(&rows, "v_0", "v_1") {
+            start = start.or(points.first().copied());
             panel.series.push(Series {
                 label,
                 points,
                 style: Style::LineWithMarkers,
                 color: Colour::Palette(i),
+                ..Default::default()
+            });
+        }
+    }
+    for (point, label, marker) in [
+        (start, "start V^pi_0", Marker::Square),
+        (optimum, "optimum V*", Marker::Cross),
+    ] {
+        if let Some(point) = point {
+            panel.series.push(Series {
+                label: label.into(),
+                points: vec![point],
+                style: Style::Markers,
+                color: Colour::Grey,
+                marker,
+                marker_size: 7,
                 ..Default::default()
             });
         }
