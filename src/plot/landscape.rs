@@ -9,10 +9,12 @@ use super::{Colour, Heatmap, Panel, Series, Style};
 
 /// f evaluated on an nx x ny grid over the ranges (in parallel; the values do not depend on
 /// the thread count).
+/// `label` names the quantity and its units for the colour bar.
 pub fn sample(
     x_range: (f64, f64),
     y_range: (f64, f64),
     n: (usize, usize),
+    label: &str,
     f: impl Fn(f64, f64) -> f64 + Sync,
 ) -> Heatmap {
     let mut map = Heatmap {
@@ -23,7 +25,7 @@ pub fn sample(
         values: Vec::new(),
         categories: None,
         log: false,
-        label: String::new(),
+        label: label.to_string(),
     };
     map.values = (0..n.0 * n.1)
         .into_par_iter()
@@ -137,7 +139,7 @@ pub fn basin_map(
     names: Vec<String>,
     category: impl Fn(f64, f64) -> usize + Sync,
 ) -> Heatmap {
-    let mut map = sample(x_range, y_range, (n, n), |x, y| category(x, y) as f64);
+    let mut map = sample(x_range, y_range, (n, n), "", |x, y| category(x, y) as f64);
     map.categories = Some(names);
     map
 }
@@ -206,7 +208,7 @@ mod tests {
 
     #[test]
     fn contours_of_a_paraboloid_are_circles() {
-        let map = sample((-2.0, 2.0), (-2.0, 2.0), (81, 81), |x, y| x * x + y * y);
+        let map = sample((-2.0, 2.0), (-2.0, 2.0), (81, 81), "x^2 + y^2", |x, y| x * x + y * y);
         let series = contours(&map, &[1.0]).unwrap();
         let points: Vec<(f64, f64)> = series
             .points

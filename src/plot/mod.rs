@@ -105,6 +105,8 @@ pub enum Style {
     Bars,
     /// Coloured points, no line (a scatter), half transparent, in the legend.
     Markers,
+    /// An arrow from the first point to the second (a path that leaves the window).
+    Arrow,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -330,6 +332,38 @@ pub fn xy_points(rows: &Table, x: &str, y: &str) -> Option<Vec<(f64, f64)>> {
 
 /// (x, y) points of a line or polygon.
 pub type Points = Vec<(f64, f64)>;
+
+/// A path cut where it first leaves the box [x0, x1] x [y0, y1]: the part inside up to the
+/// edge, and the arrow (last point inside, point on the edge) that shows it goes on; `None`
+/// when it stays inside.
+pub fn clip_path(
+    points: &[(f64, f64)],
+    x: (f64, f64),
+    y: (f64, f64),
+) -> (Points, Option<[(f64, f64); 2]>) {
+    let inside = |p: &(f64, f64)| p.0 >= x.0 && p.0 <= x.1 && p.1 >= y.0 && p.1 <= y.1;
+    let Some(out) = points.iter().position(|p| !inside(p)) else {
+        return (points.to_vec(), None);
+    };
+    if out == 0 {
+        return (Vec::new(), None);
+    }
+    let (a, b) = (points[out - 1], points[out]);
+    // The largest t in [0, 1] with a + t (b - a) inside the box.
+    let mut t = 1.0f64;
+    for (lo, hi, p, q) in [(x.0, x.1, a.0, b.0), (y.0, y.1, a.1, b.1)] {
+        if q > hi {
+            t = t.min((hi - p) / (q - p));
+        }
+        if q < lo {
+            t = t.min((lo - p) / (q - p));
+        }
+    }
+    let edge = (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
+    let mut kept = points[..out].to_vec();
+    kept.push(edge);
+    (kept, Some([a, edge]))
+}
 
 /// The median of several step paths (each sorted by x) and the min-max band around it, on
 /// the union of their x values. A path's value at x is its last point at or before x; past

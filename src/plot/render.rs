@@ -342,6 +342,7 @@ enum Swatch {
     Line(RGBColor, Pattern, u32),
     Marker(RGBColor, Marker),
     Block(RGBColor),
+    Arrow(RGBColor),
 }
 
 fn swatch_of(entry: &LegendEntry) -> Swatch {
@@ -360,6 +361,7 @@ fn swatch_of(entry: &LegendEntry) -> Swatch {
         Style::Markers => Swatch::Marker(colour, entry.marker),
         Style::Cloud => Swatch::Marker(RGBColor(170, 170, 170), Marker::Circle),
         Style::Bars | Style::Band | Style::Contour => Swatch::Block(colour),
+        Style::Arrow => Swatch::Arrow(colour),
     }
 }
 
@@ -468,7 +470,7 @@ impl Bar {
                     .collect();
             }
             // Less than a decade: round values, placed at their logarithms.
-            return nice_ticks(10f64.powf(self.lo), 10f64.powf(self.hi), 4)
+            return nice_ticks(10f64.powf(self.lo), 10f64.powf(self.hi), 6)
                 .into_iter()
                 .filter(|v| *v > 0.0)
                 .map(|v| (v.log10(), short_number(v)))
@@ -970,6 +972,14 @@ fn draw_legend<DB: DrawingBackend>(
             Swatch::Marker(colour, marker) => {
                 draw_markers(area, &[(x + 10, y)], marker, colour, 4)?;
             }
+            Swatch::Arrow(colour) => {
+                draw_arrow(
+                    area,
+                    (x as f64, y as f64),
+                    ((x + SWATCH_WIDTH - 6) as f64, y as f64),
+                    colour,
+                )?;
+            }
             Swatch::Block(colour) => {
                 area.draw(&Rectangle::new(
                     [(x + 2, y - 6), (x + 16, y + 6)],
@@ -1040,6 +1050,34 @@ fn draw_bar<DB: DrawingBackend>(
     ))
     .map_err(plot_err)?;
     Ok(())
+}
+
+/// An arrow in pixels: a shaft and a head of two 9-pixel strokes at 25 degrees.
+fn draw_arrow<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    from: (f64, f64),
+    to: (f64, f64),
+    colour: RGBColor,
+) -> Result<()> {
+    let (dx, dy) = (from.0 - to.0, from.1 - to.1);
+    let length = (dx * dx + dy * dy).sqrt().max(1e-9);
+    let (ux, uy) = (9.0 * dx / length, 9.0 * dy / length);
+    let head = |angle: f64| {
+        let (c, s) = (angle.cos(), angle.sin());
+        (
+            (to.0 + c * ux - s * uy).round() as i32,
+            (to.1 + s * ux + c * uy).round() as i32,
+        )
+    };
+    let tip = (to.0.round() as i32, to.1.round() as i32);
+    let style = colour.stroke_width(2);
+    area.draw(&PathElement::new(
+        vec![(from.0.round() as i32, from.1.round() as i32), tip],
+        style,
+    ))
+    .map_err(plot_err)?;
+    area.draw(&PathElement::new(vec![head(0.44), tip, head(-0.44)], style))
+        .map_err(plot_err)
 }
 
 /// Draws a line through pixel points with a dash pattern, on the plot area.
@@ -1138,6 +1176,17 @@ fn draw_data<DB: DrawingBackend>(
                     3
                 };
                 draw_markers(chart.plotting_area(), points, spec.marker, color, size)?;
+            }
+            Style::Arrow => {
+                if let [from, to] = points[..] {
+                    let area = chart.plotting_area().strip_coord_spec();
+                    let base = chart.plotting_area().get_base_pixel();
+                    let px = |p: (f64, f64)| {
+                        let (x, y) = chart.backend_coord(&p);
+                        ((x - base.0) as f64, (y - base.1) as f64)
+                    };
+                    draw_arrow(&area, px(from), px(to), color)?;
+                }
             }
             Style::Contour => {
                 let grey = RGBColor(255, 255, 255).mix(0.7);

@@ -61,7 +61,10 @@ pub fn apply(panel: &mut Panel) {
     // Bands (the spread around a median), bounds and marks follow their line and add no
     // values.
     let is_main = |s: &super::Series| {
-        !s.key.is_empty() && !matches!(s.style, Style::Dashed | Style::Band | Style::Markers)
+        !s.key.is_empty() && !matches!(
+            s.style,
+            Style::Dashed | Style::Band | Style::Markers | Style::Arrow
+        )
     };
     let owned: Vec<Key> = panel
         .series
@@ -77,7 +80,9 @@ pub fn apply(panel: &mut Panel) {
     let has_bands = panel
         .series
         .iter()
-        .any(|s| !s.key.is_empty() && matches!(s.style, Style::Band | Style::Markers));
+        .any(|s| {
+            !s.key.is_empty() && matches!(s.style, Style::Band | Style::Markers | Style::Arrow)
+        });
     if main_keys.is_empty() && !has_bounds && !has_bands {
         panel.legend = unkeyed_entries(panel);
         return;
@@ -229,12 +234,12 @@ pub fn apply(panel: &mut Panel) {
                 .iter()
                 .find(|(key, _)| *key == series.key)
                 .map_or(Colour::Grey, |(_, c)| *c);
-        } else if matches!(series.style, Style::Band | Style::Markers) {
+        } else if matches!(series.style, Style::Band | Style::Markers | Style::Arrow) {
             series.color = colour_of(&series.key);
-            if series.style == Style::Markers && !series.label.is_empty() {
+            if series.style != Style::Band && !series.label.is_empty() {
                 let entry = LegendEntry {
                     label: series.label.clone(),
-                    style: Style::Markers,
+                    style: series.style,
                     color: if colour_axes.is_empty() {
                         Colour::Palette(0)
                     } else {

@@ -164,9 +164,8 @@ fn scalar_chain_landscape(spec: &Valid<DeepLinearExperiment>) -> Result<Figure> 
         .max(1.0);
     let range = (-reach, reach);
     let loss = |x: f64, y: f64| model.loss(&weights(depth, x, y));
-    let mut field = sample(range, range, (121, 121), loss);
+    let mut field = sample(range, range, (121, 121), "loss L (log scale)", loss);
     field.log = true;
-    field.label = "loss L (log scale)".into();
     let plane = if depth == 2 {
         "(w1, w2)".to_string()
     } else {

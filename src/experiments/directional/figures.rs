@@ -12,7 +12,7 @@ use super::{DirectionalExperiment, Theory, network, population};
 use crate::contract::{Figures, RunData};
 use crate::flow::Objective;
 use crate::plot::landscape::{arrows, contours, log_levels, sample};
-use crate::plot::{Colour, Figure, LineRequest, Panel, Series, Style, line_panel};
+use crate::plot::{clip_path, Colour, Figure, LineRequest, Panel, Series, Style, line_panel};
 
 type Runs = [RunData<DirectionalExperiment>];
 
@@ -128,14 +128,31 @@ fn linear_field(spec: &DirectionalSpec, runs: &Runs) -> Result<Figure> {
         let mut g = [0.0; 2];
         pop.linear(&[x, y], &mut g)
     };
-    let mut map = sample(x_range, y_range, (101, 51), loss);
+    let mut map = sample(
+        x_range,
+        y_range,
+        (101, 51),
+        "population loss (log scale)",
+        loss,
+    );
     map.log = true;
     let mut series = vec![contours(&map, &log_levels(&map, 12))?];
-    for path in &mut paths {
-        path.points
-            .retain(|p| p.0.abs() <= reach && p.1.abs() <= reach);
+    // The window shows where a path turns; past it the norm keeps growing along w*: an
+    // arrow at the edge says so.
+    for mut path in paths {
+        let (kept, exit) = clip_path(&path.points, x_range, y_range);
+        path.points = kept;
+        if let Some([from, to]) = exit {
+            series.push(Series {
+                label: "the path goes on beyond the window".into(),
+                points: vec![from, to],
+                style: Style::Arrow,
+                key: path.key.clone(),
+                ..Default::default()
+            });
+        }
+        series.push(path);
     }
-    series.extend(paths);
     let panel = Panel {
         title: format!(
             "{} {} loss of the linear predictor, -grad L, paths of the predictor",
@@ -157,7 +174,7 @@ fn linear_field(spec: &DirectionalSpec, runs: &Runs) -> Result<Figure> {
         title: "population vector field in the plane of w*".into(),
         panels: vec![panel],
         columns: 1,
-        panel_size: (900, 560),
+        panel_size: (1000, 560),
     })
 }
 
@@ -203,7 +220,13 @@ fn two_node_field(spec: &DirectionalSpec, runs: &Runs) -> Result<Figure> {
         theta[2 * dim + 1] = -1.0;
         objective.loss(&theta)
     };
-    let mut map = sample((0.0, pi), (0.0, pi), (41, 41), loss);
+    let mut map = sample(
+        (0.0, pi),
+        (0.0, pi),
+        (41, 41),
+        "population loss at this norm (log scale)",
+        loss,
+    );
     map.log = true;
     let mut all = vec![contours(&map, &log_levels(&map, 10))?];
     all.extend(series);

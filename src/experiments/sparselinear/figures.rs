@@ -151,7 +151,13 @@ pub fn slice(
         ..Default::default()
     };
     line.series.extend(marks(Style::LineWithMarkers));
-    let mut map = sample((-0.3, 1.3), (-0.8, 0.8), (97, 81), loss);
+    let mut map = sample(
+        (-0.3, 1.3),
+        (-0.8, 0.8),
+        (97, 81),
+        "population loss L (log scale)",
+        loss,
+    );
     map.log = true;
     let mut series = vec![contours(&map, &log_levels(&map, 14))?];
     series.extend(marks(Style::LineWithMarkers).into_iter().map(|mut s| {
