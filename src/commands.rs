@@ -67,9 +67,11 @@ fn list() -> Result<ExitCode> {
             .paper()
             .split_whitespace()
             .find(|w| w.starts_with("arXiv:"))
-            .map(|w| format!(" [{}]", w.trim_end_matches([',', ';', '.'])))
+            .map(|w| w.trim_end_matches([',', ';', '.']).to_string())
             .unwrap_or_default();
-        println!("{:<width$} {}{paper}", exp.name(), exp.title());
+        // One line: the title up to its colon (`lab show EXP` has the rest).
+        let title = exp.title().split(':').next().unwrap_or_default();
+        println!("{:<width$} {paper:<18} {title}", exp.name());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -185,13 +187,31 @@ fn print_report(report: &run::RunReport) {
             .map(|v| format!("iter {}", v[last]))
             .into_iter()
             .collect();
-        parts.extend(
-            report
-                .headline
-                .iter()
-                .filter_map(|c| rows.num(c).map(|v| format!("{c} {}", short(v[last])))),
-        );
-        println!("  {label}: {}", parts.join(", "));
+        // A value the run did not compute (an empty cell) is left out, not printed as NaN.
+        parts.extend(report.headline.iter().filter_map(|c| {
+            let v = rows.num(c)?[last];
+            (!v.is_nan()).then(|| format!("{c} {}", short(v)))
+        }));
+        // The last row of a group of several seeds or starts is one of them: say which.
+        let mut label = label;
+        for column in ["seed", "start"] {
+            if let Some(values) = rows.num(column) {
+                let mut distinct = values.to_vec();
+                distinct.sort_by(f64::total_cmp);
+                distinct.dedup();
+                if distinct.len() > 1 {
+                    label += &format!(", last {column} ({} of {})", values[last], distinct.len());
+                }
+            }
+        }
+        if parts.is_empty() {
+            continue;
+        }
+        if label.is_empty() {
+            println!("  {}", parts.join(", "));
+        } else {
+            println!("  {label}: {}", parts.join(", "));
+        }
     }
     for line in &report.description {
         println!("  {line}");
@@ -199,8 +219,8 @@ fn print_report(report: &run::RunReport) {
     if !report.claims.is_empty() {
         let count = |v: Verdict| report.claims.iter().filter(|c| c.verdict == v).count();
         println!(
-            "theory: {} claims checked: {} pass, {} fail, {} inconclusive",
-            report.claims.len(),
+            "theory: {} checked: {} pass, {} fail, {} inconclusive",
+            plural(report.claims.len(), "claim"),
             count(Verdict::Pass),
             count(Verdict::Fail),
             count(Verdict::Inconclusive)
@@ -215,6 +235,15 @@ fn print_report(report: &run::RunReport) {
         .map(|f| f.display().to_string())
         .collect();
     println!("wrote {}", files.join(", "));
+}
+
+/// "1 claim", "3 claims".
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn short(x: f64) -> String {

@@ -485,8 +485,19 @@ pub fn render_commented(
         out.push('\n');
     }
     out.push_str(&format!("\nexperiment = \"{experiment}\"\n"));
-    let mut group = "";
+    // Fields under their heading, headings in order of first appearance (one section each,
+    // even when a table lists a group's fields apart).
+    let mut groups: Vec<&str> = Vec::new();
     for field in fields {
+        if !groups.contains(&field.group) {
+            groups.push(field.group);
+        }
+    }
+    let ordered = groups
+        .iter()
+        .flat_map(|g| fields.iter().filter(move |f| f.group == *g));
+    let mut group = "";
+    for field in ordered {
         if field.group != group {
             group = field.group;
             out.push_str(&format!("\n# --- {group} ---\n"));

@@ -199,6 +199,13 @@ fn a_run_writes_its_outcomes_and_figures() {
         manifest.contains("s.outcomes.csv"),
         "the manifest lists the outcomes"
     );
+    // The saddle is found by the profile alone: random points at radius 1e-3 are lower
+    // about 38 times in a million, so none of 4000 is (the verdict says which test it was).
+    let json: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(
+        json["summary"]["spurious_point"]["descent_found_by"],
+        "the profile (not random points: 0 of 4000)"
+    );
     let profile = std::fs::read_to_string(dir.path().join("out/s.profile.svg")).unwrap();
     assert!(profile.contains("averaged over direction noise"));
     // --force replaces the run and its outcomes file with it.

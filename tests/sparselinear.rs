@@ -56,6 +56,14 @@ fn the_spurious_minimum_is_a_minimum_by_direct_sampling() {
         .find(|c| c.confirmed_minimum)
         .unwrap();
     let point = candidate.point.clone().unwrap();
+    // The layout: W1 row by row, masked entries included and 0 there, then W2, ...
+    let mask = lab::experiments::sparselinear::first_mask(&run.spec, streams);
+    for (k, m) in mask.iter().enumerate() {
+        if *m == 0.0 {
+            assert_eq!(point[k], 0.0, "masked entry {k} of W1");
+        }
+    }
+    assert!(point[..mask.len()].iter().any(|w| *w != 0.0));
     use lab::flow::Objective;
     let loss = net.loss(&point);
     assert!(loss > set.best_found.unwrap() + 0.1, "{loss}");

@@ -208,7 +208,9 @@ mod tests {
 
     #[test]
     fn contours_of_a_paraboloid_are_circles() {
-        let map = sample((-2.0, 2.0), (-2.0, 2.0), (81, 81), "x^2 + y^2", |x, y| x * x + y * y);
+        let map = sample((-2.0, 2.0), (-2.0, 2.0), (81, 81), "x^2 + y^2", |x, y| {
+            x * x + y * y
+        });
         let series = contours(&map, &[1.0]).unwrap();
         let points: Vec<(f64, f64)> = series
             .points

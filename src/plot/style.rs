@@ -61,10 +61,11 @@ pub fn apply(panel: &mut Panel) {
     // Bands (the spread around a median), bounds and marks follow their line and add no
     // values.
     let is_main = |s: &super::Series| {
-        !s.key.is_empty() && !matches!(
-            s.style,
-            Style::Dashed | Style::Band | Style::Markers | Style::Arrow
-        )
+        !s.key.is_empty()
+            && !matches!(
+                s.style,
+                Style::Dashed | Style::Band | Style::Markers | Style::Arrow
+            )
     };
     let owned: Vec<Key> = panel
         .series
@@ -77,12 +78,9 @@ pub fn apply(panel: &mut Panel) {
         .series
         .iter()
         .any(|s| !s.key.is_empty() && s.style == Style::Dashed);
-    let has_bands = panel
-        .series
-        .iter()
-        .any(|s| {
-            !s.key.is_empty() && matches!(s.style, Style::Band | Style::Markers | Style::Arrow)
-        });
+    let has_bands = panel.series.iter().any(|s| {
+        !s.key.is_empty() && matches!(s.style, Style::Band | Style::Markers | Style::Arrow)
+    });
     if main_keys.is_empty() && !has_bounds && !has_bands {
         panel.legend = unkeyed_entries(panel);
         return;

@@ -12,7 +12,7 @@ use super::{DirectionalExperiment, Theory, network, population};
 use crate::contract::{Figures, RunData};
 use crate::flow::Objective;
 use crate::plot::landscape::{arrows, contours, log_levels, sample};
-use crate::plot::{clip_path, Colour, Figure, LineRequest, Panel, Series, Style, line_panel};
+use crate::plot::{Colour, Figure, LineRequest, Panel, Series, Style, clip_path, line_panel};
 
 type Runs = [RunData<DirectionalExperiment>];
 

@@ -7,7 +7,7 @@
 //! A linear predictor beta = r (cos(theta) w* + sin(theta) e) only meets x through the 2-D
 //! projection (a, b) of x on (beta/r, its normal in the plane). Splitting the plane into the
 //! correctly classified part and the wedge of angle 2 theta where sign(a) != y gives, for any
-//! loss (derivation in the README, "directional"; reconstructed, not the paper's):
+//! loss (derivation in docs/directional.md; reconstructed, not the paper's):
 //!
 //!   L(r, theta) = F(r) + (1/pi) int_0^theta gap(r sin w) dw,
 //!   F(r) = E l(r |a|),   gap(c) = G(-c) - G(c),   G(c) = E_rho l(c rho),

@@ -119,10 +119,14 @@ pub fn check_kind(point: &SpuriousPoint) -> Check {
     (
         Verdict::from_bool(by_sign != descent),
         format!(
-            "a_sp^T a* = {:.4} ({}); the profile and perturbations {} a lower point",
+            "a_sp^T a* = {:.4} ({}); {}",
             point.a_sp_dot_a_star,
             if by_sign { "a minimum" } else { "a saddle" },
-            if descent { "found" } else { "never found" }
+            match (&point.descent_found_by, descent) {
+                (Some(by), true) => format!("a lower point found by {by}"),
+                (None, true) => "the profile or random points found a lower point".into(),
+                (_, false) => "neither the profile nor random points found a lower point".into(),
+            }
         ),
     )
 }

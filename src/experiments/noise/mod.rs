@@ -80,35 +80,68 @@ impl Landmarks {
     }
 }
 
-/// Whether the spurious point has a descent path (a saddle): the profile min_a L(phi, a)
-/// falls when phi leaves pi (the Hessian is degenerate in the angle, where the loss changes
-/// like |delta|^3, so the notes test with losses), or one of `samples` random points at
-/// distance `radius` is lower.
+/// What the two descent tests found at the spurious point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DescentTests {
+    /// The profile min_a L(phi, a) falls when phi leaves pi.
+    pub profile: bool,
+    /// Random points at the radius that are lower, of `samples`.
+    pub lower_points: usize,
+    pub samples: usize,
+}
+
+impl DescentTests {
+    /// Whether either test found a lower point (a saddle).
+    pub fn found(&self) -> bool {
+        self.profile || self.lower_points > 0
+    }
+
+    /// Which test found a lower point: "the profile", "random points (3 of 4000)", ...
+    pub fn found_by(&self) -> String {
+        let points = format!("random points ({} of {})", self.lower_points, self.samples);
+        match (self.profile, self.lower_points > 0) {
+            (true, true) => format!("the profile and {points}"),
+            (true, false) => format!("the profile (not random points: 0 of {})", self.samples),
+            (false, true) => points,
+            (false, false) => "neither the profile nor random points".into(),
+        }
+    }
+}
+
+/// Whether the spurious point has a descent path (a saddle), by two tests: the profile
+/// min_a L(phi, a) falls when phi leaves pi (the Hessian is degenerate in the angle, where
+/// the loss changes like |delta|^3, so the notes test with losses), and `samples` random
+/// points at distance `radius` (lower about 38 times in a million where only the profile
+/// falls: the descent directions are a thin set).
 pub fn spurious_has_descent(
     teacher: &Teacher,
     samples: usize,
     radius: f64,
     mut rng: ChaCha8Rng,
-) -> bool {
+) -> DescentTests {
     let (w, a) = teacher.spurious();
     let base = teacher.loss(&w, &a);
     let pi = std::f64::consts::PI;
-    if [1e-1, 1e-2, 1e-3]
+    let profile = [1e-1, 1e-2, 1e-3]
         .iter()
-        .any(|d| teacher.profile(pi - d) < teacher.profile(pi))
-    {
-        return true;
+        .any(|d| teacher.profile(pi - d) < teacher.profile(pi));
+    let lower_points = (0..samples)
+        .filter(|_| {
+            let mut d: Vec<f64> = (0..w.len() + a.len())
+                .map(|_| standard_normal(&mut rng))
+                .collect();
+            let n = dot(&d, &d).sqrt();
+            d.iter_mut().for_each(|x| *x *= radius / n);
+            let pw: Vec<f64> = w.iter().zip(&d).map(|(x, y)| x + y).collect();
+            let pa: Vec<f64> = a.iter().zip(&d[w.len()..]).map(|(x, y)| x + y).collect();
+            teacher.loss(&pw, &pa) < base - 1e-15
+        })
+        .count();
+    DescentTests {
+        profile,
+        lower_points,
+        samples,
     }
-    (0..samples).any(|_| {
-        let mut d: Vec<f64> = (0..w.len() + a.len())
-            .map(|_| standard_normal(&mut rng))
-            .collect();
-        let n = dot(&d, &d).sqrt();
-        d.iter_mut().for_each(|x| *x *= radius / n);
-        let pw: Vec<f64> = w.iter().zip(&d).map(|(x, y)| x + y).collect();
-        let pa: Vec<f64> = a.iter().zip(&d[w.len()..]).map(|(x, y)| x + y).collect();
-        teacher.loss(&pw, &pa) < base - 1e-15
-    })
 }
 
 /// The 95% Wilson score interval of a proportion.
@@ -179,7 +212,11 @@ pub struct SpuriousPoint {
     pub loss: f64,
     pub a_sp_dot_a_star: f64,
     pub minimum_by_sign_test: bool,
+    /// Whether the profile or random points found a lower point.
     pub perturbation_finds_descent: bool,
+    /// Which of the two tests found it (absent in manifests before it was recorded).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub descent_found_by: Option<String>,
     /// `minimum` or `saddle`.
     pub kind: String,
 }
@@ -270,8 +307,9 @@ impl Experiment for NoiseExperiment {
             loss: teacher.loss(&ws, &as_),
             a_sp_dot_a_star: dot(&as_, &teacher.a),
             minimum_by_sign_test: minimum_by_sign,
-            perturbation_finds_descent: descent,
-            kind: if descent { "saddle" } else { "minimum" }.into(),
+            perturbation_finds_descent: descent.found(),
+            descent_found_by: Some(descent.found_by()),
+            kind: if descent.found() { "saddle" } else { "minimum" }.into(),
         });
         ctx.begin(&columns())?;
         let jobs: Vec<(Method, usize)> = spec

@@ -21,13 +21,13 @@ pub const CASES: &[VerifyCase] = &[
 ];
 
 /// The recorded finding on the default teacher: under the paper's schedule as we read it
-/// the perturbed methods reach the global minimum in about 71% of starts, not 95% (README,
-/// `noise`); the longer schedule of the second case reaches it.
+/// the perturbed methods reach the global minimum in about 71% of starts, not 95%
+/// (docs/noise.md); the longer schedule of the second case reaches it.
 pub const DEVIATIONS: &[Deviation] = &[(
     "k=6, every method",
     "noise.noise_escapes",
     "the paper's schedule as we read it reaches ~71%, not 95%; the longer schedule below does \
-     (README, noise)",
+     (docs/noise.md)",
 )];
 
 impl Verify for NoiseExperiment {

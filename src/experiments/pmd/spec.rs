@@ -205,7 +205,7 @@ pub const FIELDS: &[Field] = &[
         doc: "Which MDP: garnet (sparse random, Garnet(states, actions, branching)),\n\
               dense (every transition probability random), chain (a chain whose gap Delta is\n\
               chain_gap exactly), two_state (the fixed 2-state MDP of the value-polytope plot),\n\
-              file (read mdp_file, format `lab-mdp 1`, see the README).",
+              file (read mdp_file, format `lab-mdp 1`, see docs/pmd.md).",
         domain: Domain::Choice(&["garnet", "dense", "chain", "two_state", "file"]),
     },
     Field {

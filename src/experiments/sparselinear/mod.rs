@@ -209,6 +209,13 @@ pub fn descend_until(
     }
 }
 
+/// The weights as the network uses them: masked entries set to 0. Descent never moves them
+/// (their gradient is masked), so they keep their random start values, which mean nothing.
+fn masked(net: &SparseLinear, theta: &[f64]) -> Vec<f64> {
+    let mask = net.masks.iter().flat_map(|m| m.iter().copied());
+    theta.iter().zip(mask).map(|(t, m)| t * m).collect()
+}
+
 /// Start K of a run, from its `start/K` stream.
 pub fn starting_point(spec: &SparseLinearSpec, dim: usize, mut rng: ChaCha8Rng) -> Vec<f64> {
     (0..dim)
@@ -320,7 +327,7 @@ pub struct Candidate {
     pub hessian_smallest_positive: Option<f64>,
     pub hessian_zero_modes: usize,
     pub symmetries: usize,
-    /// The weights: W1 row by row (masked entries included), then the other layers.
+    /// The weights: W1 row by row (masked entries included, as 0), then the other layers.
     pub point: Option<Vec<f64>>,
 }
 
@@ -561,7 +568,7 @@ fn landscape(
                 hessian_smallest_positive: finite(curv.smallest_positive),
                 hessian_zero_modes: curv.zero_modes,
                 symmetries: curv.symmetries,
-                point: small.then(|| candidate.theta.clone()),
+                point: small.then(|| masked(net, &candidate.theta)),
             }
         })
         .collect();
@@ -581,6 +588,6 @@ fn landscape(
             .iter()
             .find(|r| (r.loss - reference).abs() <= tol)
             .filter(|_| small)
-            .map(|r| r.theta.clone()),
+            .map(|r| masked(net, &r.theta)),
     }
 }

@@ -110,7 +110,7 @@ pub const FIELDS: &[Field] = &[
         group: PROBLEM,
         doc: "ridge: f_i(x) = (1/2m) ||A_i x - b_i||^2 + (lambda/2) ||x||^2, local problems\n\
               solved exactly (cached Cholesky). logistic: mean log(1 + exp(-b a.x)) + L2 term,\n\
-              local problems solved by Newton to relative accuracy 1e-3 (see the README).",
+              local problems solved by Newton to relative accuracy 1e-3 (see docs/svrs.md).",
         domain: Domain::Choice(&["ridge", "logistic"]),
     },
     Field {
