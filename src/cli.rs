@@ -82,7 +82,7 @@ fn run_command() -> Command {
              `lab run EXP --help` lists every setting as a flag.",
         )
         .after_help(
-            "`lab run EXP --help` lists the options (--spec, --out, --force, -q, --strict) and \
+            "`lab run EXP --help` lists the options (--spec, --out, --force, --format, -q, --strict) and \
              every setting of EXP as a flag. `lab run --spec FILE` runs the experiment FILE \
              names (a spec with experiment = \"EXP\", as `lab show` prints, or a \
              NAME.run.json).",
@@ -124,6 +124,15 @@ fn experiment_command(exp: &dyn AnyExperiment) -> Command {
                 .long("force")
                 .action(ArgAction::SetTrue)
                 .help("Replace an earlier run with the same name"),
+        )
+        .arg(
+            Arg::new("format")
+                .long("format")
+                .value_name("FORMATS")
+                .value_delimiter(',')
+                .value_parser(["png", "svg", "pdf"])
+                .default_values(["png", "svg"])
+                .help("Image formats of the figures, e.g. --format png,pdf (pdf for LaTeX)"),
         )
         .arg(
             Arg::new("quiet")
@@ -235,7 +244,7 @@ fn plot_command() -> Command {
                 .long("out")
                 .value_name("FILE")
                 .value_parser(value_parser!(PathBuf))
-                .help("Image to write, .png or .svg (default: beside the first CSV)"),
+                .help("Image to write, .png, .svg or .pdf (default: beside the first CSV)"),
         )
         .arg(
             Arg::new("title")

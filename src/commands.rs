@@ -130,6 +130,10 @@ fn run(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
     let options = RunOptions {
         out: m.get_one::<PathBuf>("out").cloned(),
         force: m.get_flag("force"),
+        formats: m
+            .get_many::<String>("format")
+            .map(|f| f.cloned().collect())
+            .unwrap_or_default(),
         progress: !quiet && std::io::stderr().is_terminal(),
         // A path that is not UTF-8 is recorded with replacement characters, not refused.
         command_line: std::env::args_os()
@@ -511,10 +515,10 @@ fn plot(args: &PlotArgs) -> Result<ExitCode> {
         None => default_plot_path(&chosen),
     };
     let (stem, ext) = match out.extension().and_then(|e| e.to_str()) {
-        Some(ext @ ("png" | "svg")) => (out.with_extension(""), ext.to_string()),
+        Some(ext @ ("png" | "svg" | "pdf")) => (out.with_extension(""), ext.to_string()),
         _ => {
             return Err(input_error!(
-                "{}: expected an image name ending in .png or .svg",
+                "{}: expected an image name ending in .png, .svg or .pdf",
                 out.display()
             ));
         }

@@ -611,6 +611,33 @@ fn list_and_verify() {
 }
 
 #[test]
+fn figures_as_pdf_for_latex_keep_their_text_in_the_embedded_font() {
+    let dir = TempDir::new().unwrap();
+    lab(dir.path())
+        .args(["run", "pmd", "iterations=5", "--format", "png,pdf", "-q"])
+        .assert()
+        .success();
+    let names = outputs(dir.path());
+    assert!(names.iter().any(|n| n.ends_with("seed=0.pdf")), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with(".svg")), "{names:?}");
+    let csv = names.iter().find(|n| n.ends_with(".csv")).unwrap();
+    lab(dir.path())
+        .args(["plot", &format!("out/{csv}"), "--out", "fig.pdf"])
+        .assert()
+        .success();
+    let pdf = fs::read(dir.path().join("fig.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    // Text stays text, in a subset of DejaVu Sans embedded in the file.
+    let text = String::from_utf8_lossy(&pdf);
+    assert!(text.contains("DejaVuSans"), "no embedded font");
+    lab(dir.path())
+        .args(["run", "pmd", "--format", "jpg"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("possible values: png, svg, pdf"));
+}
+
+#[test]
 fn out_may_name_a_directory() {
     let dir = TempDir::new().unwrap();
     lab(dir.path())

@@ -95,7 +95,7 @@ fn figure_size(figure: &Figure) -> (u32, u32) {
 pub fn render(figure: &Figure, path: &Path) -> Result<()> {
     register_fonts()?;
     let ext = path.extension().and_then(|e| e.to_str());
-    if matches!(ext, Some("png" | "svg")) {
+    if matches!(ext, Some("png" | "svg" | "pdf")) {
         // The backends report a file they cannot write only as their own error type: find
         // out first, and say it as a user reads it.
         std::fs::File::create(path)
@@ -113,11 +113,39 @@ pub fn render(figure: &Figure, path: &Path) -> Result<()> {
             draw(&root, figure, Layers::ALL)?;
             root.present().map_err(plot_err)
         }
+        Some("pdf") => {
+            let mut svg = String::new();
+            {
+                let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+                draw(&root, figure, Layers::ALL)?;
+                root.present().map_err(plot_err)?;
+            }
+            std::fs::write(path, svg_to_pdf(&svg)?)
+                .map_err(|e| crate::input_error!("cannot write {}: {e}", path.display()))
+        }
         _ => Err(crate::input_error!(
-            "{}: unknown image type: expected a file name ending in .png or .svg",
+            "{}: unknown image type: expected a file name ending in .png, .svg or .pdf",
             path.display()
         )),
     }
+}
+
+/// A PDF of an SVG drawn by lab, by svg2pdf (vector, text kept as text in the embedded
+/// DejaVu Sans, which plotters' SVG names `sans-serif`).
+fn svg_to_pdf(svg: &str) -> Result<Vec<u8>> {
+    use svg2pdf::usvg;
+    let mut options = usvg::Options::default();
+    let fonts = options.fontdb_mut();
+    fonts.load_font_data(dejavu::sans::regular().to_vec());
+    fonts.load_font_data(dejavu::sans::bold().to_vec());
+    fonts.set_sans_serif_family("DejaVu Sans");
+    let tree = usvg::Tree::from_str(svg, &options).map_err(plot_err)?;
+    svg2pdf::to_pdf(
+        &tree,
+        svg2pdf::ConversionOptions::default(),
+        svg2pdf::PageOptions::default(),
+    )
+    .map_err(plot_err)
 }
 
 /// Draws the chosen layers of `figure` in memory, on white.

@@ -32,6 +32,8 @@ pub struct RunOptions {
     /// Output prefix (`out/mine` gives `out/mine.csv`, ...); default derived from the spec.
     pub out: Option<PathBuf>,
     pub force: bool,
+    /// Image formats of the figures (`png`, `svg`, `pdf`).
+    pub formats: Vec<String>,
     /// Show a progress bar (off for `--quiet` and when stderr is not a terminal).
     pub progress: bool,
     pub command_line: Vec<String>,
@@ -371,7 +373,7 @@ fn run_and_record(
             Ok(figures) => {
                 // A figure with nothing to draw (a run stopped early) is not written blank.
                 for (suffix, figure) in figures.into_iter().filter(|(_, f)| !f.is_empty()) {
-                    for ext in ["png", "svg"] {
+                    for ext in &options.formats {
                         let path = with_suffix(prefix, &format!("{suffix}.{ext}"));
                         match crate::plot::render(&figure, &path) {
                             Ok(()) => files.push(path),
