@@ -233,7 +233,7 @@ fn tick_label(v: f64, log: bool) -> String {
 
 /// About `count` round ticks (steps of 1, 2 or 5 times a power of ten) inside [lo, hi].
 fn nice_ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
-    if !(hi > lo) || !lo.is_finite() || !hi.is_finite() {
+    if hi <= lo || !lo.is_finite() || !hi.is_finite() {
         return vec![lo];
     }
     let raw = (hi - lo) / count.max(1) as f64;
@@ -830,18 +830,16 @@ fn draw_panel<DB: DrawingBackend>(
                 (xs.end - inset - w, ys.end - inset - h),
                 (xs.start + inset, ys.end - inset - h),
             ];
-            if w < xs.end - xs.start - 2 * inset && h < ys.end - ys.start - 2 * inset {
-                if let Some(&(x, y)) = candidates.iter().find(|(x, y)| {
-                    let r = [
-                        *x as f64 - 3.0,
-                        *y as f64 - 3.0,
-                        (x + w) as f64 + 3.0,
-                        (y + h) as f64 + 3.0,
-                    ];
-                    !cover.meets(r)
-                }) {
-                    place = LegendPlace::Inside(x, y);
-                }
+            // The legend and 3 pixels around it must be free of data.
+            let free = |&&(x, y): &&(i32, i32)| {
+                let r = [x - 3, y - 3, x + w + 3, y + h + 3].map(f64::from);
+                !cover.meets(r)
+            };
+            if w < xs.end - xs.start - 2 * inset
+                && h < ys.end - ys.start - 2 * inset
+                && let Some(&(x, y)) = candidates.iter().find(free)
+            {
+                place = LegendPlace::Inside(x, y);
             }
         }
     }
