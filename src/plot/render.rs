@@ -1349,11 +1349,14 @@ mod tests {
 
     #[test]
     fn ticks_are_round_multiples_and_zero_is_exact() {
-        assert_eq!(
-            nice_ticks(-2.1e-25, 0.12, 5),
-            vec![0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.12]
-        );
-        assert_eq!(tick_label(nice_ticks(-0.3, 0.3, 6)[3], false), "0");
+        // The round step above 0.12 / 5 is 0.05; zero is exactly 0, not -2.1e-25.
+        assert_eq!(nice_ticks(-2.1e-25, 0.12, 5), vec![0.0, 0.05, 0.1]);
+        let labels: Vec<String> = nice_ticks(-2.1e-25, 0.12, 6)
+            .into_iter()
+            .map(|v| tick_label(v, false))
+            .collect();
+        assert_eq!(labels, ["0", "0.02", "0.04", "0.06", "0.08", "0.1", "0.12"]);
+        assert!(nice_ticks(-0.3, 0.3, 6).contains(&0.0));
     }
 
     #[test]
