@@ -536,7 +536,7 @@ fn plot_rejects_bad_csvs_clearly() {
         (&["plot", "none.csv", "--y", "x"], &["none.csv"]),
         (
             &["plot", "ok.csv", "--y", "x", "--out", "pic.jpg"],
-            &["pic.jpg", ".png or .svg"],
+            &["pic.jpg", ".png, .svg or .pdf"],
         ),
         // One row at iter 0 cannot be drawn on a log x axis: nothing to draw is an error.
         (

@@ -347,7 +347,13 @@ fn figures_show_the_field_and_the_derived_slope() {
         .success();
     let two = std::fs::read_to_string(dir.path().join("out/two.field.svg")).unwrap();
     assert!(two.contains("angle(w_2, -w*)"));
-    assert!(two.contains("method=online"));
+    // Each method of the run in the legend, by name.
+    for method in ["flow", "gd", "online"] {
+        assert!(
+            two.lines().any(|l| l.trim() == method),
+            "no legend entry for {method}"
+        );
+    }
 }
 
 #[test]
