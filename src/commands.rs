@@ -197,17 +197,23 @@ fn print_report(report: &run::RunReport) {
             (!v.is_nan()).then(|| format!("{c} {}", short(v)))
         }));
         // The last row of a group of several seeds or starts is one of them: say which.
-        let mut label = label;
+        let mut names: Vec<String> = if label.is_empty() {
+            Vec::new()
+        } else {
+            vec![label]
+        };
         for column in ["seed", "start"] {
             if let Some(values) = rows.num(column) {
                 let mut distinct = values.to_vec();
                 distinct.sort_by(f64::total_cmp);
                 distinct.dedup();
                 if distinct.len() > 1 {
-                    label += &format!(", last {column} ({} of {})", values[last], distinct.len());
+                    let n = distinct.len();
+                    names.push(format!("{column} {} (the last of {n})", values[last]));
                 }
             }
         }
+        let label = names.join(", ");
         if parts.is_empty() {
             continue;
         }

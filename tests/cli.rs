@@ -3,30 +3,15 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 use tempfile::TempDir;
 
-/// $LAB_DATA (or ../shared/data beside the checkout) as an absolute path, for specs that
-/// name a LIBSVM data set; lab runs in a temporary directory.
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LAB_DATA").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
-        PathBuf::from,
-    );
-    fs::canonicalize(dir).ok()
-}
-
 fn lab(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
-    cmd.current_dir(dir);
-    if let Some(data) = data_dir() {
-        cmd.env("LAB_DATA", data);
-    }
-    cmd
+    common::lab_with_data(dir)
 }
 
 fn read_manifest(path: &Path) -> serde_json::Value {

@@ -4,21 +4,13 @@
 //! by the layout's own arithmetic: a legend's pixels are those that differ between drawing
 //! with and without the guides layer; the data's are those the data layer alone draws.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use lab::plot::{Figure, Layers, RgbImage, render_rgb};
 use tempfile::TempDir;
-
-/// $LAB_DATA (or ../shared/data beside the checkout), for the specs that name a LIBSVM set.
-fn data_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LAB_DATA").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
-        PathBuf::from,
-    );
-    fs::canonicalize(dir).ok()
-}
 
 fn layers(axes: bool, data: bool, guides: bool) -> Layers {
     Layers { axes, data, guides }
@@ -29,13 +21,16 @@ fn pixel(image: &RgbImage, x: u32, y: u32) -> [u8; 3] {
     [image.pixels[i], image.pixels[i + 1], image.pixels[i + 2]]
 }
 
-/// The cells of a figure's panels: (x0, y0, x1, y1) in pixels.
-fn cells(figure: &Figure) -> Vec<[u32; 4]> {
-    let top = if figure.title.is_empty() { 0 } else { 40 };
+/// The cells of a figure's panels: (x0, y0, x1, y1) in pixels, below the figure's title
+/// (whatever height the image has above the panels).
+fn cells(figure: &Figure, image: &RgbImage) -> Vec<[u32; 4]> {
+    let columns = figure.columns.max(1);
+    let rows = figure.panels.len().div_ceil(columns) as u32;
     let (w, h) = figure.panel_size;
+    let top = image.height - rows * h;
     (0..figure.panels.len())
         .map(|k| {
-            let (col, row) = ((k % figure.columns) as u32, (k / figure.columns) as u32);
+            let (col, row) = ((k % columns) as u32, (k / columns) as u32);
             [col * w, top + row * h, (col + 1) * w, top + (row + 1) * h]
         })
         .collect()
@@ -65,7 +60,7 @@ fn difference_boxes(a: &RgbImage, b: &RgbImage, cell: [u32; 4]) -> Vec<[u32; 4]>
     boxes
 }
 
-/// Checks one figure against its PNG on disk.
+/// Checks one figure against its PNG on disk, then [`check_guides`].
 fn check_figure(name: &str, figure: &Figure, png: &Path) {
     let full = render_rgb(figure, Layers::ALL).unwrap();
     let decoded = image::open(png)
@@ -80,15 +75,20 @@ fn check_figure(name: &str, figure: &Figure, png: &Path) {
         decoded.as_raw() == &full.pixels,
         "{name}: the file differs from the figure drawn in memory"
     );
+    check_guides(name, figure, &full);
+}
+
+/// Every panel has data in it, and no legend or colour bar covers any.
+fn check_guides(name: &str, figure: &Figure, full: &RgbImage) {
     let data = render_rgb(figure, layers(false, true, false)).unwrap();
     let no_guides = render_rgb(figure, layers(true, true, false)).unwrap();
-    for (k, cell) in cells(figure).into_iter().enumerate() {
+    for (k, cell) in cells(figure, full).into_iter().enumerate() {
         let ink = (cell[0]..cell[2])
             .flat_map(|x| (cell[1]..cell[3]).map(move |y| (x, y)))
             .filter(|&(x, y)| pixel(&data, x, y) != [255, 255, 255])
             .count();
         assert!(ink > 50, "{name}: panel {k} draws no data ({ink} pixels)");
-        for b in difference_boxes(&full, &no_guides, cell) {
+        for b in difference_boxes(full, &no_guides, cell) {
             let hidden = (b[0]..=b[2])
                 .flat_map(|x| (b[1]..=b[3]).map(move |y| (x, y)))
                 .filter(|&(x, y)| pixel(&data, x, y) != [255, 255, 255])
@@ -117,12 +117,8 @@ fn every_spec_runs_and_draws_figures_whose_legends_hide_no_data() {
         let name = spec.file_stem().unwrap().to_string_lossy().into_owned();
         let experiment = name.split('-').next().unwrap().to_string();
         // The file names its experiment: `lab run --spec FILE` needs nothing else.
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
-        cmd.current_dir(dir.path());
-        if let Some(data) = data_dir() {
-            cmd.env("LAB_DATA", data);
-        }
-        cmd.args(["run", "--spec"])
+        common::lab_with_data(dir.path())
+            .args(["run", "--spec"])
             .arg(&spec)
             .args(["--out", &format!("out/{name}"), "-q"])
             .assert()
@@ -148,4 +144,54 @@ fn every_spec_runs_and_draws_figures_whose_legends_hide_no_data() {
         }
     }
     assert!(figures >= 30, "{figures} figures");
+}
+
+/// Overlays of a sweep, as `lab plot` draws them: a categorical and a numeric setting (the
+/// README's PMD sweep: colours, patterns, bounds in their series' colour, a long legend) and
+/// an ordered numeric one (an SVRS sweep over lambda: a colour bar). No guide covers data.
+#[test]
+fn sweep_overlays_keep_legends_and_colour_bars_off_the_data() {
+    let dir = TempDir::new().unwrap();
+    let run = |args: &[&str]| {
+        common::lab(dir.path())
+            .arg("run")
+            .args(args)
+            .args(["-q", "--format", "png"])
+            .assert()
+            .success();
+    };
+    for d in ["euclidean", "kl", "tsallis"] {
+        for eta in ["1", "10"] {
+            run(&["pmd", "--divergence", d, "--eta", eta, "iterations=60"]);
+        }
+    }
+    for lambda in ["1e-3", "2.5e-4", "5e-5"] {
+        run(&[
+            "svrs",
+            "method=svrs,accsvrs",
+            "seeds=2",
+            &format!("lambda={lambda}"),
+        ]);
+    }
+    let out = dir.path().join("out");
+    let csvs = |prefix: &str| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with(prefix) && name.ends_with(".csv")
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    for (prefix, runs) in [("pmd-", 6), ("svrs-", 3)] {
+        let files = csvs(prefix);
+        assert_eq!(files.len(), runs, "{files:?}");
+        for (suffix, figure) in lab::commands::standard_figures_of(&files).unwrap() {
+            let full = render_rgb(&figure, Layers::ALL).unwrap();
+            check_guides(&format!("{prefix}sweep{suffix}"), &figure, &full);
+        }
+    }
 }

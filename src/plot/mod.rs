@@ -1,4 +1,5 @@
-//! Figures: a small description of panels and series, rendered with plotters to PNG or SVG.
+//! Figures: a small description of panels and series, rendered with plotters to PNG or SVG,
+//! and to PDF through svg2pdf.
 //!
 //! Text is drawn with an embedded DejaVu Sans (the `dejavu` crate), so a machine with no fonts
 //! installed renders the same labels. Log axes are drawn as log10 of the data on a linear axis
@@ -90,9 +91,9 @@ pub enum Marker {
 pub enum Style {
     #[default]
     Line,
-    /// Theory bounds and reference curves: thinner, dashed (or its own pattern).
+    /// Theory bounds and reference curves: dashed (or the series' own pattern).
     Dashed,
-    /// A cloud of small grey points (e.g. the value polytope), not in the legend.
+    /// A cloud of small grey points (e.g. the value polytope).
     Cloud,
     /// A line with a marker at every point (trajectories).
     LineWithMarkers,
@@ -111,7 +112,8 @@ pub enum Style {
 
 #[derive(Debug, Clone, Default)]
 pub struct Series {
-    /// The legend entry (none when empty); unused when `key` is set.
+    /// The legend entry (none when empty). A keyed line's entry comes from its key instead; a
+    /// keyed bound, mark or arrow is listed under its label.
     pub label: String,
     pub points: Vec<(f64, f64)>,
     pub style: Style,
@@ -136,7 +138,8 @@ pub struct LegendEntry {
     pub marker: Marker,
 }
 
-/// A colour bar for series coloured on the sequential map: what the colours mean.
+/// A colour bar for series coloured on the sequential map: what the colours mean (the
+/// renderer draws it, as it draws a continuous heatmap's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColourBar {
     pub label: String,
@@ -162,9 +165,6 @@ pub struct Panel {
     pub arrows: Vec<[f64; 4]>,
     /// Names under the x axis at these positions, instead of numbers (bars of categories).
     pub x_names: Vec<(f64, String)>,
-    /// Set by the styling of keyed series: the legend and the colour bar they need.
-    pub legend: Vec<LegendEntry>,
-    pub colour_bar: Option<ColourBar>,
 }
 
 /// Values on a regular grid: `values[iy * nx + ix]` at x_range.0 + ix * step, etc.
@@ -300,11 +300,8 @@ pub fn line_panel<R: LabelledRows>(runs: &[R], request: &LineRequest) -> Panel {
                     key.clone()
                 };
                 panel.series.push(Series {
-                    label: if bound {
-                        y.to_string()
-                    } else {
-                        key_label(&series_key)
-                    },
+                    // A bound is listed by its column; a line by its key.
+                    label: if bound { y.to_string() } else { String::new() },
                     points,
                     style: if bound { Style::Dashed } else { Style::Line },
                     key: series_key,

@@ -91,11 +91,12 @@ fn figure_size(figure: &Figure) -> (u32, u32) {
     )
 }
 
-/// Writes `figure` to `path`; the extension (`.png` or `.svg`) chooses the format.
+/// Writes `figure` to `path`; the extension (`.png`, `.svg` or `.pdf`) chooses the format.
 pub fn render(figure: &Figure, path: &Path) -> Result<()> {
     register_fonts()?;
     let ext = path.extension().and_then(|e| e.to_str());
-    if matches!(ext, Some("png" | "svg" | "pdf")) {
+    // (A PDF is written whole once converted: a failed conversion leaves no empty file.)
+    if matches!(ext, Some("png" | "svg")) {
         // The backends report a file they cannot write only as their own error type: find
         // out first, and say it as a user reads it.
         std::fs::File::create(path)
@@ -367,7 +368,7 @@ fn dash_pieces(line: &[(f64, f64)], pattern: &[f64]) -> Vec<Vec<(f64, f64)>> {
 /// What a legend entry shows before its text.
 #[derive(Clone, Copy)]
 enum Swatch {
-    Line(RGBColor, Pattern, u32),
+    Line(RGBColor, Pattern),
     Marker(RGBColor, Marker),
     Block(RGBColor),
     Arrow(RGBColor),
@@ -376,7 +377,7 @@ enum Swatch {
 fn swatch_of(entry: &LegendEntry) -> Swatch {
     let colour = rgb(entry.color);
     match entry.style {
-        Style::Line | Style::LineWithMarkers => Swatch::Line(colour, entry.pattern, 2),
+        Style::Line | Style::LineWithMarkers => Swatch::Line(colour, entry.pattern),
         Style::Dashed => Swatch::Line(
             colour,
             if entry.pattern == Pattern::Solid {
@@ -384,7 +385,6 @@ fn swatch_of(entry: &LegendEntry) -> Swatch {
             } else {
                 entry.pattern
             },
-            2,
         ),
         Style::Markers => Swatch::Marker(colour, entry.marker),
         Style::Cloud => Swatch::Marker(RGBColor(170, 170, 170), Marker::Circle),
@@ -440,8 +440,49 @@ struct Legend {
 }
 
 impl Legend {
+    /// The legend of `entries` for a plot `height` tall, at most `room` wide beside it (labels
+    /// cut with "..." to fit).
+    fn fit(
+        mut entries: Vec<(String, Swatch)>,
+        height: i32,
+        room: i32,
+        measure: &dyn Fn(&str) -> i32,
+    ) -> Legend {
+        let widest = entries.iter().map(|(l, _)| measure(l)).max().unwrap_or(0);
+        let mut legend = Legend {
+            column_width: widest + SWATCH_WIDTH + 2 * LEGEND_PAD,
+            entries: Vec::new(),
+        };
+        let rows = Legend::rows_for(entries.len(), height);
+        let columns = entries.len().div_ceil(rows).max(1) as i32;
+        let column_room = (room - LEGEND_PAD) / columns;
+        if legend.column_width > column_room {
+            let text_room = (column_room - SWATCH_WIDTH - 2 * LEGEND_PAD).max(40);
+            for (label, _) in &mut entries {
+                if measure(label) > text_room {
+                    let mut cut: Vec<char> = label.chars().collect();
+                    while !cut.is_empty()
+                        && measure(&format!("{}...", cut.iter().collect::<String>())) > text_room
+                    {
+                        cut.pop();
+                    }
+                    *label = format!("{}...", cut.iter().collect::<String>().trim_end());
+                }
+            }
+            let widest = entries.iter().map(|(l, _)| measure(l)).max().unwrap_or(0);
+            legend.column_width = widest + SWATCH_WIDTH + 2 * LEGEND_PAD;
+        }
+        legend.entries = entries;
+        legend
+    }
+
+    /// Rows of a column of `entries` entries beside a plot `height` tall.
+    fn rows_for(entries: usize, height: i32) -> usize {
+        (((height - 2 * LEGEND_PAD) / LEGEND_ROW).max(1) as usize).min(entries.max(1))
+    }
+
     fn rows_per_column(&self, height: i32) -> usize {
-        (((height - 2 * LEGEND_PAD) / LEGEND_ROW).max(1) as usize).min(self.entries.len().max(1))
+        Legend::rows_for(self.entries.len(), height)
     }
 
     /// (width, height) when the legend may be `height` tall.
@@ -462,7 +503,7 @@ struct Bar {
     hi: f64,
     log: bool,
     label: String,
-    series_map: bool,
+    truncated_map: bool,
     /// Marked values (positions, text), else round values.
     marks: Vec<(f64, String)>,
 }
@@ -475,7 +516,11 @@ impl Bar {
         } else {
             0.5
         };
-        let end = if self.series_map { SEQUENTIAL_END } else { 1.0 };
+        let end = if self.truncated_map {
+            SEQUENTIAL_END
+        } else {
+            1.0
+        };
         ViridisRGB.get_color_normalized(end * t.clamp(0.0, 1.0), 0.0, 1.0)
     }
 
@@ -641,9 +686,17 @@ fn covered<DB: DrawingBackend>(
                 }
             }
             Style::Cloud | Style::Markers => {
+                // A marker's reach: its size, 2 more for a triangle, 1 for a stroke.
+                let spec = &panel.series[*i];
+                let size = if spec.marker_size > 0 {
+                    spec.marker_size
+                } else {
+                    3
+                };
+                let r = f64::from(size + 3);
                 for p in finite {
                     let (x, y) = px(p);
-                    c.boxes.push([x - 4.0, y - 4.0, x + 4.0, y + 4.0]);
+                    c.boxes.push([x - r, y - r, x + r, y + r]);
                 }
             }
             _ => {
@@ -673,7 +726,11 @@ fn bar_half_width(points: &[(f64, f64)]) -> f64 {
         .windows(2)
         .map(|w| (w[1].0 - w[0].0).abs())
         .fold(f64::INFINITY, f64::min);
-    if width.is_finite() { 0.45 * width } else { 0.5 }
+    if width.is_finite() && width > 0.0 {
+        0.45 * width
+    } else {
+        0.45
+    }
 }
 
 /// Where the legend goes.
@@ -690,7 +747,7 @@ fn draw_panel<DB: DrawingBackend>(
     layers: Layers,
 ) -> Result<()> {
     let mut panel = panel.clone();
-    super::style::apply(&mut panel);
+    let guides = super::style::apply(&mut panel);
     let panel = &panel;
     let body = if panel.title.is_empty() {
         cell.clone()
@@ -746,9 +803,15 @@ fn draw_panel<DB: DrawingBackend>(
             .filter(|p| p.0.is_finite())
             .chain(corners.iter())
     };
+    // Bars start at 0 (at 1 on a log axis): the axis shows where.
+    let bar_base: Option<f64> = panel
+        .series
+        .iter()
+        .any(|s| s.style == Style::Bars)
+        .then_some(0.0);
     let (Some(xr), Some(yr)) = (
         axis_range(all().map(|p| p.0), panel.logx),
-        axis_range(all().map(|p| p.1), panel.logy),
+        axis_range(all().map(|p| p.1).chain(bar_base), panel.logy),
     ) else {
         let message = format!(
             "{}: nothing to draw{}",
@@ -783,26 +846,16 @@ fn draw_panel<DB: DrawingBackend>(
             }
         }
     }
-    for entry in &panel.legend {
+    for entry in &guides.legend {
         entries.push((entry.label.clone(), swatch_of(entry)));
     }
-    let legend = Legend {
-        column_width: entries
-            .iter()
-            .map(|(label, _)| measure(label))
-            .max()
-            .unwrap_or(0)
-            + SWATCH_WIDTH
-            + 2 * LEGEND_PAD,
-        entries,
-    };
     let bar = heatmap_bar(panel).or_else(|| {
-        panel.colour_bar.as_ref().map(|b| Bar {
+        guides.colour_bar.as_ref().map(|b| Bar {
             lo: if b.log { b.range.0.log10() } else { b.range.0 },
             hi: if b.log { b.range.1.log10() } else { b.range.1 },
             log: b.log,
             label: b.label.clone(),
-            series_map: true,
+            truncated_map: true,
             marks: b
                 .ticks
                 .iter()
@@ -811,17 +864,29 @@ fn draw_panel<DB: DrawingBackend>(
         })
     });
     let bar_width = bar.as_ref().map_or(0, |b| b.width(&measure));
+    let (body_w, _) = body.dim_in_pixel();
+    let body_w = body_w as i32;
+    // The plot area's height does not depend on what is beside it: measure it once, and lay
+    // the legend out for it whether it goes inside or beside.
+    let plot_height = {
+        let chart = build_chart(&body, xr, yr)?;
+        let (_, ys) = chart.plotting_area().get_pixel_range();
+        ys.end - ys.start
+    };
+    // Inside, the legend is whole; beside the plot, legend and colour bar take at most 45% of
+    // the panel's width, and longer labels are cut with an ellipsis.
+    let strip_room = (body_w * 45 / 100 - bar_width).max(0);
+    let mut legend = Legend::fit(entries.clone(), plot_height, i32::MAX, &measure);
 
     // A corner of the plot area if the legend covers no data there; otherwise beside it.
-    let (body_w, body_h) = body.dim_in_pixel();
     let mut place = LegendPlace::None;
     if !legend.entries.is_empty() {
         place = LegendPlace::Beside;
         if panel.heatmap.is_none() {
-            let (trial, _) = body.split_horizontally(body_w as i32 - bar_width);
+            let (trial, _) = body.split_horizontally(body_w - bar_width);
             let chart = build_chart(&trial, xr, yr)?;
             let (xs, ys) = chart.plotting_area().get_pixel_range();
-            let (w, h) = legend.size(ys.end - ys.start - 2 * LEGEND_PAD);
+            let (w, h) = legend.size(plot_height);
             let cover = covered(&chart, panel, &series);
             let inset = 6;
             let candidates = [
@@ -843,12 +908,14 @@ fn draw_panel<DB: DrawingBackend>(
             }
         }
     }
-    let plot_height = body_h as i32 - 2 * MARGIN - X_LABEL_AREA;
+    if let LegendPlace::Beside = place {
+        legend = Legend::fit(entries, plot_height, strip_room, &measure);
+    }
     let legend_beside = match place {
         LegendPlace::Beside => legend.size(plot_height).0 + LEGEND_PAD,
         _ => 0,
     };
-    let (plot_area, _) = body.split_horizontally(body_w as i32 - bar_width - legend_beside);
+    let (plot_area, _) = body.split_horizontally(body_w - bar_width - legend_beside);
     let mut chart = build_chart(&plot_area, xr, yr)?;
     let (logx, logy) = (panel.logx, panel.logy);
     if layers.axes {
@@ -900,7 +967,7 @@ fn draw_panel<DB: DrawingBackend>(
         }
         match place {
             LegendPlace::Inside(x, y) => {
-                draw_legend(&body, &legend, (x - base.0, y - base.1), ys.end - ys.start)?
+                draw_legend(&body, &legend, (x - base.0, y - base.1), plot_height)?
             }
             LegendPlace::Beside => draw_legend(
                 &body,
@@ -932,7 +999,7 @@ fn heatmap_bar(panel: &Panel) -> Option<Bar> {
         hi,
         log: map.log,
         label: map.label.clone(),
-        series_map: false,
+        truncated_map: false,
         marks: Vec::new(),
     })
 }
@@ -983,7 +1050,7 @@ fn draw_legend<DB: DrawingBackend>(
         let x = x0 + LEGEND_PAD + (k / rows) as i32 * legend.column_width;
         let y = y0 + LEGEND_PAD + (k % rows) as i32 * LEGEND_ROW + LEGEND_ROW / 2;
         match *swatch {
-            Swatch::Line(colour, pattern, width) => {
+            Swatch::Line(colour, pattern) => {
                 let line = [
                     (x as f64, y as f64),
                     ((x + SWATCH_WIDTH - 6) as f64, y as f64),
@@ -991,7 +1058,7 @@ fn draw_legend<DB: DrawingBackend>(
                 for piece in dash_pieces(&line, dashes(pattern)) {
                     let piece: Vec<(i32, i32)> =
                         piece.iter().map(|p| (p.0 as i32, p.1 as i32)).collect();
-                    area.draw(&PathElement::new(piece, colour.stroke_width(width)))
+                    area.draw(&PathElement::new(piece, colour.stroke_width(2)))
                         .map_err(plot_err)?;
                 }
             }
@@ -1048,9 +1115,15 @@ fn draw_bar<DB: DrawingBackend>(
     .map_err(plot_err)?;
     let text = TextStyle::from((FONT, 13.0).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     let mut widest = 0;
+    // Labels at least a line apart: a dense sweep marks every other value, and so on.
+    let mut last_y = i32::MAX;
     for (v, label) in bar.ticks() {
         let t = if span > 0.0 { (v - bar.lo) / span } else { 0.5 };
         let y = y0 + ((1.0 - t) * (height - 1) as f64).round() as i32;
+        if (last_y - y).abs() < 16 {
+            continue;
+        }
+        last_y = y;
         area.draw(&PathElement::new(
             vec![(x0 + BAR_WIDTH, y), (x0 + BAR_WIDTH + 4, y)],
             BLACK.stroke_width(1),
@@ -1268,10 +1341,13 @@ fn draw_heatmap<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, map: &super::Heat
             Some(_) => category_colour(v as usize),
             None => {
                 let v = shown(v);
-                if v.is_finite() && hi > lo {
+                if !v.is_finite() {
+                    RGBColor(255, 255, 255)
+                } else if hi > lo {
                     ViridisRGB.get_color_normalized(v.clamp(lo, hi), lo, hi)
                 } else {
-                    RGBColor(255, 255, 255)
+                    // A constant field: the middle colour, as its colour bar shows it.
+                    ViridisRGB.get_color_normalized(0.5, 0.0, 1.0)
                 }
             }
         }

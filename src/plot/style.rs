@@ -1,28 +1,33 @@
 //! How keyed series are told apart: the hue and style of a seaborn plot, decided once here.
 //!
 //! Among the series of a panel with a key, the settings whose values differ are the
-//! *varying axes*. One of them (the last with at most three values, when two or more vary)
-//! sets the line pattern; the others set the colour. A single numeric colour axis with three
-//! or more values is ordered: it takes the sequential colour map and a colour bar (log-spaced
-//! when its values span a decade or more); otherwise every combination gets a palette colour.
-//! Bounds (`Dashed` series with a key) take the colour of the series with the same key and a
-//! pattern of their own per bound column; bands and marks (`Band`, `Markers`) take its colour.
-//! The legend lists each colour value and each pattern value once, then each bound column and
-//! each mark, then the panel's unkeyed labelled series.
+//! *varying axes*. When two or more vary, one sets the line pattern: the last with at most
+//! three values that is not an ordered number (below). The others set the colour. A single
+//! numeric colour axis with three or more distinct finite values (not `seed`, whose numbers
+//! name, not order) is ordered: it takes the sequential colour map and a colour bar (log-spaced
+//! when its values span a decade or more); otherwise every combination gets a palette colour
+//! (ten, then they repeat). Bounds (`Dashed` series with a key) take the colour of the series
+//! with the same key and a pattern of their own per bound column, from a family (dashed, long
+//! dashes) that settings never use; bands, marks and arrows (`Band`, `Markers`, `Arrow`) take
+//! its colour. The legend lists each colour value and each pattern value once, then each bound
+//! column and each mark, then the panel's unkeyed labelled series.
 
 use super::{Colour, ColourBar, Key, LegendEntry, Marker, Panel, Pattern, SERIES_AXIS, Style};
 
-/// Patterns of a pattern axis, in order; bounds take the ones it leaves.
-const AXIS_PATTERNS: [Pattern; 3] = [Pattern::Solid, Pattern::Dashed, Pattern::Dotted];
-const BOUND_PATTERNS: [Pattern; 4] = [
-    Pattern::Dashed,
-    Pattern::Dotted,
-    Pattern::DashDot,
-    Pattern::LongDash,
-];
+/// Patterns of a pattern axis, in order.
+const AXIS_PATTERNS: [Pattern; 3] = [Pattern::Solid, Pattern::Dotted, Pattern::DashDot];
+/// Patterns of bound columns, in order (cycling past two).
+const BOUND_PATTERNS: [Pattern; 2] = [Pattern::Dashed, Pattern::LongDash];
 
 /// Most values a pattern axis may have (line patterns beyond three are hard to tell apart).
 const MAX_PATTERNS: usize = 3;
+
+/// What the keyed series of a panel need beside the plot: legend entries and a colour bar.
+#[derive(Debug, Default)]
+pub struct Guides {
+    pub legend: Vec<LegendEntry>,
+    pub colour_bar: Option<ColourBar>,
+}
 
 fn value<'a>(key: &'a Key, axis: &str) -> &'a str {
     key.iter()
@@ -40,7 +45,15 @@ fn values(keys: &[&Key], axis: &str) -> (Vec<String>, Option<Vec<f64>>) {
             seen.push(v.to_string());
         }
     }
-    let numbers: Option<Vec<f64>> = seen.iter().map(|v| v.parse::<f64>().ok()).collect();
+    // Numbers order a setting only when every value is a finite number and the setting is not
+    // an identifier.
+    let numbers: Option<Vec<f64>> = if axis == "seed" {
+        None
+    } else {
+        seen.iter()
+            .map(|v| v.parse::<f64>().ok().filter(|x| x.is_finite()))
+            .collect()
+    };
     match numbers {
         Some(mut numbers) => {
             let mut paired: Vec<(f64, String)> = numbers.iter().copied().zip(seen).collect();
@@ -56,8 +69,8 @@ fn part_label(axis: &str, value: &str) -> String {
     super::key_label(&[(axis.to_string(), value.to_string())])
 }
 
-/// Styles the keyed series of a panel in place and sets its legend and colour bar.
-pub fn apply(panel: &mut Panel) {
+/// Styles the keyed series of a panel in place; returns the legend and colour bar they need.
+pub fn apply(panel: &mut Panel) -> Guides {
     // Bands (the spread around a median), bounds and marks follow their line and add no
     // values.
     let is_main = |s: &super::Series| {
@@ -78,12 +91,14 @@ pub fn apply(panel: &mut Panel) {
         .series
         .iter()
         .any(|s| !s.key.is_empty() && s.style == Style::Dashed);
-    let has_bands = panel.series.iter().any(|s| {
+    let has_marks = panel.series.iter().any(|s| {
         !s.key.is_empty() && matches!(s.style, Style::Band | Style::Markers | Style::Arrow)
     });
-    if main_keys.is_empty() && !has_bounds && !has_bands {
-        panel.legend = unkeyed_entries(panel);
-        return;
+    if main_keys.is_empty() && !has_bounds && !has_marks {
+        return Guides {
+            legend: unkeyed_entries(panel),
+            colour_bar: None,
+        };
     }
     let mut axes: Vec<String> = Vec::new();
     for key in &main_keys {
@@ -97,10 +112,18 @@ pub fn apply(panel: &mut Panel) {
         .into_iter()
         .filter(|a| values(&main_keys, a).0.len() > 1)
         .collect();
+    // An ordered numeric setting keeps the colour map; the pattern goes to the last other
+    // setting with at most three values.
+    let ordered = |a: &String| {
+        let (names, numbers) = values(&main_keys, a);
+        numbers.is_some() && names.len() >= 3
+    };
     let pattern_axis: Option<String> = if varying.len() >= 2 {
+        let keep_colour = varying.iter().find(|a| ordered(a));
         varying
             .iter()
             .rev()
+            .filter(|a| Some(*a) != keep_colour)
             .find(|a| values(&main_keys, a).0.len() <= MAX_PATTERNS)
             .cloned()
     } else {
@@ -118,7 +141,11 @@ pub fn apply(panel: &mut Panel) {
     let mut colour_bar = None;
     let sequential = match colour_axes.as_slice() {
         [axis] => match values(&main_keys, axis) {
-            (names, Some(numbers)) if names.len() >= 3 => Some((axis.clone(), numbers, names)),
+            (names, Some(numbers))
+                if names.len() >= 3 && numbers[0] < numbers[numbers.len() - 1] =>
+            {
+                Some((axis.clone(), numbers, names))
+            }
             _ => None,
         },
         _ => None,
@@ -155,7 +182,12 @@ pub fn apply(panel: &mut Panel) {
             } else {
                 (v - lo) / (hi - lo)
             };
-            return Colour::Sequential(t);
+            // A series without the setting (a mark keyed apart) is grey, not NaN.
+            return if t.is_finite() {
+                Colour::Sequential(t)
+            } else {
+                Colour::Grey
+            };
         }
         let combo: Vec<String> = colour_axes
             .iter()
@@ -204,11 +236,8 @@ pub fn apply(panel: &mut Panel) {
             ));
         }
     }
-    // Bound columns: one pattern each, from those a pattern axis leaves free.
-    let free: Vec<Pattern> = BOUND_PATTERNS
-        .into_iter()
-        .filter(|p| !AXIS_PATTERNS[..pattern_values.len()].contains(p))
-        .collect();
+    // Bound columns: one pattern each.
+    let free = BOUND_PATTERNS;
     let mut bound_names: Vec<String> = Vec::new();
     let mut marks: Vec<LegendEntry> = Vec::new();
     let main_styles: Vec<(Key, Colour)> = main_keys
@@ -284,8 +313,7 @@ pub fn apply(panel: &mut Panel) {
     }
     legend.extend(marks);
     legend.extend(unkeyed_entries(panel));
-    panel.legend = legend;
-    panel.colour_bar = colour_bar;
+    Guides { legend, colour_bar }
 }
 
 fn key_label_or_column(key: &Key) -> String {
@@ -356,8 +384,8 @@ mod tests {
                     .push(keyed(&[("lambda", lam), ("method", m)], Style::Line, ""));
             }
         }
-        apply(&mut panel);
-        let bar = panel.colour_bar.clone().expect("a colour bar");
+        let guides = apply(&mut panel);
+        let bar = guides.colour_bar.clone().expect("a colour bar");
         assert_eq!(bar.label, "lambda");
         assert_eq!(bar.range, (5e-5, 0.001));
         assert!(bar.log);
@@ -372,10 +400,10 @@ mod tests {
         assert_eq!(at("5e-5"), Colour::Sequential(0.0));
         assert_eq!(at("0.001"), Colour::Sequential(1.0));
         // Methods are the pattern axis: two legend entries, not six.
-        let labels: Vec<&str> = panel.legend.iter().map(|e| e.label.as_str()).collect();
+        let labels: Vec<&str> = guides.legend.iter().map(|e| e.label.as_str()).collect();
         assert_eq!(labels, ["svrs", "accsvrs"]);
         assert_eq!(panel.series[0].pattern, Pattern::Solid);
-        assert_eq!(panel.series[1].pattern, Pattern::Dashed);
+        assert_eq!(panel.series[1].pattern, Pattern::Dotted);
     }
 
     #[test]
@@ -389,8 +417,8 @@ mod tests {
                 panel.series.push(keyed(&key, Style::Dashed, "bound_b"));
             }
         }
-        apply(&mut panel);
-        assert!(panel.colour_bar.is_none());
+        let guides = apply(&mut panel);
+        assert!(guides.colour_bar.is_none());
         for triple in panel.series.chunks(3) {
             assert_eq!(
                 triple[1].color, triple[0].color,
@@ -404,7 +432,7 @@ mod tests {
             assert_ne!(triple[1].pattern, triple[0].pattern);
         }
         // Two settings: divergence by colour, eta by pattern; the bounds take other patterns.
-        let labels: Vec<&str> = panel.legend.iter().map(|e| e.label.as_str()).collect();
+        let labels: Vec<&str> = guides.legend.iter().map(|e| e.label.as_str()).collect();
         assert_eq!(
             labels,
             [
@@ -416,11 +444,11 @@ mod tests {
                 "bound_b (colour of its series)"
             ]
         );
-        let patterns: Vec<Pattern> = panel.series.iter().map(|s| s.pattern).collect();
-        assert!(
-            !patterns[1..3].contains(&Pattern::Dashed),
-            "eta=10 uses dashes"
-        );
+        // Bounds are dashed (one pattern per column), settings never are.
+        for s in &panel.series {
+            let bound = s.style == Style::Dashed;
+            assert_eq!(bound, BOUND_PATTERNS.contains(&s.pattern), "{s:?}");
+        }
     }
 
     #[test]
@@ -429,8 +457,45 @@ mod tests {
         panel
             .series
             .push(keyed(&[("series", "value_gap")], Style::Line, ""));
+        let guides = apply(&mut panel);
+        assert!(guides.legend.is_empty());
+        assert!(guides.colour_bar.is_none());
+    }
+
+    #[test]
+    fn identifiers_equal_numbers_and_a_text_pattern_keep_the_map_sane() {
+        // Seeds name runs: palette colours, no colour bar.
+        let mut panel = Panel::default();
+        for seed in ["0", "1", "2"] {
+            panel.series.push(keyed(&[("seed", seed)], Style::Line, ""));
+        }
+        let guides = apply(&mut panel);
+        assert!(guides.colour_bar.is_none());
+        assert_eq!(panel.series[2].color, Colour::Palette(2));
+        // Three spellings of one number: no map over a zero range, no NaN colour.
+        let mut panel = Panel::default();
+        for v in ["1", "1.0", "1e0"] {
+            panel.series.push(keyed(&[("eta", v)], Style::Line, ""));
+        }
+        let guides = apply(&mut panel);
+        assert!(guides.colour_bar.is_none());
+        assert!(
+            panel
+                .series
+                .iter()
+                .all(|s| matches!(s.color, Colour::Palette(_)))
+        );
+        // Five methods and three lambdas: lambda keeps the colour map, methods are colours
+        // too (more than three), so no pattern axis takes the numbers.
+        let mut panel = Panel::default();
+        for lam in ["1e-3", "1e-4", "1e-5"] {
+            for m in ["agd", "acceg", "svrp", "svrs", "accsvrs"] {
+                panel
+                    .series
+                    .push(keyed(&[("lambda", lam), ("method", m)], Style::Line, ""));
+            }
+        }
         apply(&mut panel);
-        assert!(panel.legend.is_empty());
-        assert!(panel.colour_bar.is_none());
+        assert!(panel.series.iter().all(|s| s.pattern == Pattern::Solid));
     }
 }

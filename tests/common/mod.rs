@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,25 @@ use assert_cmd::Command;
 pub fn lab(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab"));
     cmd.current_dir(dir);
+    cmd
+}
+
+/// $LAB_DATA (or ../shared/data beside the checkout) as an absolute path, for specs that
+/// name a LIBSVM data set while lab runs in a temporary directory.
+pub fn data_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("LAB_DATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+        PathBuf::from,
+    );
+    std::fs::canonicalize(dir).ok()
+}
+
+/// `lab` in `dir`, with `LAB_DATA` set to [`data_dir`] when it exists.
+pub fn lab_with_data(dir: &Path) -> Command {
+    let mut cmd = lab(dir);
+    if let Some(data) = data_dir() {
+        cmd.env("LAB_DATA", data);
+    }
     cmd
 }
 

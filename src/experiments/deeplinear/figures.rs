@@ -118,6 +118,9 @@ impl Objective for PlaneFlow<'_> {
     fn loss(&self, p: &[f64]) -> f64 {
         self.model.loss(&weights(self.depth, p[0], p[1]))
     }
+    /// Minus the velocity of the flow in the plane (for three layers not the gradient of
+    /// `loss` in (x, y), which would be twice as large in y; the flow integrator only calls
+    /// this).
     fn gradient(&self, p: &[f64], out: &mut [f64]) {
         let mut g = vec![0.0; self.depth];
         self.model

@@ -171,19 +171,13 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
                 ..Default::default()
             });
         }
-        // The 95% the claim asks of the perturbed methods, and 0 on the axis.
+        // The 95% the claim asks of the perturbed methods.
         let right = order.len() as f64 + 0.5;
         rates.series.push(Series {
             label: "95%: the claim for perturbed methods".into(),
             points: vec![(0.5, 0.95), (right, 0.95)],
             style: Style::Dashed,
             color: Colour::Palette(3),
-            ..Default::default()
-        });
-        rates.series.push(Series {
-            points: vec![(0.5, 0.0)],
-            style: Style::Cloud,
-            color: Colour::Palette(7),
             ..Default::default()
         });
     }
@@ -225,8 +219,14 @@ fn profile(spec: &NoiseSpec, streams: Streams) -> Figure {
     let grid: Vec<f64> = (0..=180).map(|i| pi * i as f64 / 180.0).collect();
     let mut panel = Panel {
         title: format!(
-            "profile loss min_a L(phi, a), k = {}, p = {}: wells at 0 and pi",
-            spec.k, spec.p
+            "profile loss min_a L(phi, a), k = {}, p = {}: the minimum at 0, {} at pi",
+            spec.k,
+            spec.p,
+            if t.spurious_is_minimum() {
+                "a spurious well"
+            } else {
+                "a saddle (a_sp^T a* > 0)"
+            }
         ),
         x_label: "phi".into(),
         y_label: "min over a of L".into(),
@@ -235,14 +235,14 @@ fn profile(spec: &NoiseSpec, streams: Streams) -> Figure {
     panel.series.push(Series {
         label: "profile (reconstructed closed form)".into(),
         points: grid.iter().map(|&phi| (phi, t.profile(phi))).collect(),
-        style: Style::Line,
-        color: Colour::Palette(0),
+        style: Style::Dashed,
+        color: Colour::Palette(3),
         ..Default::default()
     });
     // A unit direction at angle phi in a fixed plane through w*, perturbed by noise of norm
     // ~rho; the smoothed profile is the mean profile at the perturbed directions' angles.
     let p = spec.p;
-    for (c, rho) in [0.3, 0.6, 1.0, 2.0].iter().enumerate() {
+    for rho in [0.3, 0.6, 1.0, 2.0] {
         let mut rng = streams.rng("smoothing");
         let noise: Vec<Vec<f64>> = (0..400)
             .map(|_| {
@@ -284,10 +284,12 @@ fn profile(spec: &NoiseSpec, streams: Streams) -> Figure {
             })
             .collect();
         panel.series.push(Series {
-            label: format!("averaged over direction noise of norm ~{rho}"),
             points,
-            style: Style::Dashed,
-            color: Colour::Palette(c + 1),
+            // Ordered noise levels: a sequential colour map with its colour bar.
+            key: vec![(
+                "profile averaged over direction noise of norm".into(),
+                rho.to_string(),
+            )],
             ..Default::default()
         });
     }

@@ -29,7 +29,7 @@ fn convergence(runs: &[RunData<Pmd>]) -> Figure {
     let group = ["divergence"];
     // A panel names the bounds it draws: a bound's column is empty where its step-size
     // schedule does not apply (Johnson et al.'s needs the adaptive schedule).
-    let panel = |quantity: &str, bounds: &str, ys: &[&str], y_label| {
+    let panel = |quantity: &str, source: &str, ys: &[&str], y_label| {
         let mut panel = line_panel(
             runs,
             &LineRequest {
@@ -42,8 +42,18 @@ fn convergence(runs: &[RunData<Pmd>]) -> Figure {
                 y_label,
             },
         );
-        if panel.series.iter().any(|s| s.style == Style::Dashed) {
-            panel.title = format!("{quantity}, {bounds} dashed");
+        let mut bounds: Vec<&str> = panel
+            .series
+            .iter()
+            .filter(|s| s.style == Style::Dashed)
+            .map(|s| s.label.as_str())
+            .collect();
+        bounds.sort();
+        bounds.dedup();
+        match bounds.len() {
+            0 => {}
+            1 => panel.title = format!("{quantity}, {source} bound dashed"),
+            _ => panel.title = format!("{quantity}, {source} bounds dashed"),
         }
         panel
     };
@@ -54,13 +64,13 @@ fn convergence(runs: &[RunData<Pmd>]) -> Figure {
     let mut panels = vec![
         panel(
             "rho-weighted value gap",
-            "Xiao bounds",
+            "Xiao",
             &["value_gap_rho", "bound_xiao_thm8", "bound_xiao_thm10"],
             "V*_rho - V^pi_k_rho",
         ),
         panel(
             "sup-norm value gap",
-            "Johnson et al. bound",
+            "Johnson et al.",
             &["value_gap_inf", "bound_johnson"],
             "||V* - V^pi_k||_inf",
         ),

@@ -8,7 +8,7 @@ use super::{SparseLinearExperiment, first_mask, network};
 use crate::contract::{Figures, RunData, Valid};
 use crate::flow::Objective;
 use crate::plot::landscape::{contours, histogram, log_levels, sample};
-use crate::plot::{Colour, Figure, Panel, Series, Style};
+use crate::plot::{Colour, Figure, Marker, Panel, Series, Style};
 use crate::random::standard_normal as normal;
 
 impl Figures for SparseLinearExperiment {
@@ -119,20 +119,24 @@ pub fn slice(
         .map(|k| -0.2 + 1.4 * k as f64 / 280.0)
         .map(|s| (s, loss(s, 0.0)))
         .collect();
-    let marks = |style| {
+    let marks = || {
         vec![
             Series {
                 label: format!("spurious minimum, L = {:.6}", loss(0.0, 0.0)),
                 points: vec![(0.0, loss(0.0, 0.0))],
-                style,
+                style: Style::Markers,
                 color: Colour::Palette(3),
+                marker: Marker::Square,
+                marker_size: 5,
                 ..Default::default()
             },
             Series {
                 label: format!("optimum, L = {:.6}", loss(1.0, 0.0)),
                 points: vec![(1.0, loss(1.0, 0.0))],
-                style,
+                style: Style::Markers,
                 color: Colour::Palette(2),
+                marker: Marker::Circle,
+                marker_size: 6,
                 ..Default::default()
             },
         ]
@@ -150,7 +154,7 @@ pub fn slice(
         }],
         ..Default::default()
     };
-    line.series.extend(marks(Style::LineWithMarkers));
+    line.series.extend(marks());
     let mut map = sample(
         (-0.3, 1.3),
         (-0.8, 0.8),
@@ -160,7 +164,7 @@ pub fn slice(
     );
     map.log = true;
     let mut series = vec![contours(&map, &log_levels(&map, 14))?];
-    series.extend(marks(Style::LineWithMarkers).into_iter().map(|mut s| {
+    series.extend(marks().into_iter().map(|mut s| {
         s.points = vec![(s.points[0].0, 0.0)];
         s
     }));

@@ -72,7 +72,6 @@ fn error_panel(runs: &[RunData<Svrs>], x: &str, title: &str) -> Panel {
                 });
             }
             panel.series.push(Series {
-                label: crate::plot::key_label(&key),
                 points: median,
                 style: Style::Line,
                 key,
