@@ -938,15 +938,18 @@ fn draw_panel<DB: DrawingBackend>(
             .axis_desc_style((FONT, 15).into_font())
             .light_line_style(RGBColor(240, 240, 240));
         mesh.draw().map_err(plot_err)?;
+        // Category names under the axis, a line each part ("pgd\n195/200").
         for (x, name) in &panel.x_names {
             let (px, _) = chart.backend_coord(&(*x, yr.0));
             let (_, py) = chart.plotting_area().get_pixel_range();
-            let at = (
-                px - body.get_base_pixel().0,
-                py.end - body.get_base_pixel().1 + 14,
-            );
-            body.draw(&Text::new(name.clone(), at, centred(14.0)))
-                .map_err(plot_err)?;
+            for (k, line) in name.lines().enumerate() {
+                let at = (
+                    px - body.get_base_pixel().0,
+                    py.end - body.get_base_pixel().1 + 14 + 16 * k as i32,
+                );
+                body.draw(&Text::new(line.to_string(), at, centred(14.0)))
+                    .map_err(plot_err)?;
+            }
         }
     }
     if layers.data {
@@ -1253,7 +1256,17 @@ fn draw_data<DB: DrawingBackend>(
         let color = rgb(spec.color);
         match spec.style {
             Style::Line | Style::LineWithMarkers => {
+                // Over a heatmap a line gets a white edge, so no colour of the map hides it.
+                if panel.heatmap.is_some() {
+                    draw_pixel_line(chart, points, WHITE, Pattern::Solid, 5)?;
+                }
                 draw_pixel_line(chart, points, color, spec.pattern, 2)?;
+                // A line of one point is a point.
+                if points.len() == 1 {
+                    chart
+                        .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                        .map_err(plot_err)?;
+                }
                 if spec.style == Style::LineWithMarkers {
                     chart
                         .draw_series(points.iter().map(|&p| Circle::new(p, 3, color.filled())))
@@ -1455,6 +1468,25 @@ mod tests {
             (15.0, 15.0),
             &[(0.0, 0.0), (30.0, 0.0), (30.0, 30.0), (0.0, 30.0)]
         ));
+    }
+
+    #[test]
+    fn a_line_of_one_point_is_drawn_as_a_point() {
+        let panel = Panel {
+            series: vec![crate::plot::Series {
+                points: vec![(2.0, 1.0)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let data_only = Layers {
+            axes: false,
+            data: true,
+            guides: false,
+        };
+        let image = render_rgb(&Figure::single(panel), data_only).unwrap();
+        let ink = image.pixels.iter().filter(|&&p| p != 255).count();
+        assert!(ink > 10, "{ink} coloured bytes");
     }
 
     #[test]

@@ -242,7 +242,7 @@ fn scalar_chain_landscape(spec: &Valid<DeepLinearExperiment>) -> Result<Figure> 
             format!("this run's flow, to t = {}", spec.t_end)
         } else if !named[limit] {
             named[limit] = true;
-            format!("flow, dot at t = {horizon}: {}", CHAIN_STATES[limit])
+            format!("{}: flows, dot at t = {horizon}", CHAIN_STATES[limit])
         } else {
             String::new()
         };
@@ -287,6 +287,6 @@ fn scalar_chain_landscape(spec: &Valid<DeepLinearExperiment>) -> Result<Figure> 
         title: format!("{depth}-layer scalar chain"),
         panels: vec![portrait, basin],
         columns: 2,
-        panel_size: (700, 640),
+        panel_size: (860, 640),
     })
 }

@@ -65,10 +65,10 @@ const LOSS_FLOOR: f64 = 1e-16;
 /// Marker shapes in method order, largest first, so a later method's markers sit on an
 /// earlier one's and both show.
 const MARKERS: [(Marker, i32); 4] = [
-    (Marker::Circle, 6),
+    (Marker::Circle, 8),
     (Marker::Triangle, 5),
-    (Marker::Square, 3),
-    (Marker::Cross, 4),
+    (Marker::Square, 4),
+    (Marker::Cross, 3),
 ];
 
 fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
@@ -99,10 +99,9 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
                 .iter()
                 .map(|p| p.last().is_some_and(|e| e.1 < std::f64::consts::FRAC_PI_2))
                 .collect();
-            for (near, pattern, well) in [
-                (true, Pattern::Solid, "w*"),
-                (false, Pattern::Dashed, "-w*"),
-            ] {
+            for (near, pattern, side) in
+                [(true, Pattern::Solid, "<"), (false, Pattern::Dashed, ">")]
+            {
                 let group: Vec<Points> = starts
                     .iter()
                     .zip(&ends_near_w)
@@ -120,7 +119,7 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
                     ..Default::default()
                 });
                 panel.series.push(Series {
-                    label: format!("{method}: {} starts ending near {well}", group.len()),
+                    label: format!("{method}: {} starts ending at phi {side} pi/2", group.len()),
                     points: median,
                     style: Style::Line,
                     color: Colour::Palette(c),
@@ -132,8 +131,8 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
         panel
     };
     let mut rates = Panel {
-        title: "success rate (global minimum) with 95% Wilson intervals".into(),
-        x_label: "method (starts at the global minimum)".into(),
+        title: "starts that reach the global minimum, with 95% Wilson intervals".into(),
+        x_label: String::new(),
         y_label: "fraction of starts".into(),
         ..Default::default()
     };
@@ -152,7 +151,7 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
             let (n, count) = (entry.starts, entry.global.count);
             let x = c as f64 + 1.0;
             let [lo, hi] = entry.global.ci95;
-            rates.x_names.push((x, format!("{method} ({count}/{n})")));
+            rates.x_names.push((x, format!("{method}\n{count}/{n}")));
             rates.series.push(Series {
                 points: vec![(x, count as f64 / n.max(1) as f64)],
                 style: Style::Bars,
@@ -177,7 +176,7 @@ fn paths_and_outcomes(run: &RunData<NoiseExperiment>) -> Figure {
             label: "95%: the claim for perturbed methods".into(),
             points: vec![(0.5, 0.95), (right, 0.95)],
             style: Style::Dashed,
-            color: Colour::Palette(3),
+            color: Colour::Grey,
             ..Default::default()
         });
     }
