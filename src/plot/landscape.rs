@@ -237,24 +237,18 @@ mod tests {
     #[test]
     fn values_equal_to_round_off_fall_in_one_bin() {
         let values = [0.5, 0.5 + 1e-16, 0.5 - 2e-16, 0.0 + 0.5];
-        let panel = histogram(&values, 40, None);
-        let full: Vec<f64> = panel.series[0]
-            .points
-            .iter()
-            .map(|p| p.1)
-            .filter(|c| *c > 0.0)
-            .collect();
-        assert_eq!(full, vec![4.0]);
+        // The counts of the bins that hold any value.
+        let filled = |values: &[f64]| -> Vec<f64> {
+            histogram(values, 40, None).series[0]
+                .points
+                .iter()
+                .map(|p| p.1)
+                .filter(|c| *c > 0.0)
+                .collect()
+        };
+        assert_eq!(filled(&values), vec![4.0]);
         // Gaps to an optimum at round-off, on both sides of 0.
-        let gaps = [-2.8e-16, 0.0, 1.1e-16, 4.4e-16];
-        let panel = histogram(&gaps, 40, None);
-        let full: Vec<f64> = panel.series[0]
-            .points
-            .iter()
-            .map(|p| p.1)
-            .filter(|c| *c > 0.0)
-            .collect();
-        assert_eq!(full, vec![4.0]);
+        assert_eq!(filled(&[-2.8e-16, 0.0, 1.1e-16, 4.4e-16]), vec![4.0]);
     }
 
     #[test]

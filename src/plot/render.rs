@@ -224,7 +224,7 @@ fn tick_label(v: f64, log: bool) -> String {
             _ => format!("1e{k}"),
         }
     } else if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-3) {
-        format!("{v:.1e}")
+        format!("{v:.1e}").replace(".0e", "e")
     } else {
         let s = format!("{v:.4}");
         let s = s.trim_end_matches('0').trim_end_matches('.');
@@ -546,7 +546,7 @@ impl Bar {
             return nice_ticks(10f64.powf(self.lo), 10f64.powf(self.hi), 6)
                 .into_iter()
                 .filter(|v| *v > 0.0)
-                .map(|v| (v.log10(), short_number(v)))
+                .map(|v| (v.log10(), tick_label(v, false)))
                 .collect();
         }
         nice_ticks(self.lo, self.hi, 5)
@@ -563,16 +563,6 @@ impl Bar {
             .max()
             .unwrap_or(0);
         BAR_WIDTH + 6 + widest + 10 + 20 + LEGEND_PAD
-    }
-}
-
-fn short_number(v: f64) -> String {
-    if v != 0.0 && !(1e-3..1e5).contains(&v.abs()) {
-        let s = format!("{v:.1e}");
-        s.replace(".0e", "e")
-    } else {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -868,11 +858,11 @@ fn draw_panel<DB: DrawingBackend>(
     let body_w = body_w as i32;
     // The plot area's height does not depend on what is beside it: measure it once, and lay
     // the legend out for it whether it goes inside or beside.
-    let plot_height = {
-        let chart = build_chart(&body, xr, yr)?;
-        let (_, ys) = chart.plotting_area().get_pixel_range();
-        ys.end - ys.start
-    };
+    // A chart beside the colour bar, as the plot would be with the legend inside.
+    let (trial, _) = body.split_horizontally(body_w - bar_width);
+    let trial = build_chart(&trial, xr, yr)?;
+    let (trial_xs, trial_ys) = trial.plotting_area().get_pixel_range();
+    let plot_height = trial_ys.end - trial_ys.start;
     // Inside, the legend is whole; beside the plot, legend and colour bar take at most 45% of
     // the panel's width, and longer labels are cut with an ellipsis.
     let strip_room = (body_w * 45 / 100 - bar_width).max(0);
@@ -883,11 +873,9 @@ fn draw_panel<DB: DrawingBackend>(
     if !legend.entries.is_empty() {
         place = LegendPlace::Beside;
         if panel.heatmap.is_none() {
-            let (trial, _) = body.split_horizontally(body_w - bar_width);
-            let chart = build_chart(&trial, xr, yr)?;
-            let (xs, ys) = chart.plotting_area().get_pixel_range();
+            let (xs, ys) = (trial_xs, trial_ys);
             let (w, h) = legend.size(plot_height);
-            let cover = covered(&chart, panel, &series);
+            let cover = covered(&trial, panel, &series);
             let inset = 6;
             let candidates = [
                 (xs.end - inset - w, ys.start + inset),
@@ -1391,6 +1379,7 @@ mod tests {
         assert_eq!(tick_label(0.30000000000000004, false), "0.3");
         assert_eq!(tick_label(25000.0, false), "25000");
         assert_eq!(tick_label(250000.0, false), "2.5e5");
+        assert_eq!(tick_label(1e-4, false), "1e-4");
     }
 
     #[test]
