@@ -22,6 +22,7 @@ pub mod flow;
 pub mod linear_net;
 pub mod manifest;
 pub mod memory;
+pub mod nn;
 pub mod plot;
 pub mod random;
 pub mod run;

@@ -1,0 +1,164 @@
+//! Matrix products over row-major slices, through the `gemm` crate (faer's kernels).
+
+use gemm::Parallelism;
+
+use super::Real;
+
+/// A row-major operand of a product: `rows x cols` as stored, used as is or transposed.
+#[derive(Clone, Copy)]
+pub struct Operand<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub transposed: bool,
+}
+
+impl<'a, T> Operand<'a, T> {
+    /// The matrix as stored.
+    pub fn plain(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Operand {
+            data,
+            rows,
+            cols,
+            transposed: false,
+        }
+    }
+
+    /// The transpose of the stored matrix.
+    pub fn transposed(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Operand {
+            data,
+            rows,
+            cols,
+            transposed: true,
+        }
+    }
+
+    /// Shape as used: (rows, cols) of op(A).
+    fn shape(&self) -> (usize, usize) {
+        if self.transposed {
+            (self.cols, self.rows)
+        } else {
+            (self.rows, self.cols)
+        }
+    }
+
+    /// (row stride, column stride) of op(A) in the stored data.
+    fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (1, self.cols as isize)
+        } else {
+            (self.cols as isize, 1)
+        }
+    }
+}
+
+/// `c = op(a) op(b)`, or `c += op(a) op(b)` when `accumulate`; c is row-major `m x n`.
+///
+/// The products of one output block never depend on the thread count (gemm splits the output,
+/// not the inner dimension), so results are the same bits on 1 or 2 threads (tested).
+pub fn matmul<T: Real>(c: &mut [T], a: Operand<T>, b: Operand<T>, accumulate: bool) {
+    let (m, k) = a.shape();
+    let (k2, n) = b.shape();
+    assert_eq!(k, k2, "inner dimensions");
+    assert!(a.data.len() >= a.rows * a.cols && b.data.len() >= b.rows * b.cols);
+    assert!(c.len() >= m * n, "output too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(T::ZERO);
+        }
+        return;
+    }
+    let (a_rs, a_cs) = a.strides();
+    let (b_rs, b_cs) = b.strides();
+    // Small products run on the calling thread; gemm's own threshold decides for the rest.
+    let parallelism = if m * n * k < 1 << 18 {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(0)
+    };
+    // SAFETY: the asserts above bound every index the strides reach: op(a) is m x k, op(b)
+    // k x n, c m x n, all inside their slices; c does not alias a or b (a &mut borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            T::ONE,
+            T::ONE,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    fn transpose(x: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+        let mut t = vec![0.0; x.len()];
+        for i in 0..rows {
+            for j in 0..cols {
+                t[j * rows + i] = x[i * cols + j];
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn every_transpose_combination_matches_the_triple_loop() {
+        let (m, k, n) = (7, 5, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.91).cos()).collect();
+        let want = naive(&a, &b, m, k, n);
+        let at = transpose(&a, m, k);
+        let bt = transpose(&b, k, n);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let oa = if ta {
+                Operand::transposed(&at, k, m)
+            } else {
+                Operand::plain(&a, m, k)
+            };
+            let ob = if tb {
+                Operand::transposed(&bt, n, k)
+            } else {
+                Operand::plain(&b, k, n)
+            };
+            let mut c = vec![1.0; m * n];
+            matmul(&mut c, oa, ob, false);
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-12, "{ta} {tb}");
+            }
+            matmul(&mut c, oa, ob, true);
+            for (x, y) in c.iter().zip(&want) {
+                assert!((x - 2.0 * y).abs() < 1e-12, "accumulate {ta} {tb}");
+            }
+        }
+    }
+}
