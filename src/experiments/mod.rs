@@ -1,5 +1,6 @@
 //! One module (folder) per paper; the registry lists them for the command line.
 
+pub mod bpsvrg;
 pub mod deeplinear;
 pub mod directional;
 pub mod noise;
@@ -12,7 +13,7 @@ use anyhow::Result;
 use crate::contract::{AnyExperiment, Typed};
 
 /// Every experiment, in `lab list` order.
-pub fn registry() -> [&'static dyn AnyExperiment; 6] {
+pub fn registry() -> [&'static dyn AnyExperiment; 7] {
     [
         &Typed::<pmd::Pmd>::ENTRY,
         &Typed::<svrs::Svrs>::ENTRY,
@@ -20,6 +21,7 @@ pub fn registry() -> [&'static dyn AnyExperiment; 6] {
         &Typed::<directional::DirectionalExperiment>::ENTRY,
         &Typed::<noise::NoiseExperiment>::ENTRY,
         &Typed::<sparselinear::SparseLinearExperiment>::ENTRY,
+        &Typed::<bpsvrg::BpsvrgExperiment>::ENTRY,
     ]
 }
 

@@ -61,45 +61,51 @@ impl ConvGeometry {
         self.input.c * self.kernel * self.kernel
     }
 
-    /// The input pixel under (patch row r, output pixel t), if inside the image.
+    /// Calls `f(t, s)` for every output pixel t of patch row r whose input pixel s lies
+    /// inside the image (the others read the zero padding).
     #[inline]
-    fn source(&self, r: usize, oy: usize, ox: usize) -> Option<usize> {
+    fn row_sources(&self, r: usize, mut f: impl FnMut(usize, usize)) {
         let k2 = self.kernel * self.kernel;
         let (ci, ky, kx) = (r / k2, (r % k2) / self.kernel, r % self.kernel);
-        let y = (oy * self.stride + ky).checked_sub(self.pad)?;
-        let x = (ox * self.stride + kx).checked_sub(self.pad)?;
-        (y < self.input.h && x < self.input.w).then(|| (ci * self.input.h + y) * self.input.w + x)
+        let out = self.output();
+        let plane = ci * self.input.h * self.input.w;
+        for oy in 0..out.h {
+            let Some(y) = (oy * self.stride + ky).checked_sub(self.pad) else {
+                continue;
+            };
+            if y >= self.input.h {
+                continue;
+            }
+            let row = plane + y * self.input.w;
+            for ox in 0..out.w {
+                let Some(x) = (ox * self.stride + kx).checked_sub(self.pad) else {
+                    continue;
+                };
+                if x < self.input.w {
+                    f(oy * out.w + ox, row + x);
+                }
+            }
+        }
     }
 }
 
 /// Unfolds one sample (im2col): `cols` is `patch x out_pixels`, zero where the kernel
 /// overhangs the padding.
 pub fn im2col<T: Real>(g: &ConvGeometry, x: &[T], cols: &mut [T]) {
-    let out = g.output();
-    let pixels = out.plane();
+    let pixels = g.output().plane();
     for r in 0..g.patch() {
         let row = &mut cols[r * pixels..(r + 1) * pixels];
-        for oy in 0..out.h {
-            for ox in 0..out.w {
-                row[oy * out.w + ox] = g.source(r, oy, ox).map_or(T::ZERO, |s| x[s]);
-            }
-        }
+        row.fill(T::ZERO);
+        g.row_sources(r, |t, s| row[t] = x[s]);
     }
 }
 
 /// Folds an unfolded gradient back (col2im): adds `cols` into `dx` (one sample).
 pub fn col2im<T: Real>(g: &ConvGeometry, cols: &[T], dx: &mut [T]) {
-    let out = g.output();
-    let pixels = out.plane();
+    let pixels = g.output().plane();
     for r in 0..g.patch() {
         let row = &cols[r * pixels..(r + 1) * pixels];
-        for oy in 0..out.h {
-            for ox in 0..out.w {
-                if let Some(s) = g.source(r, oy, ox) {
-                    dx[s] += row[oy * out.w + ox];
-                }
-            }
-        }
+        g.row_sources(r, |t, s| dx[s] += row[t]);
     }
 }
 

@@ -1,8 +1,25 @@
 //! Matrix products over row-major slices, through the `gemm` crate (faer's kernels).
 
+use std::cell::Cell;
+
 use gemm::Parallelism;
 
 use super::Real;
+
+thread_local! {
+    /// Whether this thread's large products may be split between threads (see
+    /// [`single_threaded_products`]).
+    static SPLIT: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Runs `f` with every product on the calling thread: for jobs that already run in parallel
+/// (methods x seeds), where splitting each product would only add synchronization.
+pub fn single_threaded_products<R>(f: impl FnOnce() -> R) -> R {
+    let before = SPLIT.with(|s| s.replace(false));
+    let out = f();
+    SPLIT.with(|s| s.set(before));
+    out
+}
 
 /// A row-major operand of a product: `rows x cols` as stored, used as is or transposed.
 #[derive(Clone, Copy)]
@@ -75,7 +92,7 @@ pub fn matmul<T: Real>(c: &mut [T], a: Operand<T>, b: Operand<T>, accumulate: bo
     let (a_rs, a_cs) = a.strides();
     let (b_rs, b_cs) = b.strides();
     // Small products run on the calling thread; gemm's own threshold decides for the rest.
-    let parallelism = if m * n * k < 1 << 18 {
+    let parallelism = if m * n * k < 1 << 18 || !SPLIT.with(Cell::get) {
         Parallelism::None
     } else {
         Parallelism::Rayon(0)

@@ -15,8 +15,8 @@ mod real;
 
 pub use self::layers::{BN_EPS, BN_MOMENTUM, ConvGeometry, Shape, col2im, im2col};
 pub use self::loss::softmax_cross_entropy;
-pub use self::matmul::{Operand, matmul};
-pub use self::network::{Builder, ConvNorm, Kind, Layer, Mode, Network, Workspace};
+pub use self::matmul::{Operand, matmul, single_threaded_products};
+pub use self::network::{Builder, ConvNorm, DotScratch, Kind, Layer, Mode, Network, Workspace};
 pub use self::real::{Real, dot, sum_squares};
 
 #[cfg(test)]

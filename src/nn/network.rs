@@ -246,10 +246,7 @@ impl Network {
             let (c, x, s, a) = match layer.kind {
                 Kind::Conv(g) => {
                     let (patch, pixels) = (g.patch(), layer.output.plane());
-                    scratch = scratch
-                        .max(patch * pixels)
-                        .max(g.out_channels * patch)
-                        .max(pixels * pixels);
+                    scratch = scratch.max(patch * pixels);
                     (n * patch * pixels, 0, 0, 0)
                 }
                 Kind::BatchNorm => (0, n * layer.output.len(), layer.output.c, 0),
@@ -272,8 +269,20 @@ impl Network {
             xhat,
             inv_std,
             argmax,
-            scratch: [vec![T::ZERO; scratch], vec![T::ZERO; scratch]],
+            scratch: vec![T::ZERO; scratch],
         }
+    }
+
+    /// Buffers for [`Network::per_sample_dots`].
+    pub fn dot_scratch<T: Real>(&self) -> DotScratch<T> {
+        let mut len = 0;
+        for layer in &self.layers {
+            if let Kind::Conv(g) = layer.kind {
+                let pixels = layer.output.plane();
+                len = len.max(g.out_channels * g.patch()).max(pixels * pixels);
+            }
+        }
+        DotScratch([vec![T::ZERO; len], vec![T::ZERO; len]])
     }
 
     /// Forward pass of `n` samples (`x`: n x input); returns the logits (n x classes).
@@ -380,7 +389,7 @@ impl Network {
                     gw,
                     gb,
                     dx,
-                    &mut ws.scratch[0],
+                    &mut ws.scratch,
                 ),
                 Kind::MaxPool { .. } => {
                     if let Some(dx) = dx {
@@ -448,8 +457,9 @@ impl Network {
     /// (the "ghost norm"), whichever costs fewer products.
     pub fn per_sample_dots<T: Real>(
         &self,
-        a: &mut Workspace<T>,
+        a: &Workspace<T>,
         b: &Workspace<T>,
+        scratch: &mut DotScratch<T>,
         out: &mut [f64],
         conv: ConvNorm,
     ) {
@@ -479,7 +489,7 @@ impl Network {
                         ConvNorm::Ghost => true,
                         ConvNorm::Cheaper => pixels * (patch + c) < c * patch,
                     };
-                    let [s0, s1] = &mut a.scratch;
+                    let [s0, s1] = &mut scratch.0;
                     for (i, o) in out.iter_mut().enumerate().take(n) {
                         let ca = &a.cols[l][i * patch * pixels..][..patch * pixels];
                         let cb = &b.cols[l][i * patch * pixels..][..patch * pixels];
@@ -574,8 +584,12 @@ pub struct Workspace<T> {
     inv_std: Vec<Vec<T>>,
     /// Per layer: max pooling's winners.
     argmax: Vec<Vec<u32>>,
-    scratch: [Vec<T>; 2],
+    /// A convolution's unfolded input gradient (patch x pixels).
+    scratch: Vec<T>,
 }
+
+/// Two buffers for the per-sample products of a convolution.
+pub struct DotScratch<T>([Vec<T>; 2]);
 
 impl<T: Real> Workspace<T> {
     pub fn capacity(&self) -> usize {

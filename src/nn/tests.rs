@@ -202,16 +202,12 @@ fn per_sample_inner_products_match_single_sample_backward_passes() {
             ws
         };
         for conv in [ConvNorm::Direct, ConvNorm::Ghost, ConvNorm::Cheaper] {
-            let (mut wa, wb) = (pass(&pa), pass(&pb));
+            let (wa, wb) = (pass(&pa), pass(&pb));
+            let mut scratch = net.dot_scratch();
             let mut norms = vec![0.0; n];
-            net.per_sample_dots(
-                &mut wa,
-                &wa_clone(&net, &pa, &state, &x, &y, n),
-                &mut norms,
-                conv,
-            );
+            net.per_sample_dots(&wa, &wa, &mut scratch, &mut norms, conv);
             let mut cross = vec![0.0; n];
-            net.per_sample_dots(&mut wa, &wb, &mut cross, conv);
+            net.per_sample_dots(&wa, &wb, &mut scratch, &mut cross, conv);
             for i in 0..n {
                 let want_norm = dot(&ga[i], &ga[i]);
                 let want_cross = dot(&ga[i], &gb[i]);
@@ -226,24 +222,6 @@ fn per_sample_inner_products_match_single_sample_backward_passes() {
             }
         }
     }
-}
-
-/// A second workspace holding the same pass (the inner products take two).
-fn wa_clone(
-    net: &Network,
-    p: &[f64],
-    state: &[f64],
-    x: &[f64],
-    y: &[u8],
-    n: usize,
-) -> Workspace<f64> {
-    let mut ws = net.workspace(n);
-    let mut st = state.to_vec();
-    net.forward(p, &mut st, &mut ws, x, n, Mode::Eval);
-    net.loss(&mut ws, y, 1.0, None);
-    let mut g = vec![0.0; net.params];
-    net.backward(p, &mut ws, &mut g);
-    ws
 }
 
 #[test]

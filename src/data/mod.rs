@@ -9,6 +9,8 @@ use anyhow::Result;
 
 use crate::input_error;
 
+pub mod images;
+
 /// A dataset lab knows by name.
 #[derive(Debug, Clone, Copy)]
 pub struct Dataset {
