@@ -61,51 +61,73 @@ impl ConvGeometry {
         self.input.c * self.kernel * self.kernel
     }
 
-    /// Calls `f(t, s)` for every output pixel t of patch row r whose input pixel s lies
-    /// inside the image (the others read the zero padding).
+    /// For patch row r: each output row oy whose input row lies inside the image, with the
+    /// first output pixel t0 of the row's valid span, the input pixel s0 under it and the
+    /// span's length (its input pixels are `stride` apart); the rest read the zero padding.
     #[inline]
-    fn row_sources(&self, r: usize, mut f: impl FnMut(usize, usize)) {
+    fn row_spans(&self, r: usize, mut f: impl FnMut(usize, usize, usize)) {
         let k2 = self.kernel * self.kernel;
         let (ci, ky, kx) = (r / k2, (r % k2) / self.kernel, r % self.kernel);
         let out = self.output();
+        let s = self.stride;
+        // x = ox s + kx - pad lies in [0, w) for ox in [lo, hi).
+        let lo = self.pad.saturating_sub(kx).div_ceil(s);
+        let hi = (self.input.w + self.pad - kx).div_ceil(s).min(out.w);
+        if lo >= hi {
+            return;
+        }
         let plane = ci * self.input.h * self.input.w;
         for oy in 0..out.h {
-            let Some(y) = (oy * self.stride + ky).checked_sub(self.pad) else {
+            let Some(y) = (oy * s + ky).checked_sub(self.pad) else {
                 continue;
             };
             if y >= self.input.h {
                 continue;
             }
-            let row = plane + y * self.input.w;
-            for ox in 0..out.w {
-                let Some(x) = (ox * self.stride + kx).checked_sub(self.pad) else {
-                    continue;
-                };
-                if x < self.input.w {
-                    f(oy * out.w + ox, row + x);
-                }
-            }
+            let s0 = plane + y * self.input.w + lo * s + kx - self.pad;
+            f(oy * out.w + lo, s0, hi - lo);
         }
     }
 }
 
-/// Unfolds one sample (im2col): `cols` is `patch x out_pixels`, zero where the kernel
-/// overhangs the padding.
-pub fn im2col<T: Real>(g: &ConvGeometry, x: &[T], cols: &mut [T]) {
+/// Unfolds one sample (im2col): `cols` is `patch x out_pixels` with rows `stride` apart (a
+/// sample's block of the batch's unfolded matrix), zero where the kernel overhangs the
+/// padding.
+pub fn im2col<T: Real>(g: &ConvGeometry, x: &[T], cols: &mut [T], stride: usize) {
     let pixels = g.output().plane();
     for r in 0..g.patch() {
-        let row = &mut cols[r * pixels..(r + 1) * pixels];
+        let row = &mut cols[r * stride..r * stride + pixels];
         row.fill(T::ZERO);
-        g.row_sources(r, |t, s| row[t] = x[s]);
+        g.row_spans(r, |t0, s0, len| {
+            if g.stride == 1 {
+                row[t0..t0 + len].copy_from_slice(&x[s0..s0 + len]);
+            } else {
+                for (k, v) in row[t0..t0 + len].iter_mut().enumerate() {
+                    *v = x[s0 + k * g.stride];
+                }
+            }
+        });
     }
 }
 
-/// Folds an unfolded gradient back (col2im): adds `cols` into `dx` (one sample).
-pub fn col2im<T: Real>(g: &ConvGeometry, cols: &[T], dx: &mut [T]) {
+/// Folds an unfolded gradient back (col2im): adds `cols` (rows `stride` apart) into `dx`.
+pub fn col2im<T: Real>(g: &ConvGeometry, cols: &[T], stride: usize, dx: &mut [T]) {
     let pixels = g.output().plane();
     for r in 0..g.patch() {
-        let row = &cols[r * pixels..(r + 1) * pixels];
-        g.row_sources(r, |t, s| dx[s] += row[t]);
+        let row = &cols[r * stride..r * stride + pixels];
+        g.row_spans(r, |t0, s0, len| {
+            if g.stride == 1 {
+                let src = &row[t0..t0 + len];
+                dx[s0..s0 + len]
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &v)| *d += v);
+            } else {
+                for (k, &v) in row[t0..t0 + len].iter().enumerate() {
+                    dx[s0 + k * g.stride] += v;
+                }
+            }
+        });
     }
 }
 
@@ -153,8 +175,11 @@ pub fn dense_backward<T: Real>(
     }
 }
 
-/// Convolution forward for a batch, as im2col + one product per sample; the unfolded inputs
-/// are kept in `cols` (n x patch x pixels) for the backward pass and per-sample norms.
+/// Convolution forward for a batch: the batch unfolded into one `patch x (n pixels)` matrix
+/// (sample i in columns i pixels..), kept in `cols` for the backward pass and per-sample
+/// norms, times the kernel matrix in one product; `wide` (out_channels x n pixels) holds the
+/// product before it is laid out per sample.
+#[allow(clippy::too_many_arguments)]
 pub fn conv_forward<T: Real>(
     g: &ConvGeometry,
     x: &[T],
@@ -162,27 +187,37 @@ pub fn conv_forward<T: Real>(
     b: &[T],
     y: &mut [T],
     cols: &mut [T],
+    wide: &mut [T],
     n: usize,
 ) {
     let (inp, out) = (g.input.len(), g.output());
-    let (pixels, patch) = (out.plane(), g.patch());
+    let (pixels, patch, c) = (out.plane(), g.patch(), g.out_channels);
+    let width = n * pixels;
     for i in 0..n {
-        let col = &mut cols[i * patch * pixels..(i + 1) * patch * pixels];
-        im2col(g, &x[i * inp..(i + 1) * inp], col);
-        let yi = &mut y[i * out.len()..(i + 1) * out.len()];
-        matmul(
-            yi,
-            Operand::plain(w, g.out_channels, patch),
-            Operand::plain(col, patch, pixels),
-            false,
+        im2col(
+            g,
+            &x[i * inp..(i + 1) * inp],
+            &mut cols[i * pixels..],
+            width,
         );
-        for (row, &bias) in yi.chunks_exact_mut(pixels).zip(b) {
-            row.iter_mut().for_each(|v| *v += bias);
+    }
+    matmul(
+        wide,
+        Operand::plain(w, c, patch),
+        Operand::plain(cols, patch, width),
+        false,
+    );
+    for i in 0..n {
+        for o in 0..c {
+            let src = &wide[o * width + i * pixels..][..pixels];
+            let dst = &mut y[i * out.len() + o * pixels..][..pixels];
+            dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b[o]);
         }
     }
 }
 
-/// Convolution backward: adds dW and db; writes dx if asked (`scratch`: patch x pixels).
+/// Convolution backward: adds dW and db; writes dx if asked. `wide` (out_channels x n
+/// pixels) and `unfolded` (patch x n pixels) are scratch.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_backward<T: Real>(
     g: &ConvGeometry,
@@ -192,33 +227,39 @@ pub fn conv_backward<T: Real>(
     n: usize,
     gw: &mut [T],
     gb: &mut [T],
-    mut dx: Option<&mut [T]>,
-    scratch: &mut [T],
+    dx: Option<&mut [T]>,
+    wide: &mut [T],
+    unfolded: &mut [T],
 ) {
     let (inp, out) = (g.input.len(), g.output());
-    let (pixels, patch) = (out.plane(), g.patch());
+    let (pixels, patch, c) = (out.plane(), g.patch(), g.out_channels);
+    let width = n * pixels;
     for i in 0..n {
-        let col = &cols[i * patch * pixels..(i + 1) * patch * pixels];
-        let dyi = &dy[i * out.len()..(i + 1) * out.len()];
-        matmul(
-            gw,
-            Operand::plain(dyi, g.out_channels, pixels),
-            Operand::transposed(col, patch, pixels),
-            true,
-        );
-        for (gbias, row) in gb.iter_mut().zip(dyi.chunks_exact(pixels)) {
-            *gbias += row.iter().copied().sum::<T>();
+        for o in 0..c {
+            wide[o * width + i * pixels..][..pixels]
+                .copy_from_slice(&dy[i * out.len() + o * pixels..][..pixels]);
         }
-        if let Some(dx) = dx.as_deref_mut() {
-            matmul(
-                scratch,
-                Operand::transposed(w, g.out_channels, patch),
-                Operand::plain(dyi, g.out_channels, pixels),
-                false,
-            );
+    }
+    matmul(
+        gw,
+        Operand::plain(wide, c, width),
+        Operand::transposed(cols, patch, width),
+        true,
+    );
+    for (gbias, row) in gb.iter_mut().zip(wide[..c * width].chunks_exact(width)) {
+        *gbias += row.iter().copied().sum::<T>();
+    }
+    if let Some(dx) = dx {
+        matmul(
+            unfolded,
+            Operand::transposed(w, c, patch),
+            Operand::plain(wide, c, width),
+            false,
+        );
+        for i in 0..n {
             let dxi = &mut dx[i * inp..(i + 1) * inp];
             dxi.fill(T::ZERO);
-            col2im(g, &scratch[..patch * pixels], dxi);
+            col2im(g, &unfolded[i * pixels..], width, dxi);
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Operand<'a, T> {
     pub rows: usize,
     pub cols: usize,
     pub transposed: bool,
+    /// Elements between the starts of two stored rows (`cols` when contiguous).
+    pub stride: usize,
 }
 
 impl<'a, T> Operand<'a, T> {
@@ -38,6 +40,7 @@ impl<'a, T> Operand<'a, T> {
             rows,
             cols,
             transposed: false,
+            stride: cols,
         }
     }
 
@@ -48,6 +51,22 @@ impl<'a, T> Operand<'a, T> {
             rows,
             cols,
             transposed: true,
+            stride: cols,
+        }
+    }
+
+    /// The same matrix with stored rows `stride` elements apart (a block of a wider matrix).
+    pub fn with_stride(mut self, stride: usize) -> Self {
+        self.stride = stride;
+        self
+    }
+
+    /// Elements the stored matrix reaches.
+    fn extent(&self) -> usize {
+        if self.rows == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.stride + self.cols
         }
     }
 
@@ -63,9 +82,9 @@ impl<'a, T> Operand<'a, T> {
     /// (row stride, column stride) of op(A) in the stored data.
     fn strides(&self) -> (isize, isize) {
         if self.transposed {
-            (1, self.cols as isize)
+            (1, self.stride as isize)
         } else {
-            (self.cols as isize, 1)
+            (self.stride as isize, 1)
         }
     }
 }
@@ -78,7 +97,8 @@ pub fn matmul<T: Real>(c: &mut [T], a: Operand<T>, b: Operand<T>, accumulate: bo
     let (m, k) = a.shape();
     let (k2, n) = b.shape();
     assert_eq!(k, k2, "inner dimensions");
-    assert!(a.data.len() >= a.rows * a.cols && b.data.len() >= b.rows * b.cols);
+    assert!(a.stride >= a.cols && b.stride >= b.cols, "row strides");
+    assert!(a.data.len() >= a.extent() && b.data.len() >= b.extent());
     assert!(c.len() >= m * n, "output too small");
     if m == 0 || n == 0 {
         return;

@@ -246,7 +246,7 @@ impl Network {
             let (c, x, s, a) = match layer.kind {
                 Kind::Conv(g) => {
                     let (patch, pixels) = (g.patch(), layer.output.plane());
-                    scratch = scratch.max(patch * pixels);
+                    scratch = scratch.max(patch.max(g.out_channels) * pixels * n);
                     (n * patch * pixels, 0, 0, 0)
                 }
                 Kind::BatchNorm => (0, n * layer.output.len(), layer.output.c, 0),
@@ -269,7 +269,8 @@ impl Network {
             xhat,
             inv_std,
             argmax,
-            scratch: vec![T::ZERO; scratch],
+            wide: vec![T::ZERO; scratch],
+            unfolded: vec![T::ZERO; scratch],
         }
     }
 
@@ -310,7 +311,16 @@ impl Network {
             let nw = layer.weights.len();
             match layer.kind {
                 Kind::Dense => dense_forward(x, &p[..nw], &p[nw..], y, n),
-                Kind::Conv(g) => conv_forward(&g, x, &p[..nw], &p[nw..], y, &mut ws.cols[l], n),
+                Kind::Conv(g) => conv_forward(
+                    &g,
+                    x,
+                    &p[..nw],
+                    &p[nw..],
+                    y,
+                    &mut ws.cols[l],
+                    &mut ws.wide,
+                    n,
+                ),
                 Kind::MaxPool { size } => {
                     max_pool_forward(layer.input, size, x, y, &mut ws.argmax[l], n)
                 }
@@ -389,7 +399,8 @@ impl Network {
                     gw,
                     gb,
                     dx,
-                    &mut ws.scratch,
+                    &mut ws.wide,
+                    &mut ws.unfolded,
                 ),
                 Kind::MaxPool { .. } => {
                     if let Some(dx) = dx {
@@ -491,18 +502,22 @@ impl Network {
                     };
                     let [s0, s1] = &mut scratch.0;
                     for (i, o) in out.iter_mut().enumerate().take(n) {
-                        let ca = &a.cols[l][i * patch * pixels..][..patch * pixels];
-                        let cb = &b.cols[l][i * patch * pixels..][..patch * pixels];
+                        // Sample i's block of the unfolded batch: columns i pixels.., rows n
+                        // pixels apart.
+                        let width = n * pixels;
+                        let cb = Operand::plain(&b.cols[l][i * pixels..], patch, pixels)
+                            .with_stride(width);
+                        let (ca_t, cb_t) = (
+                            Operand::transposed(&a.cols[l][i * pixels..], patch, pixels)
+                                .with_stride(width),
+                            Operand::transposed(&b.cols[l][i * pixels..], patch, pixels)
+                                .with_stride(width),
+                        );
                         let dai = &da[i * c * pixels..][..c * pixels];
                         let dbi = &db[i * c * pixels..][..c * pixels];
                         *o += if ghost {
                             let (gx, gd) = (&mut s0[..pixels * pixels], &mut s1[..pixels * pixels]);
-                            matmul(
-                                gx,
-                                Operand::transposed(ca, patch, pixels),
-                                Operand::plain(cb, patch, pixels),
-                                false,
-                            );
+                            matmul(gx, ca_t, cb, false);
                             matmul(
                                 gd,
                                 Operand::transposed(dai, c, pixels),
@@ -512,18 +527,8 @@ impl Network {
                             super::dot(gx, gd)
                         } else {
                             let (ga, gb) = (&mut s0[..c * patch], &mut s1[..c * patch]);
-                            matmul(
-                                ga,
-                                Operand::plain(dai, c, pixels),
-                                Operand::transposed(ca, patch, pixels),
-                                false,
-                            );
-                            matmul(
-                                gb,
-                                Operand::plain(dbi, c, pixels),
-                                Operand::transposed(cb, patch, pixels),
-                                false,
-                            );
+                            matmul(ga, Operand::plain(dai, c, pixels), ca_t, false);
+                            matmul(gb, Operand::plain(dbi, c, pixels), cb_t, false);
                             super::dot(ga, gb)
                         };
                         // Biases: the per-channel sums of the output gradient.
@@ -584,8 +589,10 @@ pub struct Workspace<T> {
     inv_std: Vec<Vec<T>>,
     /// Per layer: max pooling's winners.
     argmax: Vec<Vec<u32>>,
-    /// A convolution's unfolded input gradient (patch x pixels).
-    scratch: Vec<T>,
+    /// A convolution's products before they are laid out per sample (channels x n pixels),
+    /// and its unfolded input gradient (patch x n pixels).
+    wide: Vec<T>,
+    unfolded: Vec<T>,
 }
 
 /// Two buffers for the per-sample products of a convolution.

@@ -242,9 +242,9 @@ fn im2col_and_col2im_are_adjoint() {
         let cols_len = g.patch() * g.output().plane();
         let c: Vec<f64> = (0..cols_len).map(|_| standard_normal(&mut r)).collect();
         let mut ux = vec![0.0; cols_len];
-        im2col(&g, &x, &mut ux);
+        im2col(&g, &x, &mut ux, g.output().plane());
         let mut fc = vec![0.0; x.len()];
-        col2im(&g, &c, &mut fc);
+        col2im(&g, &c, g.output().plane(), &mut fc);
         assert!(
             (dot(&ux, &c) - dot(&x, &fc)).abs() < 1e-10,
             "{stride} {pad}"
