@@ -15,6 +15,13 @@ use crate::plot::{
 };
 use crate::table::Table;
 
+/// A method's colour: its place in the list of every method, so a method keeps its colour
+/// in every figure whatever the run's method list.
+fn colour(method: &str) -> Colour {
+    let all = ["sgd", "svrg", "bsvrg", "bpsvrg", "csvrg"];
+    Colour::Palette(all.iter().position(|m| *m == method).unwrap_or(all.len()))
+}
+
 fn methods(rows: &Table) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for m in rows.text("method").unwrap_or_default() {
@@ -71,7 +78,7 @@ fn banded(run: &RunData<BpsvrgExperiment>, panel: &mut Panel, x: &str, y: &str, 
     } else {
         format!("{}: ", run.label())
     };
-    for (c, method) in methods(&run.rows).iter().enumerate() {
+    for method in &methods(&run.rows) {
         let paths = seed_paths(&run.rows, method, x, y, per_sample);
         if paths.is_empty() {
             continue;
@@ -80,14 +87,14 @@ fn banded(run: &RunData<BpsvrgExperiment>, panel: &mut Panel, x: &str, y: &str, 
         panel.series.push(Series {
             points: band,
             style: Style::Band,
-            color: Colour::Palette(c),
+            color: colour(method),
             ..Default::default()
         });
         panel.series.push(Series {
             label: format!("{prefix}{method} ({} seeds)", paths.len()),
             points: median,
             style: Style::Line,
-            color: Colour::Palette(c),
+            color: colour(method),
             ..Default::default()
         });
     }
@@ -206,7 +213,7 @@ fn flatness(runs: &[RunData<BpsvrgExperiment>]) -> Result<Figure> {
                 label: method.clone(),
                 points: x.into_iter().zip(y).collect(),
                 style: Style::Markers,
-                color: Colour::Palette(c),
+                color: colour(method),
                 marker: shapes[c % shapes.len()],
                 marker_size: 5,
                 ..Default::default()
@@ -233,10 +240,8 @@ fn landscape(run: &RunData<BpsvrgExperiment>) -> Result<Option<Figure>> {
         "mean loss (solid: train, dashed: test)",
         true,
     );
-    let order = methods(&run.rows);
     let mut panels = Vec::new();
     for l in maps {
-        let c = order.iter().position(|m| *m == l.method).unwrap_or(0);
         for (values, pattern, set) in [
             (&l.train_1d, Pattern::Solid, "train"),
             (&l.test_1d, Pattern::Dashed, "test"),
@@ -250,7 +255,7 @@ fn landscape(run: &RunData<BpsvrgExperiment>) -> Result<Option<Figure>> {
                     .zip(values.iter().copied())
                     .collect(),
                 style: Style::Line,
-                color: Colour::Palette(c),
+                color: colour(&l.method),
                 pattern,
                 ..Default::default()
             });

@@ -20,7 +20,7 @@ use self::landscape::Landscape;
 use self::spec::{BpsvrgSpec, DatasetName, Method};
 use self::training::{MetricBuffers, Trainer, measure, network, step_size};
 use crate::contract::{ColumnKind, ColumnSpec, Ctx, Experiment, Interrupted, Report, Valid};
-use crate::data::images::{Split, blobs, fashion_mnist, mnist_test_split};
+use crate::data::images::{ImageSet, Split, blobs, fashion_mnist, mnist_test_split};
 use crate::input_error;
 use crate::table::Cell;
 
@@ -163,14 +163,14 @@ impl Experiment for BpsvrgExperiment {
 
     fn run(spec: &Valid<Self>, split: Split, ctx: &mut Ctx<Self>) -> Result<()> {
         let net = network(spec, split.train.shape, split.train.classes);
-        let metric_set = |set: &crate::data::images::ImageSet| {
-            if spec.metric_samples == 0 {
-                set.clone()
-            } else {
-                set.first(spec.metric_samples)
-            }
+        // The metric sets: the whole sets (borrowed), or their first images.
+        let metric_set = |set: &ImageSet| -> Option<ImageSet> {
+            (spec.metric_samples > 0 && spec.metric_samples < set.len())
+                .then(|| set.first(spec.metric_samples))
         };
-        let (train_m, test_m) = (metric_set(&split.train), metric_set(&split.test));
+        let (train_cut, test_cut) = (metric_set(&split.train), metric_set(&split.test));
+        let train_m = train_cut.as_ref().unwrap_or(&split.train);
+        let test_m = test_cut.as_ref().unwrap_or(&split.test);
         ctx.summary.data = Some(split.description.clone());
         ctx.summary.network = Some(format!("{:?}", spec.model).to_lowercase());
         ctx.summary.parameters = Some(net.params);
@@ -189,7 +189,7 @@ impl Experiment for BpsvrgExperiment {
         ctx.progress().set_total(jobs.len() as u64);
         let single = jobs.len() == 1;
         let ends = ctx.jobs(&jobs, |&(method, seed), job| {
-            let work = || train_one(spec, &net, &split, &train_m, &test_m, method, seed, job);
+            let work = || train_one(spec, &net, &split, train_m, test_m, method, seed, job);
             if single {
                 work()
             } else {
@@ -214,8 +214,8 @@ fn train_one(
     spec: &BpsvrgSpec,
     net: &crate::nn::Network,
     split: &Split,
-    train_m: &crate::data::images::ImageSet,
-    test_m: &crate::data::images::ImageSet,
+    train_m: &ImageSet,
+    test_m: &ImageSet,
     method: Method,
     seed: usize,
     job: &crate::contract::Job,
@@ -246,6 +246,9 @@ fn train_one(
         metric_seconds += started.elapsed().as_secs_f64();
         passes += 1;
         let te = measure(net, &t.w, &t.state, None, test_m, &mut buf);
+        if epoch == 0 {
+            t.diverged_above = training::DIVERGENCE_FACTOR * tr.loss;
+        }
         let n = train_m.len();
         let sgd_var = tr.direction_variance(0.0, b, n);
         let (dir, dir_sgd) = match (c, snapshot) {

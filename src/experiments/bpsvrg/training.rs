@@ -55,6 +55,9 @@ pub fn step_size(spec: &BpsvrgSpec, epoch: usize) -> f64 {
     }
 }
 
+/// A loss this many times its value before training means the steps diverged.
+pub const DIVERGENCE_FACTOR: f64 = 100.0;
+
 /// Images per chunk of the metric passes.
 const CHUNK: usize = 250;
 
@@ -222,6 +225,9 @@ pub struct Trainer<'a> {
     pub grad_evals: u64,
     /// Seconds spent in training steps (not in metrics).
     pub train_seconds: f64,
+    /// A step whose batch loss exceeds this (or is not finite) ends the run as diverged:
+    /// [`DIVERGENCE_FACTOR`] times the training loss before the first step.
+    pub diverged_above: f64,
     order: ChaCha8Rng,
     ws: Workspace<f32>,
     g: Vec<f32>,
@@ -250,6 +256,7 @@ impl<'a> Trainer<'a> {
             snapshot: None,
             grad_evals: 0,
             train_seconds: 0.0,
+            diverged_above: f64::INFINITY,
             order,
             ws: net.workspace(b.max(spec.batch)),
             g: vec![0.0; net.params],
@@ -344,11 +351,14 @@ impl<'a> Trainer<'a> {
                 },
                 &mut self.g,
             );
-            if !loss.is_finite() {
+            let mean = loss / m as f64;
+            if !mean.is_finite() || mean > self.diverged_above {
                 self.perm = perm;
                 bail!(
-                    "diverged: the training loss is {loss} at epoch {} step {step} (lr {})",
+                    "diverged: the batch loss is {mean:.4e} (above {DIVERGENCE_FACTOR} times its \
+                     start) at epoch {} step {step} of {} (lr {})",
                     epoch + 1,
+                    self.method.name(),
                     self.spec.lr
                 );
             }
