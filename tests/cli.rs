@@ -227,6 +227,16 @@ const QUICK: &[(&str, &[&str])] = &[
         &["epochs=1", "iterations=20", "starts=2", "record_every=10"],
     ),
     ("sparselinear", &["starts=3"]),
+    (
+        "bpsvrg",
+        &[
+            "epochs=1",
+            "seeds=1",
+            "train_size=200",
+            "test_size=100",
+            "landscape_points=3",
+        ],
+    ),
 ];
 
 /// For every experiment: what `lab show EXP` prints is a spec that `lab run --spec FILE`

@@ -107,12 +107,19 @@ pub type VerifyCase = (&'static str, &'static [&'static str]);
 /// passes (the record would no longer be true).
 pub type Deviation = (&'static str, &'static str, &'static str);
 
+/// A claim that fails on a spec file of `experiments/`, recorded as a finding: (the file's
+/// stem, claim id, why). The test that runs every spec file accepts exactly these failures,
+/// and fails once a recorded one passes (the record would no longer be true).
+pub type Finding = (&'static str, &'static str, &'static str);
+
 /// Every claim on small instances, including those that compare several runs.
 pub trait Verify: Claims {
     /// Runs of the defaults with these settings, each checked for the claims that apply.
     const CASES: &'static [VerifyCase] = &[];
     /// Claims expected to deviate from the paper on a case.
     const DEVIATIONS: &'static [Deviation] = &[];
+    /// Claims that fail on spec files, as recorded findings.
+    const FINDINGS: &'static [Finding] = &[];
 
     /// The claims of every case (an experiment adds the claims that compare several runs).
     fn verify() -> Result<Vec<ClaimResult>> {
@@ -296,6 +303,8 @@ pub trait AnyExperiment: Sync {
     /// The standard figures of runs read from disk.
     fn figures(&self, runs: Vec<StoredRun>) -> Result<Vec<(String, Figure)>>;
     fn verify(&self) -> Result<Vec<ClaimResult>>;
+    /// The claims recorded as failing on spec files.
+    fn findings(&self) -> &'static [Finding];
 }
 
 /// A checked, ready-to-start run, holding its typed spec and summary.
@@ -376,6 +385,9 @@ impl<E: Paper> AnyExperiment for Typed<E> {
     }
     fn verify(&self) -> Result<Vec<ClaimResult>> {
         E::verify()
+    }
+    fn findings(&self) -> &'static [Finding] {
+        E::FINDINGS
     }
 }
 

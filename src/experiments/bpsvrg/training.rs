@@ -325,7 +325,7 @@ impl<'a> Trainer<'a> {
     ) -> Result<()> {
         let started = std::time::Instant::now();
         let c = self.method.coefficient(self.spec.c);
-        if c.is_some() && epoch % self.spec.snapshot_epochs == 0 {
+        if c.is_some() && epoch.is_multiple_of(self.spec.snapshot_epochs) {
             self.take_snapshot(train);
         }
         let b = Trainer::batch_of(self.spec, self.method);
