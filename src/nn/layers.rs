@@ -1,6 +1,10 @@
 //! The layers' forward and backward kernels, one sample batch at a time. Activations are
 //! row-major per sample, channels first (`n x c x h x w`); a layer's parameters are a slice of
-//! the network's flat buffer, weights then biases.
+//! the network's flat buffer, weights then biases. The kernels are `#[inline(never)]` so a
+//! profile names each; with one job (`single_threaded_products` not in force), the large
+//! ones split their samples or channels between threads.
+
+use rayon::prelude::*;
 
 use super::Real;
 use super::matmul::{Operand, matmul};
@@ -90,23 +94,29 @@ impl ConvGeometry {
     }
 }
 
+/// One row r of a sample's unfolding: `dst` (out_pixels) is zero where the kernel overhangs
+/// the padding.
+#[inline]
+fn unfold_row<T: Real>(g: &ConvGeometry, r: usize, x: &[T], dst: &mut [T]) {
+    dst.fill(T::ZERO);
+    g.row_spans(r, |t0, s0, len| {
+        if g.stride == 1 {
+            dst[t0..t0 + len].copy_from_slice(&x[s0..s0 + len]);
+        } else {
+            for (k, v) in dst[t0..t0 + len].iter_mut().enumerate() {
+                *v = x[s0 + k * g.stride];
+            }
+        }
+    });
+}
+
 /// Unfolds one sample (im2col): `cols` is `patch x out_pixels` with rows `stride` apart (a
 /// sample's block of the batch's unfolded matrix), zero where the kernel overhangs the
 /// padding.
 pub fn im2col<T: Real>(g: &ConvGeometry, x: &[T], cols: &mut [T], stride: usize) {
     let pixels = g.output().plane();
     for r in 0..g.patch() {
-        let row = &mut cols[r * stride..r * stride + pixels];
-        row.fill(T::ZERO);
-        g.row_spans(r, |t0, s0, len| {
-            if g.stride == 1 {
-                row[t0..t0 + len].copy_from_slice(&x[s0..s0 + len]);
-            } else {
-                for (k, v) in row[t0..t0 + len].iter_mut().enumerate() {
-                    *v = x[s0 + k * g.stride];
-                }
-            }
-        });
+        unfold_row(g, r, x, &mut cols[r * stride..r * stride + pixels]);
     }
 }
 
@@ -131,7 +141,31 @@ pub fn col2im<T: Real>(g: &ConvGeometry, cols: &[T], stride: usize, dx: &mut [T]
     }
 }
 
+/// Whether a kernel over `values` values splits between threads: only where products may
+/// (one job) and the work is large. Each thread writes its own samples or channels, so the
+/// results are the same bits on any number of threads.
+fn split(values: usize) -> bool {
+    values >= 1 << 15 && super::matmul::may_split()
+}
+
+/// Runs `f(i, chunk)` over the `len`-long chunks of `data`, on several threads if `parallel`.
+fn each_chunk<T: Send>(
+    data: &mut [T],
+    len: usize,
+    parallel: bool,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    if parallel {
+        data.par_chunks_mut(len)
+            .enumerate()
+            .for_each(|(i, c)| f(i, c));
+    } else {
+        data.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c));
+    }
+}
+
 /// Dense forward: y = x W^T + b for a batch (`x`: n x inputs, `w`: outputs x inputs).
+#[inline(never)]
 pub fn dense_forward<T: Real>(x: &[T], w: &[T], b: &[T], y: &mut [T], n: usize) {
     let (outputs, inputs) = (b.len(), w.len() / b.len());
     matmul(
@@ -146,6 +180,7 @@ pub fn dense_forward<T: Real>(x: &[T], w: &[T], b: &[T], y: &mut [T], n: usize) 
 }
 
 /// Dense backward: adds dW = dy^T x and db = column sums of dy; writes dx = dy W if asked.
+#[inline(never)]
 pub fn dense_backward<T: Real>(
     x: &[T],
     w: &[T],
@@ -180,6 +215,7 @@ pub fn dense_backward<T: Real>(
 /// norms, times the kernel matrix in one product; `wide` (out_channels x n pixels) holds the
 /// product before it is laid out per sample.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn conv_forward<T: Real>(
     g: &ConvGeometry,
     x: &[T],
@@ -207,18 +243,24 @@ pub fn conv_forward<T: Real>(
         Operand::plain(cols, patch, width),
         false,
     );
-    for i in 0..n {
-        for o in 0..c {
-            let src = &wide[o * width + i * pixels..][..pixels];
-            let dst = &mut y[i * out.len() + o * pixels..][..pixels];
-            dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b[o]);
-        }
-    }
+    each_chunk(
+        &mut y[..n * out.len()],
+        out.len(),
+        split(n * out.len()),
+        |i, yi| {
+            for o in 0..c {
+                let src = &wide[o * width + i * pixels..][..pixels];
+                let dst = &mut yi[o * pixels..][..pixels];
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s + b[o]);
+            }
+        },
+    );
 }
 
 /// Convolution backward: adds dW and db; writes dx if asked. `wide` (out_channels x n
 /// pixels) and `unfolded` (patch x n pixels) are scratch.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn conv_backward<T: Real>(
     g: &ConvGeometry,
     cols: &[T],
@@ -234,12 +276,12 @@ pub fn conv_backward<T: Real>(
     let (inp, out) = (g.input.len(), g.output());
     let (pixels, patch, c) = (out.plane(), g.patch(), g.out_channels);
     let width = n * pixels;
-    for i in 0..n {
-        for o in 0..c {
-            wide[o * width + i * pixels..][..pixels]
+    each_chunk(&mut wide[..c * width], width, split(c * width), |o, row| {
+        for i in 0..n {
+            row[i * pixels..(i + 1) * pixels]
                 .copy_from_slice(&dy[i * out.len() + o * pixels..][..pixels]);
         }
-    }
+    });
     matmul(
         gw,
         Operand::plain(wide, c, width),
@@ -256,15 +298,16 @@ pub fn conv_backward<T: Real>(
             Operand::plain(wide, c, width),
             false,
         );
-        for i in 0..n {
-            let dxi = &mut dx[i * inp..(i + 1) * inp];
+        let unfolded = &*unfolded;
+        each_chunk(&mut dx[..n * inp], inp, split(n * inp), |i, dxi| {
             dxi.fill(T::ZERO);
             col2im(g, &unfolded[i * pixels..], width, dxi);
-        }
+        });
     }
 }
 
 /// Max pooling over `size x size` windows with the same stride; `arg` records the winner.
+#[inline(never)]
 pub fn max_pool_forward<T: Real>(
     input: Shape,
     size: usize,
@@ -275,30 +318,43 @@ pub fn max_pool_forward<T: Real>(
 ) {
     let (oh, ow) = (input.h / size, input.w / size);
     let out_len = input.c * oh * ow;
-    for i in 0..n {
+    let pool = |(i, (yi, ai)): (usize, (&mut [T], &mut [u32]))| {
         let xi = &x[i * input.len()..(i + 1) * input.len()];
         for c in 0..input.c {
             for oy in 0..oh {
                 for ox in 0..ow {
                     let mut best = (c * input.h + oy * size) * input.w + ox * size;
                     for dy in 0..size {
-                        for dx in 0..size {
-                            let s = (c * input.h + oy * size + dy) * input.w + ox * size + dx;
+                        let row = (c * input.h + oy * size + dy) * input.w + ox * size;
+                        for s in row..row + size {
                             if xi[s] > xi[best] {
                                 best = s;
                             }
                         }
                     }
-                    let o = i * out_len + (c * oh + oy) * ow + ox;
-                    y[o] = xi[best];
-                    arg[o] = best as u32;
+                    let o = (c * oh + oy) * ow + ox;
+                    yi[o] = xi[best];
+                    ai[o] = best as u32;
                 }
             }
         }
+    };
+    let (y, arg) = (&mut y[..n * out_len], &mut arg[..n * out_len]);
+    if split(n * input.len()) {
+        y.par_chunks_mut(out_len)
+            .zip(arg.par_chunks_mut(out_len))
+            .enumerate()
+            .for_each(pool);
+    } else {
+        y.chunks_mut(out_len)
+            .zip(arg.chunks_mut(out_len))
+            .enumerate()
+            .for_each(pool);
     }
 }
 
 /// Max pooling backward: each output's gradient goes to its window's winner.
+#[inline(never)]
 pub fn max_pool_backward<T: Real>(
     input: Shape,
     out_len: usize,
@@ -317,6 +373,7 @@ pub fn max_pool_backward<T: Real>(
 
 /// Average pooling over `size x size` windows with the same stride; `backward` spreads each
 /// output's gradient evenly over its window.
+#[inline(never)]
 pub fn avg_pool<T: Real>(
     input: Shape,
     size: usize,
@@ -362,6 +419,28 @@ pub fn avg_pool<T: Real>(
     }
 }
 
+/// (sum a, sum a b) of one plane, in eight lanes of T so the loop vectorizes (a plane holds
+/// at most a few thousand values: f32 partial sums, then f64 across planes).
+#[inline]
+fn lane_sums<T: Real>(a: &[T], b: &[T]) -> (f64, f64) {
+    let (mut s, mut p) = ([T::ZERO; 8], [T::ZERO; 8]);
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            s[k] += x[k];
+            p[k] += x[k] * y[k];
+        }
+    }
+    let mut sum: f64 = s.iter().map(|v| v.to_f64()).sum();
+    let mut prod: f64 = p.iter().map(|v| v.to_f64()).sum();
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x.to_f64();
+        prod += x.to_f64() * y.to_f64();
+    }
+    (sum, prod)
+}
+
 /// Batch normalization's saved values for the backward pass.
 pub struct BatchNormSaved<'a, T> {
     /// The normalized input (n x c x plane).
@@ -375,10 +454,32 @@ pub const BN_EPS: f64 = 1e-5;
 /// Weight of a batch in the running averages (PyTorch's default momentum).
 pub const BN_MOMENTUM: f64 = 0.1;
 
+/// Per channel: (sum a, sum a b) over the batch and the plane, the channels on several
+/// threads if the batch is large.
+fn channel_sums<T: Real>(shape: Shape, a: &[T], b: &[T], n: usize) -> Vec<(f64, f64)> {
+    let (plane, len) = (shape.plane(), shape.len());
+    let one = |ch: usize| {
+        let (mut s, mut p) = (0.0, 0.0);
+        for i in 0..n {
+            let r = i * len + ch * plane..i * len + (ch + 1) * plane;
+            let (x, y) = lane_sums(&a[r.clone()], &b[r]);
+            s += x;
+            p += y;
+        }
+        (s, p)
+    };
+    if split(n * len) {
+        (0..shape.c).into_par_iter().map(one).collect()
+    } else {
+        (0..shape.c).map(one).collect()
+    }
+}
+
 /// Batch normalization forward, per channel over the batch and the plane: with the batch's
 /// statistics (`running` updated if given: mean, then unbiased variance, as PyTorch does) or,
 /// in eval mode, with the running ones. `params` are gamma then beta; `stats` mean then var.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn batch_norm_forward<T: Real>(
     shape: Shape,
     params: &[T],
@@ -393,16 +494,15 @@ pub fn batch_norm_forward<T: Real>(
     let (c, plane, len) = (shape.c, shape.plane(), shape.len());
     let (gamma, beta) = params.split_at(c);
     let count = (n * plane) as f64;
+    let sums = if train {
+        channel_sums(shape, x, x, n)
+    } else {
+        Vec::new()
+    };
+    let mut shift = vec![(T::ZERO, T::ZERO); c];
     for ch in 0..c {
         let (mean, inv_std) = if train {
-            let mut sum = 0.0;
-            let mut sq = 0.0;
-            for i in 0..n {
-                for &v in &x[i * len + ch * plane..i * len + (ch + 1) * plane] {
-                    sum += v.to_f64();
-                    sq += v.to_f64() * v.to_f64();
-                }
-            }
+            let (sum, sq) = sums[ch];
             let mean = sum / count;
             let var = (sq / count - mean * mean).max(0.0);
             if update_running {
@@ -421,24 +521,38 @@ pub fn batch_norm_forward<T: Real>(
             (stats[ch].to_f64(), 1.0 / (var + BN_EPS).sqrt())
         };
         saved.inv_std[ch] = T::from_f64(inv_std);
-        let (m, s) = (T::from_f64(mean), T::from_f64(inv_std));
-        for i in 0..n {
-            let range = i * len + ch * plane..i * len + (ch + 1) * plane;
-            for ((h, o), &v) in saved.xhat[range.clone()]
-                .iter_mut()
-                .zip(&mut y[range.clone()])
-                .zip(&x[range])
-            {
+        shift[ch] = (T::from_f64(mean), T::from_f64(inv_std));
+    }
+    let xhat = &mut saved.xhat[..n * len];
+    let normalize = |(i, (hi, yi)): (usize, (&mut [T], &mut [T]))| {
+        for ch in 0..c {
+            let (m, s) = shift[ch];
+            let r = ch * plane..(ch + 1) * plane;
+            let xi = &x[i * len..(i + 1) * len];
+            for ((h, o), &v) in hi[r.clone()].iter_mut().zip(&mut yi[r.clone()]).zip(&xi[r]) {
                 *h = (v - m) * s;
                 *o = gamma[ch] * *h + beta[ch];
             }
         }
+    };
+    let y = &mut y[..n * len];
+    if split(n * len) {
+        xhat.par_chunks_mut(len)
+            .zip(y.par_chunks_mut(len))
+            .enumerate()
+            .for_each(normalize);
+    } else {
+        xhat.chunks_mut(len)
+            .zip(y.chunks_mut(len))
+            .enumerate()
+            .for_each(normalize);
     }
 }
 
 /// Batch normalization backward: adds dgamma, dbeta; writes dx. In train mode the batch
 /// statistics depend on every sample: dx = gamma inv_std (dy - mean(dy) - xhat mean(dy xhat)).
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub fn batch_norm_backward<T: Real>(
     shape: Shape,
     params: &[T],
@@ -453,22 +567,12 @@ pub fn batch_norm_backward<T: Real>(
     let (c, plane, len) = (shape.c, shape.plane(), shape.len());
     let gamma = &params[..c];
     let count = (n * plane) as f64;
-    let mut dx = dx;
+    let sums = channel_sums(shape, dy, xhat, n);
+    let mut coef = vec![(T::ZERO, T::ZERO, T::ZERO); c];
     for ch in 0..c {
-        let (mut sum_dy, mut sum_dy_xhat) = (0.0, 0.0);
-        for i in 0..n {
-            let range = i * len + ch * plane..i * len + (ch + 1) * plane;
-            for (&d, &h) in dy[range.clone()].iter().zip(&xhat[range]) {
-                sum_dy += d.to_f64();
-                sum_dy_xhat += d.to_f64() * h.to_f64();
-            }
-        }
+        let (sum_dy, sum_dy_xhat) = sums[ch];
         grad[ch] += T::from_f64(sum_dy_xhat);
         grad[c + ch] += T::from_f64(sum_dy);
-        let Some(dx) = dx.as_deref_mut() else {
-            continue;
-        };
-        let scale = gamma[ch] * inv_std[ch];
         let (mean_dy, mean_dy_xhat) = if train {
             (
                 T::from_f64(sum_dy / count),
@@ -477,15 +581,18 @@ pub fn batch_norm_backward<T: Real>(
         } else {
             (T::ZERO, T::ZERO)
         };
-        for i in 0..n {
-            let range = i * len + ch * plane..i * len + (ch + 1) * plane;
-            for ((o, &d), &h) in dx[range.clone()]
-                .iter_mut()
-                .zip(&dy[range.clone()])
-                .zip(&xhat[range])
-            {
+        coef[ch] = (gamma[ch] * inv_std[ch], mean_dy, mean_dy_xhat);
+    }
+    let Some(dx) = dx else {
+        return;
+    };
+    each_chunk(&mut dx[..n * len], len, split(n * len), |i, dxi| {
+        for (ch, &(scale, mean_dy, mean_dy_xhat)) in coef.iter().enumerate() {
+            let r = i * len + ch * plane..i * len + (ch + 1) * plane;
+            let out = &mut dxi[ch * plane..(ch + 1) * plane];
+            for ((o, &d), &h) in out.iter_mut().zip(&dy[r.clone()]).zip(&xhat[r]) {
                 *o = scale * (d - mean_dy - h * mean_dy_xhat);
             }
         }
-    }
+    });
 }

@@ -12,6 +12,11 @@ thread_local! {
     static SPLIT: Cell<bool> = const { Cell::new(true) };
 }
 
+/// Whether this thread's kernels may split large work between threads.
+pub fn may_split() -> bool {
+    SPLIT.with(Cell::get)
+}
+
 /// Runs `f` with every product on the calling thread: for jobs that already run in parallel
 /// (methods x seeds), where splitting each product would only add synchronization.
 pub fn single_threaded_products<R>(f: impl FnOnce() -> R) -> R {

@@ -254,32 +254,55 @@ fn im2col_and_col2im_are_adjoint() {
 
 #[test]
 fn gradients_are_the_same_bits_on_one_and_two_threads() {
-    // Big enough for gemm to split the products between threads.
-    let net = Builder::new(Shape::flat(784))
+    // Big enough for gemm and the elementwise kernels to split their work between threads;
+    // and the same again with every kernel kept on one thread (the code path of parallel jobs).
+    let mlp = Builder::new(Shape::flat(784))
         .dense(256)
         .relu()
         .dense(10)
         .build();
-    let mut r = rng("threads");
-    let params: Vec<f32> = net.init(&mut r);
-    let x: Vec<f32> = (0..64 * 784).map(|_| r.random::<f32>()).collect();
-    let y: Vec<u8> = (0..64).map(|_| r.random_range(0..10u8)).collect();
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let mut ws = net.workspace(64);
-            let mut g = vec![0.0f32; net.params];
-            net.gradient(&params, &mut [], &mut ws, &x, &y, Mode::Eval, &mut g);
-            g
-        })
-    };
-    let (one, two) = (run(1), run(2));
-    assert!(
-        one.iter()
-            .zip(&two)
-            .all(|(a, b)| a.to_bits() == b.to_bits())
-    );
+    let cnn = Builder::new(Shape { c: 1, h: 28, w: 28 })
+        .conv(8, 3, 1, 1)
+        .batch_norm()
+        .relu()
+        .conv(16, 3, 2, 1)
+        .batch_norm()
+        .relu()
+        .max_pool(2)
+        .dense(10)
+        .build();
+    for net in [mlp, cnn] {
+        let mut r = rng("threads");
+        let params: Vec<f32> = net.init(&mut r);
+        let x: Vec<f32> = (0..64 * 784).map(|_| r.random::<f32>()).collect();
+        let y: Vec<u8> = (0..64).map(|_| r.random_range(0..10u8)).collect();
+        let run = |threads: usize, single: bool| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let work = || {
+                    let mut ws = net.workspace(64);
+                    let mut g = vec![0.0f32; net.params];
+                    let mut state = net.init_state();
+                    let mode = Mode::Train {
+                        update_running: true,
+                    };
+                    net.gradient(&params, &mut state, &mut ws, &x, &y, mode, &mut g);
+                    g.extend(state);
+                    g
+                };
+                if single {
+                    single_threaded_products(work)
+                } else {
+                    work()
+                }
+            })
+        };
+        let one = run(1, false);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&one), bits(&run(2, false)));
+        assert_eq!(bits(&one), bits(&run(2, true)));
+    }
 }
