@@ -5,6 +5,7 @@
 use std::ops::Range;
 
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::Real;
 use super::layers::{
@@ -500,22 +501,19 @@ impl Network {
                         ConvNorm::Ghost => true,
                         ConvNorm::Cheaper => pixels * (patch + c) < c * patch,
                     };
-                    let [s0, s1] = &mut scratch.0;
-                    for (i, o) in out.iter_mut().enumerate().take(n) {
-                        // Sample i's block of the unfolded batch: columns i pixels.., rows n
-                        // pixels apart.
-                        let width = n * pixels;
+                    // Sample i's product: its block of the unfolded batch is columns i
+                    // pixels.., rows n pixels apart.
+                    let width = n * pixels;
+                    let sample = |i: usize, s0: &mut [T], s1: &mut [T]| -> f64 {
                         let cb = Operand::plain(&b.cols[l][i * pixels..], patch, pixels)
                             .with_stride(width);
-                        let (ca_t, cb_t) = (
-                            Operand::transposed(&a.cols[l][i * pixels..], patch, pixels)
-                                .with_stride(width),
-                            Operand::transposed(&b.cols[l][i * pixels..], patch, pixels)
-                                .with_stride(width),
-                        );
+                        let ca_t = Operand::transposed(&a.cols[l][i * pixels..], patch, pixels)
+                            .with_stride(width);
+                        let cb_t = Operand::transposed(&b.cols[l][i * pixels..], patch, pixels)
+                            .with_stride(width);
                         let dai = &da[i * c * pixels..][..c * pixels];
                         let dbi = &db[i * c * pixels..][..c * pixels];
-                        *o += if ghost {
+                        let weights = if ghost {
                             let (gx, gd) = (&mut s0[..pixels * pixels], &mut s1[..pixels * pixels]);
                             matmul(gx, ca_t, cb, false);
                             matmul(
@@ -532,7 +530,7 @@ impl Network {
                             super::dot(ga, gb)
                         };
                         // Biases: the per-channel sums of the output gradient.
-                        *o += dai
+                        let biases = dai
                             .chunks_exact(pixels)
                             .zip(dbi.chunks_exact(pixels))
                             .map(|(p, q)| {
@@ -540,6 +538,20 @@ impl Network {
                                     * q.iter().map(|v| v.to_f64()).sum::<f64>()
                             })
                             .sum::<f64>();
+                        weights + biases
+                    };
+                    let [s0, s1] = &mut scratch.0;
+                    if n > 1 && super::matmul::may_split() {
+                        // Samples on several threads, each with its own buffers.
+                        let len = s0.len();
+                        out[..n].par_iter_mut().enumerate().for_each_init(
+                            || (vec![T::ZERO; len], vec![T::ZERO; len]),
+                            |(t0, t1), (i, o)| *o += sample(i, t0, t1),
+                        );
+                    } else {
+                        for (i, o) in out.iter_mut().enumerate().take(n) {
+                            *o += sample(i, s0, s1);
+                        }
                     }
                 }
                 Kind::BatchNorm => {
