@@ -294,6 +294,26 @@ fn a_diverging_step_fails_the_run_naming_the_epoch_and_keeps_the_rows() {
     // The row of epoch 0 (before training) is kept.
     let rows = Table::read_csv(&dir.path().join("out/d.csv")).unwrap();
     assert_eq!(rows.len(), 1);
+    // With several jobs each runs until it diverges: the same rows and message on 1 and 2
+    // threads.
+    let run = |threads: &str| {
+        let name = format!("out/t{threads}");
+        let out = lab(dir.path())
+            .args(["--threads", threads, "run", "bpsvrg", "lr=30", "seeds=2"])
+            .args(["method=sgd,bpsvrg", "train_size=500", "--out", &name, "-q"])
+            .assert()
+            .code(1);
+        let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        let csv = std::fs::read_to_string(dir.path().join(format!("{name}.csv"))).unwrap();
+        (err.replace(&name, ""), csv)
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert!(
+        one.0.contains("jobs diverged") || one.0.contains("seed"),
+        "{}",
+        one.0
+    );
+    assert_eq!(one, two);
 }
 
 #[test]

@@ -26,8 +26,9 @@ pub const MNIST: Dataset = Dataset {
     name: "mnist",
     folder: "mnist",
     system: None,
-    source: "http://yann.lecun.com/exdb/mnist/ (t10k-images-idx3-ubyte.gz and \
-             t10k-labels-idx1-ubyte.gz; ../shared/data/mnist holds them)",
+    source: "the MNIST test set, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz \
+             (http://yann.lecun.com/exdb/mnist/ or a mirror of it; this project's shared \
+             data folder holds them in mnist/)",
 };
 
 /// Labelled images, channels first, pixels in [0, 1].

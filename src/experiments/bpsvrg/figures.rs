@@ -110,6 +110,24 @@ fn panel(title: &str, x_label: &str, y_label: &str, logy: bool) -> Panel {
     }
 }
 
+/// `sgd, bsvrg, bpsvrg: cnn on fashion, batch 32, lr 0.05 step`: what a figure shows.
+fn setting(run: &RunData<BpsvrgExperiment>) -> String {
+    let spec = &run.spec;
+    let schedule = match spec.lr_schedule {
+        super::spec::Schedule::Constant => "constant",
+        super::spec::Schedule::Step => "step decay at 50% and 75%",
+    };
+    format!(
+        "{}: {:?} on {:?}, batch {}, lr {} {schedule}",
+        methods(&run.rows).join(", "),
+        spec.model,
+        spec.dataset,
+        spec.batch,
+        spec.lr
+    )
+    .to_lowercase()
+}
+
 const EPOCH: &str = "epoch";
 const PASSES: &str = "gradient evaluations / training images";
 
@@ -159,7 +177,7 @@ fn accuracy(runs: &[RunData<BpsvrgExperiment>]) -> Figure {
         banded(run, &mut panels[3], "grad_evals", "gap_loss", true);
     }
     Figure {
-        title: "BP-SVRG against B-SVRG, SVRG and SGD (reconstructed updates)".into(),
+        title: format!("{} (reconstructed updates)", setting(&runs[0])),
         panels,
         columns: 2,
         panel_size: (760, 520),
@@ -182,7 +200,7 @@ fn flatness(runs: &[RunData<BpsvrgExperiment>]) -> Result<Figure> {
             true,
         ),
         panel(
-            "variance of the update direction over mini-batches",
+            "variance of the update direction (SVRG types: from epoch 1, the first snapshot)",
             EPOCH,
             "E ||v - E v||^2",
             true,
@@ -222,7 +240,10 @@ fn flatness(runs: &[RunData<BpsvrgExperiment>]) -> Result<Figure> {
     }
     panels.push(scatter);
     Ok(Figure {
-        title: "flatness metrics (the abstract's two indicators, our formulas)".into(),
+        title: format!(
+            "flatness metrics (the abstract's two indicators, our formulas); {}",
+            setting(&runs[0])
+        ),
         panels,
         columns: 2,
         panel_size: (760, 520),
@@ -270,11 +291,11 @@ fn landscape(run: &RunData<BpsvrgExperiment>) -> Result<Option<Figure>> {
             values: l.train_2d.clone(),
             categories: None,
             log: true,
-            label: "train loss".into(),
+            label: "train loss (log scale)".into(),
         };
         let mut p = panel(
             &format!(
-                "{}: train loss over two directions (own colour scale)",
+                "{}: train loss, 8 log-spaced contours (own colour scale)",
                 l.method
             ),
             "direction 1",

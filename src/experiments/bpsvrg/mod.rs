@@ -40,6 +40,17 @@ pub fn load(spec: &BpsvrgSpec) -> Result<Split> {
         DatasetName::Fashion => fashion_mnist()?,
     };
     let (full_train, full_test) = (split.train.len(), split.test.len());
+    for (key, asked, has) in [
+        ("train_size", spec.train_size, full_train),
+        ("test_size", spec.test_size, full_test),
+    ] {
+        if asked > has {
+            return Err(input_error!(
+                "{key} = {asked} exceeds the {has} images of the set ({}); 0 takes them all",
+                split.description
+            ));
+        }
+    }
     if spec.train_size > 0 {
         split.train = split.train.first(spec.train_size);
     }
@@ -132,6 +143,8 @@ impl Report for BpsvrgSummary {
 
 /// What one (method, seed) job returns.
 struct JobEnd {
+    /// Why the job's training diverged (it then stops; the others go on).
+    diverged: Option<String>,
     landscape: Option<Landscape>,
     epoch_seconds: f64,
     metric_seconds: f64,
@@ -196,6 +209,14 @@ impl Experiment for BpsvrgExperiment {
                 crate::nn::single_threaded_products(work)
             }
         })?;
+        let diverged: Vec<&String> = ends.iter().filter_map(|e| e.diverged.as_ref()).collect();
+        if let Some(first) = diverged.first() {
+            let others = match diverged.len() {
+                1 => String::new(),
+                k => format!("; {} of {} jobs diverged", k, ends.len()),
+            };
+            anyhow::bail!("{first}{others}");
+        }
         let n = ends.len() as f64;
         ctx.summary.epoch_seconds = Some(ends.iter().map(|e| e.epoch_seconds).sum::<f64>() / n);
         let passes: usize = ends.iter().map(|e| e.metric_passes).sum();
@@ -234,7 +255,17 @@ fn train_one(
     let (mut metric_seconds, mut passes) = (0.0, 0);
     for epoch in 0..=spec.epochs {
         if epoch > 0 {
-            t.epoch(epoch - 1, &split.train, &|| job.cancel().is_set())?;
+            // A diverged job ends here and is reported after every job is done, so which
+            // jobs ran, and the rows kept, do not depend on the thread count.
+            if let Err(why) = t.epoch(epoch - 1, &split.train, &|| job.cancel().is_set()) {
+                return Ok(JobEnd {
+                    diverged: Some(format!("{why:#} (seed {seed})")),
+                    landscape: None,
+                    epoch_seconds: 0.0,
+                    metric_seconds,
+                    metric_passes: passes,
+                });
+            }
             job.check_cancel()?;
         }
         let started = std::time::Instant::now();
@@ -302,6 +333,7 @@ fn train_one(
         )
     });
     Ok(JobEnd {
+        diverged: None,
         landscape,
         epoch_seconds: t.train_seconds / spec.epochs as f64,
         metric_seconds,

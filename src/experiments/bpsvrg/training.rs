@@ -356,7 +356,7 @@ impl<'a> Trainer<'a> {
                 self.perm = perm;
                 bail!(
                     "diverged: the batch loss is {mean:.4e} (above {DIVERGENCE_FACTOR} times its \
-                     start) at epoch {} step {step} of {} (lr {})",
+                     start) at epoch {} step {step} of {}, lr {}",
                     epoch + 1,
                     self.method.name(),
                     self.spec.lr
