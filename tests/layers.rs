@@ -2,7 +2,7 @@
 //! contract sits below the runner and the experiments, and the foundations below all.
 //!
 //! Lowest first: the foundations (`table`, `spec`, `claims`, `random`, `manifest`, `data`,
-//! `memory`, `plot`, and the shared numerics `vector`, `flow`, `linear_net`); `contract`;
+//! `memory`, `plot`, and the shared numerics `vector`, `flow`, `linear_net`, `nn`); `contract`;
 //! `run` and `experiments` (beside each other, neither naming the other); `cli` and
 //! `commands`.
 
@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
         "vector",
         "flow",
         "linear_net",
+        "nn",
     ],
     &["contract"],
     &["run", "experiments"],

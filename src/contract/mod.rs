@@ -9,7 +9,7 @@
 //! experiment repeats the glue.
 //!
 //! Layers, lowest first: the foundations (`table`, `spec`, `claims`, `random`, `manifest`,
-//! `data`, `memory`, `plot`, `vector`, `flow`, `linear_net`) < `contract` < `run` (files on
+//! `data`, `memory`, `plot`, `vector`, `flow`, `linear_net`, `nn`) < `contract` < `run` (files on
 //! disk) and `experiments` (the papers) < `cli`, `commands`. Nothing here or below names
 //! `crate::experiments` or `crate::run` (`tests/layers.rs` checks).
 
