@@ -13,7 +13,7 @@ use lab::claims::{Outcome, Verdict};
 use lab::contract::{Claims, Verify};
 use lab::data::images::{ImageSet, fashion_mnist, write_idx};
 use lab::experiments::bpsvrg::BpsvrgExperiment;
-use lab::experiments::bpsvrg::claims::{self, check_at_least, check_direction};
+use lab::experiments::bpsvrg::claims::{check_at_least, check_direction};
 use lab::experiments::bpsvrg::spec::{BpsvrgSpec, ModelName};
 use lab::experiments::bpsvrg::training::{MetricBuffers, measure, network};
 use lab::nn::Mode;
@@ -187,24 +187,18 @@ fn fashion_mnist_is_read_whole_and_balanced() {
     assert_eq!(split.train.shape, [1, 28, 28]);
 }
 
-fn csv_of(dir: &Path, name: &str, threads: &str) -> String {
+fn csv_of(dir: &Path, name: &str, threads: &str, settings: &[&str]) -> String {
     lab(dir)
         .env("RAYON_NUM_THREADS", threads)
         .args([
             "run",
             "bpsvrg",
-            "method=sgd,bpsvrg",
-            "seeds=2",
             "epochs=2",
             "train_size=300",
             "test_size=100",
-            "hidden=256",
-            "batch=64",
-            "landscape_points=3",
-            "--out",
-            name,
-            "-q",
         ])
+        .args(["batch=64", "landscape_points=3", "--out", name, "-q"])
+        .args(settings)
         .assert()
         .success();
     std::fs::read_to_string(dir.join(format!("{name}.csv"))).unwrap()
@@ -213,9 +207,16 @@ fn csv_of(dir: &Path, name: &str, threads: &str) -> String {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let dir = TempDir::new().unwrap();
+    let jobs = ["method=sgd,bpsvrg", "seeds=2", "hidden=256"];
     assert_eq!(
-        csv_of(dir.path(), "out/one", "1"),
-        csv_of(dir.path(), "out/two", "2")
+        csv_of(dir.path(), "out/one", "1", &jobs),
+        csv_of(dir.path(), "out/two", "2", &jobs)
+    );
+    // One job: its products and kernels split between the threads.
+    let single = ["method=bpsvrg", "seeds=1", "model=cnn"];
+    assert_eq!(
+        csv_of(dir.path(), "out/c1", "1", &single),
+        csv_of(dir.path(), "out/c2", "2", &single)
     );
 }
 
@@ -336,16 +337,4 @@ fn ctrl_c_keeps_every_finished_row() {
         std::time::Duration::from_millis(300),
     );
     common::assert_interrupted(&ended, &dir.path().join("out/long"));
-}
-
-#[test]
-fn the_spec_files_name_a_setting_where_bp_svrg_is_not_below_sgd() {
-    // The claim bp_beats_sgd must hold in at least one named spec file: which one is written
-    // in docs/bpsvrg.md; the gallery test runs every spec file and checks its figures.
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/bpsvrg.md"))
-        .unwrap();
-    assert!(
-        doc.contains(claims::BP_BEATS_SGD.id),
-        "docs/bpsvrg.md names no setting for it"
-    );
 }

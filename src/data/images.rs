@@ -146,7 +146,10 @@ fn parse_idx(data: &[u8], ndims: usize) -> std::result::Result<Idx, String> {
             u32::from_be_bytes(data[4 + 4 * d..8 + 4 * d].try_into().expect("4 bytes")) as usize
         })
         .collect();
-    let count: usize = dims.iter().product();
+    let count = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("dimensions {dims:?} overflow"))?;
     let body = data.len() - header;
     if body != count {
         return Err(format!(
@@ -204,6 +207,14 @@ pub fn fashion_mnist() -> Result<Split> {
     let train = pair(set, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")?;
     let test = pair(set, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")?;
     let place = set.locate("t10k-images-idx3-ubyte")?;
+    if train.shape != test.shape {
+        return Err(input_error!(
+            "{}: test images are {:?}, training images {:?}: expected the same shape",
+            place.display(),
+            test.shape,
+            train.shape
+        ));
+    }
     Ok(Split {
         description: format!(
             "Fashion-MNIST ({}): its own split, {} train / {} test",

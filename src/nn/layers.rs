@@ -386,7 +386,8 @@ pub fn avg_pool<T: Real>(
     let out_len = input.c * oh * ow;
     let inv = T::from_f64(1.0 / (size * size) as f64);
     if backward {
-        // a = dy (outputs), b = dx (inputs).
+        // a = dy (outputs), b = dx (inputs); pixels past the last whole window get nothing.
+        b[..n * input.len()].fill(T::ZERO);
         for i in 0..n {
             for c in 0..input.c {
                 for y in 0..oh * size {

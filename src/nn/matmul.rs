@@ -66,12 +66,14 @@ impl<'a, T> Operand<'a, T> {
         self
     }
 
-    /// Elements the stored matrix reaches.
-    fn extent(&self) -> usize {
+    /// Elements the stored matrix reaches (None if that overflows).
+    fn extent(&self) -> Option<usize> {
         if self.rows == 0 {
-            0
+            Some(0)
         } else {
-            (self.rows - 1) * self.stride + self.cols
+            (self.rows - 1)
+                .checked_mul(self.stride)?
+                .checked_add(self.cols)
         }
     }
 
@@ -103,8 +105,16 @@ pub fn matmul<T: Real>(c: &mut [T], a: Operand<T>, b: Operand<T>, accumulate: bo
     let (k2, n) = b.shape();
     assert_eq!(k, k2, "inner dimensions");
     assert!(a.stride >= a.cols && b.stride >= b.cols, "row strides");
-    assert!(a.data.len() >= a.extent() && b.data.len() >= b.extent());
-    assert!(c.len() >= m * n, "output too small");
+    assert!(a.stride <= isize::MAX as usize && b.stride <= isize::MAX as usize);
+    let within = |o: &Operand<T>| o.extent().is_some_and(|e| e <= o.data.len());
+    assert!(
+        within(&a) && within(&b),
+        "an operand reaches past its slice"
+    );
+    assert!(
+        m.checked_mul(n).is_some_and(|mn| mn <= c.len()),
+        "output too small"
+    );
     if m == 0 || n == 0 {
         return;
     }

@@ -116,6 +116,12 @@ impl Builder {
 
     /// A `kernel x kernel` convolution to `channels` maps.
     pub fn conv(self, channels: usize, kernel: usize, stride: usize, pad: usize) -> Self {
+        assert!(
+            stride > 0 && kernel <= self.shape.h.min(self.shape.w) + 2 * pad,
+            "a {kernel}x{kernel} kernel does not fit a {}x{} map padded by {pad}",
+            self.shape.h,
+            self.shape.w
+        );
         let g = ConvGeometry {
             input: self.shape,
             out_channels: channels,
@@ -463,7 +469,7 @@ impl Network {
     /// per-sample parameter gradients held by two workspaces (the same samples, eval mode,
     /// loss scale 1, e.g. at two parameter points). With `a` = `b` these are the squared
     /// per-sample gradient norms. No per-sample gradient of a dense layer is formed: it is
-    /// the outer product delta_i x_i^T, so <g_i(a), g_i(b)> = (delta_a . delta_b)(x_a . x_b).
+    /// the outer product delta_i x_i^T, so <g_i(a), g_i(b)> = (delta_a . delta_b)(x_a . x_b + 1) with its bias.
     /// A convolution's is sum_t delta_t x_t^T over its output pixels t: formed directly
     /// (out_channels x patch) or through the pixel Gram matrices, <X_a X_b^T, D_a D_b^T>
     /// (the "ghost norm"), whichever costs fewer products.

@@ -37,7 +37,8 @@ pub const DIRECTION_VARIANCE: ClaimDoc = ClaimDoc {
                 exactly from per-sample gradients at w and the snapshot (eval mode)",
     provenance: Provenance::Reconstructed(
         "C-b4, ours: v = g_S(w) + c (g_S(w~) - mu~) has variance k (Var g + 2c Cov(g, g~) + \
-         c^2 Var g~), above Var g for c = +1 and below it for c = -1 while Cov > Var g~ / 2",
+         c^2 Var g~), above Var g for c = +1 while Cov > -Var g~ / 2 and below it for c = -1 \
+         while Cov > Var g~ / 2; exact without batch norm, an eval-mode stand-in with it",
     ),
 };
 

@@ -81,7 +81,8 @@ impl SetMetrics {
     /// v = g_S(w) + c (g_S(w~) - mu~): (N - b) / (b (N - 1)) times the spread of
     /// h_i = g_i + c g~_i, (1/N) sum ||h_i||^2 - ||mean h||^2. Exact for the metric set.
     pub fn direction_variance(&self, c: f64, b: usize, n: usize) -> f64 {
-        let k = if n > 1 {
+        // A batch of the whole set (or more) is always the same: no variance.
+        let k = if n > 1 && b < n {
             (n - b) as f64 / (b as f64 * (n - 1) as f64)
         } else {
             0.0
