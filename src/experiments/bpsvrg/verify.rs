@@ -63,6 +63,8 @@ pub const FINDINGS: &[Finding] = &[
     ("bpsvrg-fashion-mlp-decay", "bpsvrg.bp_beats_sgd", BELOW),
     ("bpsvrg-fashion-mlp-decay", "bpsvrg.direction_variance", FAR),
     ("bpsvrg-fashion-cnn", "bpsvrg.direction_variance", FAR),
+    ("bpsvrg-mnist-cnn", "bpsvrg.direction_variance", FAR),
+    ("bpsvrg-mnist-cnn", "bpsvrg.flatness_orders_gap", ORDER),
     ("bpsvrg-mnist-mlp", "bpsvrg.bp_beats_b", BELOW),
     ("bpsvrg-mnist-mlp", "bpsvrg.bp_beats_sgd", BELOW),
     ("bpsvrg-mnist-mlp", "bpsvrg.direction_variance", FAR),
