@@ -448,6 +448,9 @@ pub struct BatchNormSaved<'a, T> {
     pub xhat: &'a mut [T],
     /// 1 / sqrt(var + eps) per channel.
     pub inv_std: &'a mut [T],
+    /// Per channel: the sums of a pass, then (mean, 1/std); scratch, so a step allocates
+    /// nothing.
+    pub sums: &'a mut [(f64, f64)],
 }
 
 /// Variance offset of batch normalization (PyTorch's default).
@@ -457,7 +460,7 @@ pub const BN_MOMENTUM: f64 = 0.1;
 
 /// Per channel: (sum a, sum a b) over the batch and the plane, the channels on several
 /// threads if the batch is large.
-fn channel_sums<T: Real>(shape: Shape, a: &[T], b: &[T], n: usize) -> Vec<(f64, f64)> {
+fn channel_sums<T: Real>(shape: Shape, a: &[T], b: &[T], n: usize, out: &mut [(f64, f64)]) {
     let (plane, len) = (shape.plane(), shape.len());
     let one = |ch: usize| {
         let (mut s, mut p) = (0.0, 0.0);
@@ -469,10 +472,13 @@ fn channel_sums<T: Real>(shape: Shape, a: &[T], b: &[T], n: usize) -> Vec<(f64, 
         }
         (s, p)
     };
+    let out = &mut out[..shape.c];
     if split(n * len) {
-        (0..shape.c).into_par_iter().map(one).collect()
+        out.par_iter_mut()
+            .enumerate()
+            .for_each(|(ch, o)| *o = one(ch));
     } else {
-        (0..shape.c).map(one).collect()
+        out.iter_mut().enumerate().for_each(|(ch, o)| *o = one(ch));
     }
 }
 
@@ -495,12 +501,10 @@ pub fn batch_norm_forward<T: Real>(
     let (c, plane, len) = (shape.c, shape.plane(), shape.len());
     let (gamma, beta) = params.split_at(c);
     let count = (n * plane) as f64;
-    let sums = if train {
-        channel_sums(shape, x, x, n)
-    } else {
-        Vec::new()
-    };
-    let mut shift = vec![(T::ZERO, T::ZERO); c];
+    let sums = saved.sums;
+    if train {
+        channel_sums(shape, x, x, n, sums);
+    }
     for ch in 0..c {
         let (mean, inv_std) = if train {
             let (sum, sq) = sums[ch];
@@ -522,12 +526,12 @@ pub fn batch_norm_forward<T: Real>(
             (stats[ch].to_f64(), 1.0 / (var + BN_EPS).sqrt())
         };
         saved.inv_std[ch] = T::from_f64(inv_std);
-        shift[ch] = (T::from_f64(mean), T::from_f64(inv_std));
+        sums[ch] = (mean, inv_std);
     }
     let xhat = &mut saved.xhat[..n * len];
     let normalize = |(i, (hi, yi)): (usize, (&mut [T], &mut [T]))| {
         for ch in 0..c {
-            let (m, s) = shift[ch];
+            let (m, s) = (T::from_f64(sums[ch].0), T::from_f64(sums[ch].1));
             let r = ch * plane..(ch + 1) * plane;
             let xi = &x[i * len..(i + 1) * len];
             for ((h, o), &v) in hi[r.clone()].iter_mut().zip(&mut yi[r.clone()]).zip(&xi[r]) {
@@ -563,17 +567,23 @@ pub fn batch_norm_backward<T: Real>(
     dy: &[T],
     grad: &mut [T],
     dx: Option<&mut [T]>,
+    sums: &mut [(f64, f64)],
     n: usize,
 ) {
     let (c, plane, len) = (shape.c, shape.plane(), shape.len());
     let gamma = &params[..c];
     let count = (n * plane) as f64;
-    let sums = channel_sums(shape, dy, xhat, n);
-    let mut coef = vec![(T::ZERO, T::ZERO, T::ZERO); c];
-    for ch in 0..c {
-        let (sum_dy, sum_dy_xhat) = sums[ch];
+    channel_sums(shape, dy, xhat, n, sums);
+    for (ch, &(sum_dy, sum_dy_xhat)) in sums.iter().enumerate().take(c) {
         grad[ch] += T::from_f64(sum_dy_xhat);
         grad[c + ch] += T::from_f64(sum_dy);
+    }
+    let Some(dx) = dx else {
+        return;
+    };
+    // Per channel: gamma / std, and in train mode the means of dy and dy xhat.
+    let coef = |ch: usize| {
+        let (sum_dy, sum_dy_xhat) = sums[ch];
         let (mean_dy, mean_dy_xhat) = if train {
             (
                 T::from_f64(sum_dy / count),
@@ -582,13 +592,11 @@ pub fn batch_norm_backward<T: Real>(
         } else {
             (T::ZERO, T::ZERO)
         };
-        coef[ch] = (gamma[ch] * inv_std[ch], mean_dy, mean_dy_xhat);
-    }
-    let Some(dx) = dx else {
-        return;
+        (gamma[ch] * inv_std[ch], mean_dy, mean_dy_xhat)
     };
     each_chunk(&mut dx[..n * len], len, split(n * len), |i, dxi| {
-        for (ch, &(scale, mean_dy, mean_dy_xhat)) in coef.iter().enumerate() {
+        for ch in 0..c {
+            let (scale, mean_dy, mean_dy_xhat) = coef(ch);
             let r = i * len + ch * plane..i * len + (ch + 1) * plane;
             let out = &mut dxi[ch * plane..(ch + 1) * plane];
             for ((o, &d), &h) in out.iter_mut().zip(&dy[r.clone()]).zip(&xhat[r]) {

@@ -246,6 +246,7 @@ impl Network {
         let mut cols = Vec::new();
         let mut xhat = Vec::new();
         let mut inv_std = Vec::new();
+        let mut bn_sums = Vec::new();
         let mut argmax = Vec::new();
         let mut scratch = 0;
         for layer in &self.layers {
@@ -263,6 +264,7 @@ impl Network {
             cols.push(vec![T::ZERO; c]);
             xhat.push(vec![T::ZERO; x]);
             inv_std.push(vec![T::ZERO; s]);
+            bn_sums.push(vec![(0.0, 0.0); s]);
             argmax.push(vec![0u32; a]);
         }
         let deltas = acts.iter().map(|a| vec![T::ZERO; a.len()]).collect();
@@ -275,6 +277,7 @@ impl Network {
             cols,
             xhat,
             inv_std,
+            bn_sums,
             argmax,
             wide: vec![T::ZERO; scratch],
             unfolded: vec![T::ZERO; scratch],
@@ -340,6 +343,7 @@ impl Network {
                     let saved = BatchNormSaved {
                         xhat: &mut ws.xhat[l],
                         inv_std: &mut ws.inv_std[l],
+                        sums: &mut ws.bn_sums[l],
                     };
                     let stats = &mut state[layer.stats.clone()];
                     batch_norm_forward(layer.input, p, stats, train, update, x, y, saved, n);
@@ -429,6 +433,7 @@ impl Network {
                     dy,
                     &mut grad[layer.params()],
                     dx,
+                    &mut ws.bn_sums[l],
                     n,
                 ),
                 Kind::Relu => {
@@ -605,6 +610,8 @@ pub struct Workspace<T> {
     /// Per layer: batch norm's normalized input and 1/std.
     xhat: Vec<Vec<T>>,
     inv_std: Vec<Vec<T>>,
+    /// Per layer: batch norm's per-channel sums (scratch).
+    bn_sums: Vec<Vec<(f64, f64)>>,
     /// Per layer: max pooling's winners.
     argmax: Vec<Vec<u32>>,
     /// A convolution's products before they are laid out per sample (channels x n pixels),
