@@ -148,6 +148,28 @@ fn split(values: usize) -> bool {
     values >= 1 << 15 && super::matmul::may_split()
 }
 
+/// Runs `f((i, (a_i, b_i)))` over the `len`-long chunks of two slices side by side, on
+/// several threads if `parallel`.
+fn each_chunk_pair<A: Send, B: Send>(
+    a: &mut [A],
+    b: &mut [B],
+    len: usize,
+    parallel: bool,
+    f: impl Fn((usize, (&mut [A], &mut [B]))) + Sync + Send,
+) {
+    if parallel {
+        a.par_chunks_mut(len)
+            .zip(b.par_chunks_mut(len))
+            .enumerate()
+            .for_each(f);
+    } else {
+        a.chunks_mut(len)
+            .zip(b.chunks_mut(len))
+            .enumerate()
+            .for_each(f);
+    }
+}
+
 /// Runs `f(i, chunk)` over the `len`-long chunks of `data`, on several threads if `parallel`.
 fn each_chunk<T: Send>(
     data: &mut [T],
@@ -340,17 +362,7 @@ pub fn max_pool_forward<T: Real>(
         }
     };
     let (y, arg) = (&mut y[..n * out_len], &mut arg[..n * out_len]);
-    if split(n * input.len()) {
-        y.par_chunks_mut(out_len)
-            .zip(arg.par_chunks_mut(out_len))
-            .enumerate()
-            .for_each(pool);
-    } else {
-        y.chunks_mut(out_len)
-            .zip(arg.chunks_mut(out_len))
-            .enumerate()
-            .for_each(pool);
-    }
+    each_chunk_pair(y, arg, out_len, split(n * input.len()), pool);
 }
 
 /// Max pooling backward: each output's gradient goes to its window's winner.
@@ -540,18 +552,7 @@ pub fn batch_norm_forward<T: Real>(
             }
         }
     };
-    let y = &mut y[..n * len];
-    if split(n * len) {
-        xhat.par_chunks_mut(len)
-            .zip(y.par_chunks_mut(len))
-            .enumerate()
-            .for_each(normalize);
-    } else {
-        xhat.chunks_mut(len)
-            .zip(y.chunks_mut(len))
-            .enumerate()
-            .for_each(normalize);
-    }
+    each_chunk_pair(xhat, &mut y[..n * len], len, split(n * len), normalize);
 }
 
 /// Batch normalization backward: adds dgamma, dbeta; writes dx. In train mode the batch

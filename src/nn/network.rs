@@ -133,24 +133,39 @@ impl Builder {
         self.push(Kind::Conv(g), out, channels * g.patch(), channels, 0)
     }
 
-    pub fn max_pool(self, size: usize) -> Self {
+    /// The map after `size x size` pooling windows (a partial last window is dropped).
+    fn pooled(&self, size: usize) -> Shape {
         let s = self.shape;
-        let out = Shape {
+        Shape {
             c: s.c,
             h: s.h / size,
             w: s.w / size,
-        };
+        }
+    }
+
+    pub fn max_pool(self, size: usize) -> Self {
+        let out = self.pooled(size);
         self.push(Kind::MaxPool { size }, out, 0, 0, 0)
     }
 
     pub fn avg_pool(self, size: usize) -> Self {
-        let s = self.shape;
-        let out = Shape {
-            c: s.c,
-            h: s.h / size,
-            w: s.w / size,
-        };
+        let out = self.pooled(size);
         self.push(Kind::AvgPool { size }, out, 0, 0, 0)
+    }
+
+    /// The small CNN of the image experiments (bpsvrg; bnquant quantizes its batch norms):
+    /// conv 3x3 to 8 maps - batch norm - ReLU - conv 3x3 stride 2 to 16 - batch norm - ReLU -
+    /// max pool 2 - dense to `classes`.
+    pub fn small_cnn(self, classes: usize) -> Network {
+        self.conv(8, 3, 1, 1)
+            .batch_norm()
+            .relu()
+            .conv(16, 3, 2, 1)
+            .batch_norm()
+            .relu()
+            .max_pool(2)
+            .dense(classes)
+            .build()
     }
 
     /// Batch normalization per channel (per feature after a dense layer).
@@ -623,14 +638,4 @@ pub struct Workspace<T> {
 /// Two buffers for the per-sample products of a convolution.
 pub struct DotScratch<T>([Vec<T>; 2]);
 
-impl<T: Real> Workspace<T> {
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// The logits of the last forward pass.
-    pub fn logits(&self) -> &[T] {
-        let last = self.acts.len() - 1;
-        &self.acts[last][..self.n * (self.acts[last].len() / self.capacity.max(1))]
-    }
-}
+impl<T: Real> Workspace<T> {}

@@ -261,16 +261,7 @@ fn gradients_are_the_same_bits_on_one_and_two_threads() {
         .relu()
         .dense(10)
         .build();
-    let cnn = Builder::new(Shape { c: 1, h: 28, w: 28 })
-        .conv(8, 3, 1, 1)
-        .batch_norm()
-        .relu()
-        .conv(16, 3, 2, 1)
-        .batch_norm()
-        .relu()
-        .max_pool(2)
-        .dense(10)
-        .build();
+    let cnn = Builder::new(Shape { c: 1, h: 28, w: 28 }).small_cnn(10);
     for net in [mlp, cnn] {
         let mut r = rng("threads");
         let params: Vec<f32> = net.init(&mut r);

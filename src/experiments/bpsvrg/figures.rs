@@ -32,8 +32,8 @@ fn methods(rows: &Table) -> Vec<String> {
     names
 }
 
-/// One path per seed of `method`: (x, y) by epoch.
-fn seed_paths(rows: &Table, method: &str, x: &str, y: &str, per_sample: bool) -> Vec<Points> {
+/// One path per seed of `method`: (x / per, y) by epoch.
+fn seed_paths(rows: &Table, method: &str, x: &str, y: &str, per: f64) -> Vec<Points> {
     let (Some(m), Some(seed), Some(xs), Some(ys)) = (
         rows.text("method"),
         rows.num("seed"),
@@ -42,44 +42,33 @@ fn seed_paths(rows: &Table, method: &str, x: &str, y: &str, per_sample: bool) ->
     ) else {
         return Vec::new();
     };
-    // Gradient evaluations are drawn per training image (passes over the set).
-    let n = if per_sample { train_images(rows) } else { 1.0 };
     let mut out: Vec<(f64, Points)> = Vec::new();
     for i in 0..m.len() {
         if m[i] != method || !ys[i].is_finite() {
             continue;
         }
         match out.iter_mut().find(|(s, _)| *s == seed[i]) {
-            Some((_, p)) => p.push((xs[i] / n, ys[i])),
-            None => out.push((seed[i], vec![(xs[i] / n, ys[i])])),
+            Some((_, p)) => p.push((xs[i] / per, ys[i])),
+            None => out.push((seed[i], vec![(xs[i] / per, ys[i])])),
         }
     }
     out.into_iter().map(|(_, p)| p).collect()
 }
 
-/// The training set's size, from SGD-like steps: gradient evaluations after epoch 1 of the
-/// cheapest method (a pass is N evaluations for SGD).
-fn train_images(rows: &Table) -> f64 {
-    let (Some(epoch), Some(g)) = (rows.num("epoch"), rows.num("grad_evals")) else {
-        return 1.0;
+/// Median and band over seeds of y against x per method; gradient evaluations (`per_image`)
+/// are drawn per training image, i.e. in passes over the set.
+fn banded(run: &RunData<BpsvrgExperiment>, panel: &mut Panel, x: &str, y: &str, per_image: bool) {
+    let per = match (per_image, run.summary.train_images) {
+        (true, Some(n)) => n.max(1) as f64,
+        _ => 1.0,
     };
-    epoch
-        .iter()
-        .zip(g)
-        .filter(|(e, _)| **e == 1.0)
-        .map(|(_, g)| *g)
-        .fold(f64::INFINITY, f64::min)
-        .max(1.0)
-}
-
-fn banded(run: &RunData<BpsvrgExperiment>, panel: &mut Panel, x: &str, y: &str, per_sample: bool) {
     let prefix = if run.key.is_empty() {
         String::new()
     } else {
         format!("{}: ", run.label())
     };
     for method in &methods(&run.rows) {
-        let paths = seed_paths(&run.rows, method, x, y, per_sample);
+        let paths = seed_paths(&run.rows, method, x, y, per);
         if paths.is_empty() {
             continue;
         }

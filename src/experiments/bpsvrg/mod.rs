@@ -115,6 +115,8 @@ pub struct BpsvrgSummary {
     /// per-sample gradient norms and the mean gradient), mean over passes.
     pub metric_pass_seconds: Option<f64>,
     pub metric_samples: Option<usize>,
+    /// Images in the training set (gradient evaluations are plotted per image).
+    pub train_images: Option<usize>,
     /// The loss landscape around the first seed's final weights, per method.
     pub landscapes: Option<Vec<Landscape>>,
 }
@@ -188,6 +190,7 @@ impl Experiment for BpsvrgExperiment {
         ctx.summary.network = Some(format!("{:?}", spec.model).to_lowercase());
         ctx.summary.parameters = Some(net.params);
         ctx.summary.metric_samples = Some(train_m.len());
+        ctx.summary.train_images = Some(split.train.len());
         ctx.summary.reconstructed = Some(
             "v = g_S(w) + c (g_S(w~) - mu~) with c = -1 (svrg, bsvrg), +1 (bpsvrg), c (csvrg); \
              the sign switch of BP-SVRG is our reading of the abstract"

@@ -24,16 +24,7 @@ pub fn network(spec: &BpsvrgSpec, shape: [usize; 3], classes: usize) -> Network 
             .relu()
             .dense(classes)
             .build(),
-        ModelName::Cnn => Builder::new(input)
-            .conv(8, 3, 1, 1)
-            .batch_norm()
-            .relu()
-            .conv(16, 3, 2, 1)
-            .batch_norm()
-            .relu()
-            .max_pool(2)
-            .dense(classes)
-            .build(),
+        ModelName::Cnn => Builder::new(input).small_cnn(classes),
     }
 }
 
