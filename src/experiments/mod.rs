@@ -1,5 +1,6 @@
 //! One module (folder) per paper; the registry lists them for the command line.
 
+pub mod bnquant;
 pub mod bpsvrg;
 pub mod deeplinear;
 pub mod directional;
@@ -13,7 +14,7 @@ use anyhow::Result;
 use crate::contract::{AnyExperiment, Typed};
 
 /// Every experiment, in `lab list` order.
-pub fn registry() -> [&'static dyn AnyExperiment; 7] {
+pub fn registry() -> [&'static dyn AnyExperiment; 8] {
     [
         &Typed::<pmd::Pmd>::ENTRY,
         &Typed::<svrs::Svrs>::ENTRY,
@@ -22,6 +23,7 @@ pub fn registry() -> [&'static dyn AnyExperiment; 7] {
         &Typed::<noise::NoiseExperiment>::ENTRY,
         &Typed::<sparselinear::SparseLinearExperiment>::ENTRY,
         &Typed::<bpsvrg::BpsvrgExperiment>::ENTRY,
+        &Typed::<bnquant::BnquantExperiment>::ENTRY,
     ]
 }
 

@@ -638,4 +638,10 @@ pub struct Workspace<T> {
 /// Two buffers for the per-sample products of a convolution.
 pub struct DotScratch<T>([Vec<T>; 2]);
 
-impl<T: Real> Workspace<T> {}
+impl<T: Real> Workspace<T> {
+    /// The output of layer `l` in the last forward pass, sample after sample (the buffer is
+    /// sized for the capacity: its first n x output-length values are the pass's).
+    pub fn layer_output(&self, l: usize) -> &[T] {
+        &self.acts[l + 1]
+    }
+}

@@ -1,0 +1,238 @@
+//! Figures of a bnquant run: the histogram of the minimal shift n, the baselines' mismatch
+//! rates against n, |A| against n per channel, and one channel's staircase around a code
+//! where naive rounding goes wrong.
+
+use anyhow::Result;
+
+use super::{BASELINES, BnquantExperiment};
+use crate::contract::{Figures, RunData};
+use crate::plot::{Colour, Figure, Marker, Panel, Pattern, Series, Style};
+
+/// Rates of zero drawn here on the log axis.
+const RATE_FLOOR: f64 = 1e-7;
+
+/// A fixed colour per method, whatever the run shows.
+fn colour(method: &str) -> Colour {
+    let i = ["exact", "naive", "tflite", "tflite_pre", "f32", "f64"]
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or(0);
+    Colour::Palette(i)
+}
+
+/// A pattern per output width, in the order of the run's `bits`.
+const PATTERNS: [Pattern; 4] = [
+    Pattern::Solid,
+    Pattern::Dashed,
+    Pattern::Dotted,
+    Pattern::DashDot,
+];
+
+const MARKERS: [Marker; 4] = [
+    Marker::Circle,
+    Marker::Triangle,
+    Marker::Square,
+    Marker::Cross,
+];
+
+impl Figures for BnquantExperiment {
+    fn figures(runs: &[RunData<BnquantExperiment>]) -> Result<Vec<(String, Figure)>> {
+        let Some(run) = runs.first() else {
+            return Ok(Vec::new());
+        };
+        let mut panels = vec![histogram(run), curves(run), scatter(run)];
+        if let Some(p) = staircase(run) {
+            panels.push(p);
+        }
+        let figure = Figure {
+            title: format!(
+                "Exact integer batch norm: minimal shift and baselines (rounding {})",
+                run.spec.rounding.name()
+            ),
+            panels,
+            columns: 2,
+            panel_size: (760, 520),
+        };
+        Ok(vec![(String::new(), figure)])
+    }
+}
+
+fn histogram(run: &RunData<BnquantExperiment>) -> Panel {
+    let mut panel = Panel {
+        title: "Minimal shift n per channel".into(),
+        x_label: "n (fractional bits of M, C)".into(),
+        y_label: "channels".into(),
+        ..Default::default()
+    };
+    for (i, b) in run.summary.per_bits.iter().flatten().enumerate() {
+        panel.series.push(Series {
+            label: format!("{} bits (median {})", b.bits, b.median_n.unwrap_or(0)),
+            points: b
+                .n_histogram
+                .iter()
+                .map(|&(n, c)| (n as f64, c as f64))
+                .collect(),
+            style: Style::LineWithMarkers,
+            color: Colour::Palette(i),
+            pattern: PATTERNS[i % 4],
+            marker: MARKERS[i % 4],
+            ..Default::default()
+        });
+    }
+    panel
+}
+
+fn curves(run: &RunData<BnquantExperiment>) -> Panel {
+    let mut panel = Panel {
+        title: "Mean share of mismatching codes at n fractional bits".into(),
+        x_label: "n (naive: bits of A and B; tflite_pre: pre-shift p = n)".into(),
+        y_label: format!("mismatch rate (0 drawn at {RATE_FLOOR:e})"),
+        logy: true,
+        ..Default::default()
+    };
+    let curves = run.summary.curves.clone().unwrap_or_default();
+    for (i, b) in run.summary.per_bits.iter().flatten().enumerate() {
+        let points: Vec<_> = curves.iter().filter(|c| c.bits == b.bits).collect();
+        let floor = |v: f64| v.max(RATE_FLOOR);
+        let n_max = points.last().map_or(0.0, |c| c.n as f64);
+        panel.series.push(Series {
+            label: format!("naive, {} bits", b.bits),
+            points: points
+                .iter()
+                .map(|c| (c.n as f64, floor(c.naive)))
+                .collect(),
+            color: colour("naive"),
+            pattern: PATTERNS[i % 4],
+            ..Default::default()
+        });
+        panel.series.push(Series {
+            label: format!("tflite_pre, {} bits", b.bits),
+            points: points
+                .iter()
+                .filter_map(|c| c.tflite_pre.map(|v| (c.n as f64, floor(v))))
+                .collect(),
+            color: colour("tflite_pre"),
+            pattern: PATTERNS[i % 4],
+            ..Default::default()
+        });
+        // Baselines without a bit budget: flat lines at their rates.
+        for (name, rate) in BASELINES.iter().zip(&b.mismatch_rate) {
+            if !matches!(*name, "tflite" | "f32" | "f64") || points.is_empty() {
+                continue;
+            }
+            if let Some(r) = rate {
+                panel.series.push(Series {
+                    label: format!("{name}, {} bits (no n)", b.bits),
+                    points: vec![(0.0, floor(*r)), (n_max, floor(*r))],
+                    color: colour(name),
+                    pattern: PATTERNS[i % 4],
+                    ..Default::default()
+                });
+            }
+        }
+        // Where the exact method needs no more bits: the median minimal n.
+        if let (Some(m), false) = (b.median_n, points.is_empty()) {
+            panel.series.push(Series {
+                label: format!("exact: median minimal n, {} bits", b.bits),
+                points: vec![(m as f64, RATE_FLOOR), (m as f64, 1.0)],
+                style: Style::Dashed,
+                color: colour("exact"),
+                pattern: PATTERNS[i % 4],
+                ..Default::default()
+            });
+        }
+    }
+    panel
+}
+
+fn scatter(run: &RunData<BnquantExperiment>) -> Panel {
+    let mut panel = Panel {
+        title: "Minimal shift n against |A| per channel".into(),
+        x_label: "|A| (output steps per input code)".into(),
+        y_label: "minimal n".into(),
+        logx: true,
+        ..Default::default()
+    };
+    let rows = &run.rows;
+    let (Some(a), Some(n)) = (rows.num("a"), rows.num("n")) else {
+        return panel;
+    };
+    // A key column is read back as text.
+    let bits: Vec<f64> = match (rows.text("bits"), rows.num("bits")) {
+        (Some(t), _) => t.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect(),
+        (None, Some(v)) => v.to_vec(),
+        (None, None) => return panel,
+    };
+    for (i, b) in run.summary.per_bits.iter().flatten().enumerate() {
+        panel.series.push(Series {
+            label: format!("{} bits", b.bits),
+            points: (0..bits.len())
+                .filter(|&j| bits[j] == b.bits as f64 && !n[j].is_nan())
+                .map(|j| (a[j].abs(), n[j]))
+                .collect(),
+            style: Style::Markers,
+            color: Colour::Palette(i),
+            marker: MARKERS[i % 4],
+            ..Default::default()
+        });
+    }
+    panel
+}
+
+fn staircase(run: &RunData<BnquantExperiment>) -> Option<Panel> {
+    let s = run.summary.staircase.as_ref()?;
+    let mut panel = Panel {
+        title: format!(
+            "{} channel {}, {} bits: A = {:.6}, B = {:.4}, n = {}",
+            s.layer, s.channel, s.bits, s.a, s.b, s.n
+        ),
+        x_label: "input code x".into(),
+        y_label: "output code".into(),
+        ..Default::default()
+    };
+    let pts = &s.points;
+    panel.series.push(Series {
+        label: "A x + B (real)".into(),
+        points: pts.iter().map(|p| (p.0 as f64, p.1)).collect(),
+        style: Style::Dashed,
+        color: Colour::Grey,
+        ..Default::default()
+    });
+    // A staircase: each code's output held over [x - 1/2, x + 1/2], joined by risers.
+    panel.series.push(Series {
+        label: "exact = round(A x + B)".into(),
+        points: pts
+            .iter()
+            .flat_map(|p| {
+                [
+                    (p.0 as f64 - 0.5, p.2 as f64),
+                    (p.0 as f64 + 0.5, p.2 as f64),
+                ]
+            })
+            .collect(),
+        color: colour("exact"),
+        ..Default::default()
+    });
+    panel.series.push(Series {
+        label: format!("naive at n = {}", s.n),
+        points: pts.iter().map(|p| (p.0 as f64, p.3 as f64)).collect(),
+        style: Style::Markers,
+        color: colour("naive"),
+        marker: Marker::Triangle,
+        marker_size: 5,
+        ..Default::default()
+    });
+    panel.series.push(Series {
+        label: "tflite".into(),
+        points: pts
+            .iter()
+            .filter_map(|p| p.4.map(|t| (p.0 as f64, t as f64)))
+            .collect(),
+        style: Style::Markers,
+        color: colour("tflite"),
+        marker: Marker::Cross,
+        marker_size: 4,
+        ..Default::default()
+    });
+    Some(panel)
+}
