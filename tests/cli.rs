@@ -227,6 +227,7 @@ const QUICK: &[(&str, &[&str])] = &[
         &["epochs=1", "iterations=20", "starts=2", "record_every=10"],
     ),
     ("sparselinear", &["starts=3"]),
+    ("bnquant", &["channels=20", "curve_max_n=2"]),
     (
         "bpsvrg",
         &[

@@ -255,7 +255,9 @@ impl Experiment for BnquantExperiment {
                 &mut spec.streams().rng("channels"),
             )),
             Source::File => Inputs::Channels(channels::read(&spec.file)?),
-            Source::Mnist | Source::Fashion => Inputs::Network(network::load(spec)?),
+            Source::Blobs | Source::Mnist | Source::Fashion => {
+                Inputs::Network(network::load(spec)?)
+            }
         })
     }
 
@@ -411,7 +413,12 @@ pub fn summarize(
                 }
                 let k = ms.len() as f64;
                 (
-                    Some(ms.iter().map(|m| m.count as f64 / m.codes as f64).sum::<f64>() / k),
+                    Some(
+                        ms.iter()
+                            .map(|m| m.count as f64 / m.codes as f64)
+                            .sum::<f64>()
+                            / k,
+                    ),
                     Some(ms.iter().filter(|m| m.count > 0).count() as f64 / k),
                 )
             })

@@ -16,7 +16,7 @@ use super::search::Exact;
 use super::spec::{BnquantSpec, Source};
 use super::{BnquantExperiment, MethodResult, NetworkResult, row, summarize};
 use crate::contract::{Ctx, Valid};
-use crate::data::images::{ImageSet, Split, fashion_mnist, mnist_test_split};
+use crate::data::images::{ImageSet, Split, blobs, fashion_mnist, mnist_test_split};
 use crate::input_error;
 use crate::nn::{
     BN_EPS, Builder, ConvGeometry, Kind, Mode, Network, Operand, Shape, im2col, matmul,
@@ -26,6 +26,14 @@ use crate::nn::{
 /// The images: the training set kept whole (cut when training), the test set.
 pub fn load(spec: &BnquantSpec) -> Result<Split> {
     let split = match spec.source {
+        Source::Blobs => blobs(
+            if spec.train_size == 0 {
+                8000
+            } else {
+                spec.train_size
+            },
+            2000,
+        ),
         Source::Mnist => mnist_test_split()?,
         Source::Fashion => fashion_mnist()?,
         _ => unreachable!("a network source"),
@@ -505,7 +513,7 @@ pub fn run(
             join(&split.test, &split.train),
             "all 10,000 images of the MNIST test file (accuracy on its held-out 2,000)",
         ),
-        _ => (split.test.clone(), "the Fashion-MNIST test set"),
+        _ => (split.test.clone(), "the test set"),
     };
     ctx.summary.source = Some(format!(
         "every batch-norm channel of the small CNN on {}; codes: each channel's int32 \

@@ -240,10 +240,21 @@ pub fn search(runs: &[Run], out: Codes) -> Search {
     }
 }
 
+/// Every integer M that admits a C at shift n, as an interval (empty if lo > hi): the exact
+/// elimination over every pair of codes.
+pub fn admissible_m(runs: &[Run], out: Codes, n: u32) -> (i128, i128) {
+    Constraints { runs, out, n }.feasible_m()
+}
+
+/// The window of M the search starts from at shift n (from the extreme codes' pairs).
+pub fn window(runs: &[Run], out: Codes, n: u32) -> (i128, i128) {
+    Constraints { runs, out, n }.window()
+}
+
 /// The certificate of minimality, by the exact elimination (not the window): no M works at
 /// n - 1, and the found M is among those that work at n.
 pub fn certify_minimal(runs: &[Run], out: Codes, e: &Exact) -> bool {
-    let at = |n: u32| Constraints { runs, out, n }.feasible_m();
+    let at = |n: u32| admissible_m(runs, out, n);
     let (lo, hi) = at(e.n);
     let found = lo <= e.m as i128 && e.m as i128 <= hi;
     found

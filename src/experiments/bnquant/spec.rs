@@ -15,13 +15,14 @@ use crate::spec::{Domain, Field};
 pub enum Source {
     Random,
     File,
+    Blobs,
     Mnist,
     Fashion,
 }
 
 impl Source {
     pub fn is_network(self) -> bool {
-        matches!(self, Source::Mnist | Source::Fashion)
+        matches!(self, Source::Blobs | Source::Mnist | Source::Fashion)
     }
 }
 
@@ -169,10 +170,11 @@ pub const FIELDS: &[Field] = &[
         key: "source",
         group: CHANNELS,
         doc: "random: `channels` random channels (layer level); file: the channels of a CSV\n\
-              (`file`); mnist, fashion: every batch-norm channel of the small CNN trained\n\
-              here on MNIST or Fashion-MNIST, requantizing its int32 convolution\n\
-              accumulators, and the whole network run on integers over the test set.",
-        domain: Domain::Choice(&["random", "file", "mnist", "fashion"]),
+              (`file`); blobs, mnist, fashion: every batch-norm channel of the small CNN\n\
+              trained here on the procedural images (no download; 2,000 test images), MNIST or\n\
+              Fashion-MNIST, requantizing its int32 convolution accumulators, and the whole\n\
+              network run on integers over the test images.",
+        domain: Domain::Choice(&["random", "file", "blobs", "mnist", "fashion"]),
     },
     Field {
         key: "channels",
@@ -314,7 +316,7 @@ pub const FIELDS: &[Field] = &[
     Field {
         key: "train_size",
         group: NETWORK,
-        doc: "Training images of the network (the first ones; 0: all).",
+        doc: "Training images of the network (the first ones; 0: all; blobs: 0 means 8,000).",
         domain: Domain::Int {
             min: 0,
             max: 1_000_000,
