@@ -195,7 +195,8 @@ def check(rows, lab_rows, sample):
     rng = random.Random(0)
     truth_s = search_s = 0.0
     bad = []
-    lab_mism = {(r["layer"], r["channel"]): r.get("exact_mismatches") for r in lab_rows}
+    lab_mism = {(r["bits"], r["layer"], r["channel"]): r.get("exact_mismatches")
+                for r in lab_rows}
     for row in rows:
         a, b = float(row["A"]), float(row["B"])
         lo, hi, out_lo, out_hi = (int(row[k]) for k in ("lo", "hi", "out_lo", "out_hi"))
@@ -212,9 +213,11 @@ def check(rows, lab_rows, sample):
         wrong = mismatches(x, t, out_lo, out_hi, found)
         search_s += time.perf_counter() - start
         labs = tuple(int(row[k]) for k in ("n", "m", "c")) if row["n"] else None
-        lm = lab_mism.get((row["layer"], row["channel"]))
+        lm = lab_mism.get((row["bits"], row["layer"], row["channel"]))
         if found != labs or wrong != 0 or (lm not in (None, "") and int(lm) != 0):
-            bad.append(f"  bits {row['bits']} channel {row['channel']}: A={a!r} B={b!r} "
+            why = ("no (n, M, C) exists up to n = 62 for both" if found is None is labs
+                   else "DIFFERENT")
+            bad.append(f"  {why}: bits {row['bits']} channel {row['channel']}: A={a!r} B={b!r} "
                        f"codes [{lo}, {hi}] -> [{out_lo}, {out_hi}] {rounding}: "
                        f"lab (n, m, c) = {labs} (its mismatches {lm}), "
                        f"python {found} with {wrong} mismatches")

@@ -40,7 +40,21 @@ impl Figures for BnquantExperiment {
         let Some(run) = runs.first() else {
             return Ok(Vec::new());
         };
-        let mut panels = vec![histogram(run), curves(run), scatter(run)];
+        // The curves need two shifts at least (curve_max_n > 0); a network run shows its
+        // images instead.
+        let mut panels = vec![histogram(run)];
+        let curved = run
+            .summary
+            .curves
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|p| p.n > 0));
+        if curved {
+            panels.push(curves(run));
+        }
+        if run.summary.network.is_some() {
+            panels.push(network(run));
+        }
+        panels.push(scatter(run));
         if let Some(p) = staircase(run) {
             panels.push(p);
         }
@@ -141,6 +155,65 @@ fn curves(run: &RunData<BnquantExperiment>) -> Panel {
                 ..Default::default()
             });
         }
+    }
+    panel
+}
+
+/// Per method: the share of images whose integer logits differ from the reference network's,
+/// and of those whose predicted class does.
+fn network(run: &RunData<BnquantExperiment>) -> Panel {
+    let nets = run.summary.network.clone().unwrap_or_default();
+    let methods: Vec<String> = nets
+        .first()
+        .map(|n| n.methods.iter().map(|m| m.method.clone()).collect())
+        .unwrap_or_default();
+    let images = nets.first().map_or(1, |n| n.images);
+    // Below one image: a share of 0, which the log axis cannot show.
+    let floor = 0.5 / images as f64;
+    let mut panel = Panel {
+        title: format!("Integer network against the reference, {images} images"),
+        x_label: "requantization of every batch-norm channel".into(),
+        y_label: format!("share of images (0 drawn at {floor:e})"),
+        logy: true,
+        x_names: methods
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i as f64, m.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    for (i, net) in nets.iter().enumerate() {
+        let share = |v: usize| (v as f64 / net.images as f64).max(floor);
+        // Side by side per width, so equal shares do not hide each other.
+        let at = |k: usize| k as f64 + 0.15 * (i as f64 - 0.5 * (nets.len() - 1) as f64);
+        panel.series.push(Series {
+            label: format!("{} bits: logits differ", net.bits),
+            points: net
+                .methods
+                .iter()
+                .enumerate()
+                .map(|(k, m)| (at(k), share(net.images - m.identical_logits)))
+                .collect(),
+            style: Style::Markers,
+            color: Colour::Palette(i),
+            marker: Marker::Circle,
+            marker_size: 7,
+            ..Default::default()
+        });
+        panel.series.push(Series {
+            label: format!("{} bits: predicted class differs", net.bits),
+            points: net
+                .methods
+                .iter()
+                .enumerate()
+                .map(|(k, m)| (at(k), share(m.changed_predictions)))
+                .collect(),
+            style: Style::Markers,
+            color: Colour::Palette(i),
+            marker: Marker::Cross,
+            marker_size: 6,
+            ..Default::default()
+        });
     }
     panel
 }
