@@ -27,8 +27,9 @@ pub struct ChannelResult {
     pub exact: Option<Exact>,
     /// Runs of the staircase (distinct outputs, at most the output levels).
     pub runs: usize,
-    /// Certified minimal: no M works at n - 1, by the exact elimination.
-    pub minimal: bool,
+    /// Certified minimal: no M works at n - 1, by the exact elimination (None: more runs than
+    /// [`super::search::CERTIFY_MAX_RUNS`], not certified).
+    pub minimal: Option<bool>,
     /// Certified exact from the runs' ends (any range).
     pub by_runs: bool,
     /// Mismatching codes, checked one by one (None for ranges above [`EXHAUSTIVE_MAX`]).
@@ -65,9 +66,10 @@ pub fn analyze(folded: Folded, codes: Codes, setting: Setting) -> ChannelResult 
         (_, false) => None,
     };
     let seconds = started.elapsed().as_secs_f64();
-    let minimal = found
-        .as_ref()
-        .is_some_and(|e| certify_minimal(&runs, folded.out, e));
+    let minimal = match &found {
+        Some(e) => certify_minimal(&runs, folded.out, e),
+        None => Some(false),
+    };
     let by_runs = found
         .as_ref()
         .is_some_and(|e| certify_by_runs(&runs, folded.out, e));
@@ -93,7 +95,7 @@ pub fn analyze(folded: Folded, codes: Codes, setting: Setting) -> ChannelResult 
         by_runs,
         mismatches,
         naive: against(&Naive::new(&folded, n)),
-        tflite: against(&Tflite::new(&folded, setting.zero, 0)),
+        tflite: against(&Tflite::new(&folded, setting.zero, 0)).filter(|m| m.overflow == 0),
         tflite_pre: against(&Tflite::new(&folded, setting.zero, setting.preshift))
             .filter(|m| m.overflow == 0),
         f32: against(&Float32(folded)),
@@ -110,6 +112,9 @@ pub fn minimal_shift(folded: Folded, codes: Codes) -> Option<u32> {
     let runs = staircase(&truth, codes);
     search(&runs, folded.out)
         .exact
-        .filter(|e| certify_by_runs(&runs, folded.out, e) && certify_minimal(&runs, folded.out, e))
+        .filter(|e| {
+            certify_by_runs(&runs, folded.out, e)
+                && certify_minimal(&runs, folded.out, e) != Some(false)
+        })
         .map(|e| e.n)
 }

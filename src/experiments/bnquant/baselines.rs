@@ -29,7 +29,8 @@ pub fn rounding_divide_by_pot(x: i32, exponent: u32) -> i32 {
 /// q = frexp(m) in [0.5, 1); the carry when q rounds to 2^31 halves q_fixed and bumps the
 /// shift; multipliers below 2^-32 become 0.
 pub fn quantize_multiplier(m: f64) -> (i32, i32) {
-    if m == 0.0 {
+    // Below 2^-33 the shift is below -31 even after a carry: TFLite's zero.
+    if m.abs() < 2f64.powi(-33) {
         return (0, 0);
     }
     let (q, mut shift) = frexp(m);
@@ -44,7 +45,7 @@ pub fn quantize_multiplier(m: f64) -> (i32, i32) {
     (q_fixed as i32, shift)
 }
 
-/// frexp for finite nonzero m: m = q 2^e with |q| in [0.5, 1).
+/// frexp for finite m with |m| >= 2^-33: m = q 2^e with |q| in [0.5, 1).
 fn frexp(m: f64) -> (f64, i32) {
     let mut e = m.abs().log2().floor() as i32 + 1;
     let mut q = m / 2f64.powi(e);
@@ -111,10 +112,12 @@ impl Baseline for Naive {
 /// TFLite-style: the bias in accumulator units added first, acc = s (x 2^p) + round(2^p
 /// (B - z_y) / |A|) in int32 (s the sign of A, folded into the weights in a real model), then
 /// the q31 multiplier |A| / 2^p with its double rounding, then the output zero point and the
-/// clamp. p = 0 is the bias in input units; p > 0 a pre-shifted accumulator.
+/// clamp. p = 0 is the bias in input units; p > 0 a pre-shifted accumulator. A = 0 (gamma = 0)
+/// has no bias in input units: a converter emits the constant round(B).
 pub struct Tflite {
     sign: i64,
     bias: Option<i64>,
+    constant: Option<i64>,
     preshift: u32,
     multiplier: (i32, i32),
     zero: i64,
@@ -124,15 +127,11 @@ pub struct Tflite {
 impl Tflite {
     pub fn new(f: &Folded, zero: i64, preshift: u32) -> Tflite {
         let scale = 2f64.powi(preshift as i32);
-        let bias = if f.a == 0.0 {
-            Some(0)
-        } else {
-            let b = ((f.b - zero as f64) * scale / f.a.abs()).round();
-            (b.abs() < 2147483648.0).then_some(b as i64)
-        };
+        let b = ((f.b - zero as f64) * scale / f.a.abs()).round();
         Tflite {
             sign: if f.a < 0.0 { -1 } else { 1 },
-            bias,
+            bias: (b.abs() < 2147483648.0).then_some(b as i64),
+            constant: (f.a == 0.0).then(|| f.out.clamp(f.b.round() as i128)),
             preshift,
             multiplier: quantize_multiplier(f.a.abs() / scale),
             zero,
@@ -143,7 +142,12 @@ impl Tflite {
 
 impl Baseline for Tflite {
     fn q(&self, x: i64) -> Option<i64> {
-        let acc = i32::try_from(self.sign * (x << self.preshift) + self.bias?).ok()?;
+        if let Some(c) = self.constant {
+            return Some(c);
+        }
+        // Wide arithmetic: codes up to 2^32 shifted by up to 40 bits.
+        let wide = self.sign as i128 * ((x as i128) << self.preshift) + self.bias? as i128;
+        let acc = i32::try_from(wide).ok()?;
         let (q, shift) = self.multiplier;
         let y = multiply_by_quantized_multiplier(acc as i64, q, shift)?;
         Some(self.out.clamp(y as i128 + self.zero as i128))

@@ -82,10 +82,15 @@ impl Codes {
     }
 }
 
-/// The largest |A| and |B| handled: beyond, a k <= 16 bit output saturates for every code
-/// but a few, and no batch norm of a real network comes near. The bound keeps every
-/// intermediate below 2^127.
+/// The largest |A| and |B| accepted for an 8-bit output: beyond, a k <= 16 bit output
+/// saturates for every code but a few, and no batch norm of a real network comes near. A
+/// k-bit output scales them by 2^(k-8) <= 2^8, so the arithmetic below sees less than 2^48.
 pub const MAX_MAGNITUDE: f64 = 1099511627776.0; // 2^40
+
+/// What the exact arithmetic handles: below 2^52 a nonzero f64's last mantissa bit is a
+/// fraction (exponent <= -1), so the coarser term sits on a grid of at most 1/2 with no shift,
+/// and every intermediate stays below 2^127.
+const EXACT_LIMIT: f64 = 4503599627370496.0; // 2^52
 
 /// Codes are at most 2^32 in magnitude (int32 accumulators).
 pub const MAX_CODE: i64 = 1 << 32;
@@ -150,10 +155,13 @@ struct Grid {
 }
 
 impl ExactAffine {
-    /// A and B must be finite with magnitudes below [`MAX_MAGNITUDE`] (checked by the caller:
-    /// an input error there).
+    /// A and B must be finite with magnitudes below 2^52 (the inputs are checked against
+    /// [`MAX_MAGNITUDE`] at 8 bits: an input error there).
     pub fn new(a: f64, b: f64, rounding: Rounding) -> ExactAffine {
-        debug_assert!(a.abs() < MAX_MAGNITUDE && b.abs() < MAX_MAGNITUDE);
+        assert!(
+            a.abs() < EXACT_LIMIT && b.abs() < EXACT_LIMIT,
+            "A = {a:e}, B = {b:e}: the caller keeps them below 2^52"
+        );
         let (da, db) = (decode(a), decode(b));
         let top = match (da, db) {
             (None, None) => None,

@@ -366,7 +366,7 @@ pub fn row(bits: u32, ch: &Channel, r: &ChannelResult, n_int32: Option<u32>) -> 
         int(e.map(|e| e.c)),
         int(e.map(|e| e.m_bits() as i64)),
         int(e.map(|e| e.accumulator_bits(r.codes) as i64)),
-        Cell::Int(r.minimal as i64),
+        int(r.minimal.map(i64::from)),
         Cell::Int(r.by_runs as i64),
         int(r.mismatches.map(|m| m as i64)),
     ];
@@ -430,7 +430,7 @@ pub fn summarize(
                 .iter()
                 .filter(|r| r.by_runs && r.mismatches.is_none_or(|m| m == 0))
                 .count(),
-            minimal: rs.iter().filter(|r| r.minimal).count(),
+            minimal: rs.iter().filter(|r| r.minimal == Some(true)).count(),
             median_n: ns.get(ns.len() / 2).copied(),
             max_n: ns.last().copied(),
             n_histogram: histogram,

@@ -297,7 +297,7 @@ enum Requant {
 }
 
 impl Requant {
-    fn new(method: &str, f: Folded, exact: Option<Exact>) -> Result<Requant> {
+    fn new(method: &str, f: Folded, exact: Option<Exact>, codes: Codes) -> Result<Requant> {
         Ok(match method {
             "reference" => Requant::Reference(Truth::new(f)),
             "exact" => match exact {
@@ -305,7 +305,14 @@ impl Requant {
                 None => bail!("a channel without an exact (M, C, n)"),
             },
             "naive" => Requant::Naive(Naive::new(&f, exact.map_or(0, |e| e.n))),
-            "tflite" => Requant::Tflite(Tflite::new(&f, 0, 0)),
+            "tflite" => {
+                // Its int32 accumulator x + bias is linear in x: the ends decide.
+                let t = Tflite::new(&f, 0, 0);
+                if t.q(codes.lo).is_none() || t.q(codes.hi).is_none() {
+                    bail!("TFLite cannot requantize a channel: x + round(B / A) leaves int32");
+                }
+                Requant::Tflite(t)
+            }
             "f32" => Requant::F32(Float32(f)),
             _ => Requant::F64(Float64(f)),
         })
@@ -316,8 +323,7 @@ impl Requant {
         match self {
             Requant::Reference(t) => t.q(acc),
             Requant::Exact(e, out) => e.apply(acc, *out),
-            // The accumulators stay below 2^31 (checked): TFLite without pre-shift never
-            // overflows here.
+            // Naive and float are never None; TFLite was checked at the ends of the range.
             Requant::Naive(b) => b.q(acc).unwrap_or(0),
             Requant::Tflite(b) => b.q(acc).unwrap_or(0),
             Requant::F32(b) => b.q(acc).unwrap_or(0),
@@ -351,7 +357,8 @@ impl QuantNet {
                 s.folded
                     .iter()
                     .zip(e)
-                    .map(|(&f, &e)| Requant::new(method, f, e))
+                    .zip(&s.codes)
+                    .map(|((&f, &e), &codes)| Requant::new(method, f, e, codes))
                     .collect::<Result<_>>()
             })
             .collect::<Result<_>>()?;

@@ -9,8 +9,14 @@
 
 use super::exact::{Codes, Run, Truth};
 
-/// The largest shift searched: M x + C then stays below 2^127 for |A| < 2^40 and 2^32 codes.
+/// The largest shift searched. Every M tried is 0 or a bound t-differences times 2^n over a
+/// code distance (below 2^(16 + 62 + 1)), codes are below 2^33, and a solution's M and C fit
+/// in i64: every product stays far below 2^127.
 pub const MAX_SHIFT: u32 = 62;
+
+/// The elimination certificate is O(runs^2): above this many runs (outputs of 13 bits or
+/// more on wide ranges) minimality is left uncertified.
+pub const CERTIFY_MAX_RUNS: usize = 4096;
 
 /// An exact integer BN: q(x) = clamp((m x + c) >> n).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,16 +258,22 @@ pub fn window(runs: &[Run], out: Codes, n: u32) -> (i128, i128) {
 }
 
 /// The certificate of minimality, by the exact elimination (not the window): no M works at
-/// n - 1, and the found M is among those that work at n.
-pub fn certify_minimal(runs: &[Run], out: Codes, e: &Exact) -> bool {
+/// n - 1 (then none works below either: (M, C, n) would give (2M, 2C, n + 1)), and the found M
+/// is among those that work at n. None above [`CERTIFY_MAX_RUNS`] runs.
+pub fn certify_minimal(runs: &[Run], out: Codes, e: &Exact) -> Option<bool> {
+    if runs.len() > CERTIFY_MAX_RUNS {
+        return None;
+    }
     let at = |n: u32| admissible_m(runs, out, n);
     let (lo, hi) = at(e.n);
     let found = lo <= e.m as i128 && e.m as i128 <= hi;
-    found
-        && (e.n == 0 || {
-            let (lo, hi) = at(e.n - 1);
-            lo > hi
-        })
+    Some(
+        found
+            && (e.n == 0 || {
+                let (lo, hi) = at(e.n - 1);
+                lo > hi
+            }),
+    )
 }
 
 /// The exactness certificate for any range, from the runs: both q and the integer formula are
