@@ -161,9 +161,9 @@ pub struct BnquantSummary {
     pub per_bits: Option<Vec<BitsSummary>>,
     pub curves: Option<Vec<CurvePoint>>,
     pub staircase: Option<StaircaseExample>,
-    /// Mean seconds per channel of the minimal-shift search plus the code-by-code
-    /// certification, and of the same for the int8 / int16 ranges (timings vary; never in
-    /// the rows).
+    /// Mean seconds per channel of the exact staircase, the minimal-shift search and the
+    /// code-by-code certification, over the channels checked code by code (timings vary with
+    /// the machine: never in the rows).
     pub seconds_per_channel: Option<f64>,
     pub training: Option<String>,
     pub network: Option<Vec<NetworkResult>>,
