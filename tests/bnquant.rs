@@ -394,11 +394,25 @@ fn bad_input_is_one_clear_message_and_exit_2() {
             "bn,1,1,zero,0,1,1e-5,0.02,0,0.05\n",
             &["line 3", "beta", "not a number"][..],
         ),
-        ("short.csv", "bn,1,1\n", &["line 3"][..]),
+        (
+            "short.csv",
+            "bn,1,1\n",
+            &["line 3", "3 fields", "header has 10"][..],
+        ),
         (
             "scale.csv",
             "bn,1,1,0,0,1,1e-5,0,0,0.05\n",
             &["line 3", "scale_in"][..],
+        ),
+        (
+            "zero.csv",
+            "bn,1,1,0,0,1,1e-5,0.02,0.5,0.05\n",
+            &["line 3", "zero_in", "integer"][..],
+        ),
+        (
+            "twice.csv",
+            "bn,0,1,0,0,1,1e-5,0.02,0,0.05\n",
+            &["line 3", "bn/0", "once"][..],
         ),
     ] {
         let file = d.join(name);
@@ -432,7 +446,16 @@ fn bad_input_is_one_clear_message_and_exit_2() {
         &["run", "bnquant", "input=range", "input_lo=5", "input_hi=2"],
         &["input_lo", "lo <= hi"],
     );
+    fs::write(d.join("empty.csv"), "").unwrap();
+    let empty = format!("file={}", d.join("empty.csv").display());
+    fails_with(
+        d,
+        &["run", "bnquant", "source=file", &empty],
+        &["empty.csv", "empty"],
+    );
     fails_with(d, &["run", "bnquant", "bits=17"], &["bits"]);
+    fails_with(d, &["run", "bnquant", "bits="], &["bits", "empty"]);
+    fails_with(d, &["run", "bnquant", "bits=8,8"], &["bits", "twice"]);
     fails_with(d, &["run", "bnquant", "bits=0"], &["bits"]);
     fails_with(
         d,

@@ -100,6 +100,12 @@ pub fn read(path: &Path) -> Result<Vec<Channel>> {
         .iter()
         .map(str::to_string)
         .collect();
+    if header.iter().all(|h| h.is_empty()) {
+        return Err(input_error!(
+            "{shown} is empty: expected a CSV with a header row (layer, channel, ...) and one \
+             row per channel"
+        ));
+    }
     let find = |name: &str| header.iter().position(|h| h == name);
     let (Some(layer), Some(channel)) = (find("layer"), find("channel")) else {
         return Err(input_error!(
@@ -121,11 +127,19 @@ pub fn read(path: &Path) -> Result<Vec<Channel>> {
             missing.join(", ")
         ));
     }
-    let mut channels = Vec::new();
+    let mut channels: Vec<Channel> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
-            input_error!("{shown} line {line}: {e}")
+            match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => input_error!(
+                    "{shown} line {line}: {len} fields where the header has {expected_len}"
+                ),
+                _ => input_error!("{shown} line {line}: {e}"),
+            }
         })?;
         let line = record.position().map_or(0, |p| p.line());
         let name = record.get(layer).unwrap_or("").to_string();
@@ -165,6 +179,12 @@ pub fn read(path: &Path) -> Result<Vec<Channel>> {
                     zero_in: v[6],
                     scale_out: v[7],
                 };
+                if bn.zero_in.fract() != 0.0 {
+                    return Err(where_(format!(
+                        "zero_in = {}: expected an integer (a zero point is a code)",
+                        bn.zero_in
+                    )));
+                }
                 if bn.var + bn.eps <= 0.0 {
                     return Err(where_(format!(
                         "var + eps = {} <= 0: expected a positive variance",
@@ -186,6 +206,11 @@ pub fn read(path: &Path) -> Result<Vec<Channel>> {
                     "the folded {key} = {v:e}: expected a finite value below 2^40 in magnitude"
                 )));
             }
+        }
+        if !seen.insert((name.clone(), index)) {
+            return Err(where_(
+                "this layer and channel came before: expected each channel once".into(),
+            ));
         }
         channels.push(Channel {
             layer: name,

@@ -36,38 +36,59 @@ const MARKERS: [Marker; 4] = [
 ];
 
 impl Figures for BnquantExperiment {
+    /// One figure per run: its panels are per-channel histograms and scatters that do not
+    /// overlay; several runs give one file each, named by the settings that tell them apart.
     fn figures(runs: &[RunData<BnquantExperiment>]) -> Result<Vec<(String, Figure)>> {
-        let Some(run) = runs.first() else {
-            return Ok(Vec::new());
-        };
-        // The curves need two shifts at least (curve_max_n > 0); a network run shows its
-        // images instead.
-        let mut panels = vec![histogram(run)];
-        let curved = run
-            .summary
-            .curves
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|p| p.n > 0));
-        if curved {
-            panels.push(curves(run));
-        }
-        if run.summary.network.is_some() {
-            panels.push(network(run));
-        }
-        panels.push(scatter(run));
-        if let Some(p) = staircase(run) {
-            panels.push(p);
-        }
-        let figure = Figure {
-            title: format!(
-                "Exact integer batch norm: minimal shift and baselines (rounding {})",
-                run.spec.rounding.name()
-            ),
-            panels,
-            columns: 2,
-            panel_size: (760, 520),
-        };
-        Ok(vec![(String::new(), figure)])
+        Ok(runs
+            .iter()
+            .map(|run| {
+                let suffix = if runs.len() > 1 {
+                    let label: String = run
+                        .label()
+                        .chars()
+                        .filter_map(|c| match c {
+                            ',' => None,
+                            ' ' | '/' | '\\' | '"' => Some('_'),
+                            c => Some(c),
+                        })
+                        .collect();
+                    format!(".{label}")
+                } else {
+                    String::new()
+                };
+                (suffix, figure(run))
+            })
+            .collect())
+    }
+}
+
+fn figure(run: &RunData<BnquantExperiment>) -> Figure {
+    // The curves need two shifts at least (curve_max_n > 0); a network run shows its
+    // images instead.
+    let mut panels = vec![histogram(run)];
+    let curved = run
+        .summary
+        .curves
+        .as_ref()
+        .is_some_and(|c| c.iter().any(|p| p.n > 0));
+    if curved {
+        panels.push(curves(run));
+    }
+    if run.summary.network.is_some() {
+        panels.push(network(run));
+    }
+    panels.push(scatter(run));
+    if let Some(p) = staircase(run) {
+        panels.push(p);
+    }
+    Figure {
+        title: format!(
+            "Exact integer batch norm: minimal shift and baselines (rounding {})",
+            run.spec.rounding.name()
+        ),
+        panels,
+        columns: 2,
+        panel_size: (760, 520),
     }
 }
 
@@ -78,13 +99,22 @@ fn histogram(run: &RunData<BnquantExperiment>) -> Panel {
         y_label: "channels".into(),
         ..Default::default()
     };
-    for (i, b) in run.summary.per_bits.iter().flatten().enumerate() {
+    // From the rows, so an interrupted run draws what it has; every n from the smallest to
+    // the largest, empty ones at 0.
+    let (bits, n) = (bits_column(run), run.rows.num("n").unwrap_or(&[]));
+    for (i, &b) in widths(&bits).iter().enumerate() {
+        let mut ns: Vec<u32> = (0..n.len())
+            .filter(|&j| bits[j] == b && !n[j].is_nan())
+            .map(|j| n[j] as u32)
+            .collect();
+        ns.sort_unstable();
+        let (Some(&lo), Some(&hi)) = (ns.first(), ns.last()) else {
+            continue;
+        };
         panel.series.push(Series {
-            label: format!("{} bits (median {})", b.bits, b.median_n.unwrap_or(0)),
-            points: b
-                .n_histogram
-                .iter()
-                .map(|&(n, c)| (n as f64, c as f64))
+            label: format!("{b} bits (median {})", ns[ns.len() / 2]),
+            points: (lo..=hi)
+                .map(|k| (k as f64, ns.iter().filter(|&&m| m == k).count() as f64))
                 .collect(),
             style: Style::LineWithMarkers,
             color: Colour::Palette(i),
@@ -149,7 +179,6 @@ fn curves(run: &RunData<BnquantExperiment>) -> Panel {
             panel.series.push(Series {
                 label: format!("exact: median minimal n, {} bits", b.bits),
                 points: vec![(m as f64, RATE_FLOOR), (m as f64, 1.0)],
-                style: Style::Dashed,
                 color: colour("exact"),
                 pattern: PATTERNS[i % 4],
                 ..Default::default()
@@ -230,17 +259,12 @@ fn scatter(run: &RunData<BnquantExperiment>) -> Panel {
     let (Some(a), Some(n)) = (rows.num("a"), rows.num("n")) else {
         return panel;
     };
-    // A key column is read back as text.
-    let bits: Vec<f64> = match (rows.text("bits"), rows.num("bits")) {
-        (Some(t), _) => t.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect(),
-        (None, Some(v)) => v.to_vec(),
-        (None, None) => return panel,
-    };
-    for (i, b) in run.summary.per_bits.iter().flatten().enumerate() {
+    let bits = bits_column(run);
+    for (i, &b) in widths(&bits).iter().enumerate() {
         panel.series.push(Series {
-            label: format!("{} bits", b.bits),
+            label: format!("{b} bits"),
             points: (0..bits.len())
-                .filter(|&j| bits[j] == b.bits as f64 && !n[j].is_nan())
+                .filter(|&j| bits[j] == b && !n[j].is_nan())
                 .map(|j| (a[j].abs(), n[j]))
                 .collect(),
             style: Style::Markers,
@@ -250,6 +274,26 @@ fn scatter(run: &RunData<BnquantExperiment>) -> Panel {
         });
     }
     panel
+}
+
+/// The rows' output widths (a key column, read back as text).
+fn bits_column(run: &RunData<BnquantExperiment>) -> Vec<f64> {
+    match (run.rows.text("bits"), run.rows.num("bits")) {
+        (Some(t), _) => t.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect(),
+        (None, Some(v)) => v.to_vec(),
+        (None, None) => Vec::new(),
+    }
+}
+
+/// The distinct widths in row order.
+fn widths(bits: &[f64]) -> Vec<f64> {
+    let mut out: Vec<f64> = Vec::new();
+    for &b in bits {
+        if !b.is_nan() && !out.contains(&b) {
+            out.push(b);
+        }
+    }
+    out
 }
 
 fn staircase(run: &RunData<BnquantExperiment>) -> Option<Panel> {

@@ -62,14 +62,14 @@ fn columns() -> Vec<ColumnSpec> {
         ("lo", false),
         ("hi", false),
         ("runs", false),
-        ("n", true),
+        ("n", false),
         ("m", false),
         ("c", false),
         ("m_bits", false),
         ("acc_bits", false),
         ("minimal", false),
         ("runs_certified", false),
-        ("exact_mismatches", true),
+        ("exact_mismatches", false),
     ] {
         let spec = ColumnSpec::new(name, Metric);
         c.push(if headline { spec.headline() } else { spec });
@@ -183,7 +183,7 @@ impl Report for BnquantSummary {
                 .iter()
                 .zip(&b.mismatch_rate)
                 .map(|(name, r)| match r {
-                    Some(r) => format!("{name} {:.3}%", 100.0 * r),
+                    Some(r) => format!("{name} {:.4}%", 100.0 * r),
                     None => format!("{name} -"),
                 })
                 .collect();

@@ -119,6 +119,20 @@ impl Settings for BnquantSpec {
     const FIELDS: &'static [Field] = FIELDS;
 
     fn validate(&self) -> Result<()> {
+        if self.bits.is_empty() {
+            return Err(input_error!(
+                "bits is empty: expected one or more output widths"
+            ));
+        }
+        if let Some(k) = self
+            .bits
+            .iter()
+            .find(|k| self.bits.iter().filter(|j| j == k).count() > 1)
+        {
+            return Err(input_error!(
+                "bits lists {k} twice: expected each output width once"
+            ));
+        }
         if self.input == Input::Range && self.input_lo > self.input_hi {
             return Err(input_error!(
                 "input_lo = {} > input_hi = {}: expected a code range with lo <= hi",

@@ -34,7 +34,7 @@ pub const CASES: &[VerifyCase] = &[
 ];
 
 /// The recorded finding (docs/bnquant.md): on a network's int32 accumulators (ranges of
-/// 2^17 to 2^20 codes, |A| about 1e-3) the minimal n exceeds log2 of the range by a median 6
+/// 2^15 to 2^20 codes, |A| about 1e-3) the minimal n exceeds log2 of the range by a median 5
 /// to 10 bits, not "a few": the shift grows with the range and with 1 / |A| as well.
 pub const DEVIATIONS: &[Deviation] = &[(NETWORK, "bnquant.small_shift", WIDE)];
 
