@@ -8,8 +8,6 @@ mod common;
 use std::fs;
 
 use common::lab;
-use lab::claims::Outcome;
-use lab::contract::{Claims, Verify};
 use lab::experiments::bnquant::BnquantExperiment;
 use lab::experiments::bnquant::baselines::{
     Baseline, Tflite, multiply_by_quantized_multiplier, quantize_multiplier,
@@ -31,22 +29,7 @@ use tempfile::TempDir;
 /// is checked.
 #[test]
 fn every_case_checks_its_claims() {
-    let results = BnquantExperiment::verify().unwrap();
-    for r in &results {
-        let want = if r.deviation.is_some() {
-            Outcome::Deviates
-        } else {
-            Outcome::Pass
-        };
-        assert_eq!(r.outcome(), want, "{}: {} {}", r.on, r.id, r.measured);
-    }
-    for doc in BnquantExperiment::CLAIMS {
-        assert!(
-            results.iter().any(|r| r.id == doc.id),
-            "{} never checked",
-            doc.id
-        );
-    }
+    common::assert_every_case_checks_its_claims::<BnquantExperiment>();
 }
 
 /// No clamping: the outputs of `round` itself.

@@ -9,8 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::lab;
-use lab::claims::{Outcome, Verdict};
-use lab::contract::{Claims, Verify};
+use lab::claims::Verdict;
 use lab::data::images::{ImageSet, fashion_mnist, write_idx};
 use lab::experiments::bpsvrg::BpsvrgExperiment;
 use lab::experiments::bpsvrg::claims::{check_at_least, check_direction};
@@ -25,22 +24,7 @@ use tempfile::TempDir;
 /// is checked.
 #[test]
 fn every_case_checks_its_claims() {
-    let results = BpsvrgExperiment::verify().unwrap();
-    for r in &results {
-        let want = if r.deviation.is_some() {
-            Outcome::Deviates
-        } else {
-            Outcome::Pass
-        };
-        assert_eq!(r.outcome(), want, "{}: {} {}", r.on, r.id, r.measured);
-    }
-    for doc in BpsvrgExperiment::CLAIMS {
-        assert!(
-            results.iter().any(|r| r.id == doc.id),
-            "{} never checked",
-            doc.id
-        );
-    }
+    common::assert_every_case_checks_its_claims::<BpsvrgExperiment>();
 }
 
 /// Eight random 2 x 3 x 3 images of 3 classes.

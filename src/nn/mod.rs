@@ -13,7 +13,9 @@ mod matmul;
 mod network;
 mod real;
 
-pub use self::layers::{BN_EPS, BN_MOMENTUM, ConvGeometry, Shape, col2im, im2col};
+pub use self::layers::{
+    BN_EPS, BN_MOMENTUM, ConvGeometry, Shape, col2im, conv_forward, im2col, max_pool_forward,
+};
 pub use self::loss::softmax_cross_entropy;
 pub use self::matmul::{Operand, matmul, single_threaded_products};
 pub use self::network::{Builder, ConvNorm, DotScratch, Kind, Layer, Mode, Network, Workspace};

@@ -128,3 +128,25 @@ pub fn assert_interrupted(ended: &Interrupted, prefix: &Path) -> usize {
     );
     rows.len()
 }
+
+/// `lab verify EXP` in memory: every claim passes or deviates exactly as declared, and every
+/// claim of the experiment is checked on some case.
+pub fn assert_every_case_checks_its_claims<E: lab::contract::Verify>() {
+    use lab::claims::Outcome;
+    let results = E::verify().unwrap();
+    for r in &results {
+        let want = if r.deviation.is_some() {
+            Outcome::Deviates
+        } else {
+            Outcome::Pass
+        };
+        assert_eq!(r.outcome(), want, "{}: {} {}", r.on, r.id, r.measured);
+    }
+    for doc in E::CLAIMS {
+        assert!(
+            results.iter().any(|r| r.id == doc.id),
+            "{} never checked",
+            doc.id
+        );
+    }
+}

@@ -23,6 +23,8 @@ pub struct Setting {
 #[derive(Debug, Clone)]
 pub struct ChannelResult {
     pub folded: Folded,
+    /// The output zero point (TFLite's).
+    pub zero: i64,
     pub codes: Codes,
     pub exact: Option<Exact>,
     /// Runs of the staircase (distinct outputs, at most the output levels).
@@ -88,6 +90,7 @@ pub fn analyze(folded: Folded, codes: Codes, setting: Setting) -> ChannelResult 
     };
     ChannelResult {
         folded,
+        zero: setting.zero,
         codes,
         exact: found,
         runs: runs.len(),

@@ -72,11 +72,7 @@ impl Claims for BnquantExperiment {
             rows.num(name)
                 .ok_or_else(|| anyhow::anyhow!("the rows have no numeric {name} column"))
         };
-        // A key column is read back as text.
-        let bits: Vec<f64> = match rows.text("bits") {
-            Some(t) => t.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect(),
-            None => col("bits")?.to_vec(),
-        };
+        let bits = super::bits_of(rows);
         let (n, minimal, certified, mismatches, lo, hi) = (
             col("n")?,
             col("minimal")?,

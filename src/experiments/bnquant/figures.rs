@@ -101,7 +101,7 @@ fn histogram(run: &RunData<BnquantExperiment>) -> Panel {
     };
     // From the rows, so an interrupted run draws what it has; every n from the smallest to
     // the largest, empty ones at 0.
-    let (bits, n) = (bits_column(run), run.rows.num("n").unwrap_or(&[]));
+    let (bits, n) = (super::bits_of(&run.rows), run.rows.num("n").unwrap_or(&[]));
     for (i, &b) in widths(&bits).iter().enumerate() {
         let mut ns: Vec<u32> = (0..n.len())
             .filter(|&j| bits[j] == b && !n[j].is_nan())
@@ -259,7 +259,7 @@ fn scatter(run: &RunData<BnquantExperiment>) -> Panel {
     let (Some(a), Some(n)) = (rows.num("a"), rows.num("n")) else {
         return panel;
     };
-    let bits = bits_column(run);
+    let bits = super::bits_of(&run.rows);
     for (i, &b) in widths(&bits).iter().enumerate() {
         panel.series.push(Series {
             label: format!("{b} bits"),
@@ -274,15 +274,6 @@ fn scatter(run: &RunData<BnquantExperiment>) -> Panel {
         });
     }
     panel
-}
-
-/// The rows' output widths (a key column, read back as text).
-fn bits_column(run: &RunData<BnquantExperiment>) -> Vec<f64> {
-    match (run.rows.text("bits"), run.rows.num("bits")) {
-        (Some(t), _) => t.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect(),
-        (None, Some(v)) => v.to_vec(),
-        (None, None) => Vec::new(),
-    }
 }
 
 /// The distinct widths in row order.

@@ -348,10 +348,31 @@ fn layer_level(
     Ok(())
 }
 
+/// n, M, C and the bits of M and of the accumulator (empty without an exact form).
+fn exact_cells(r: &ChannelResult) -> [Cell; 5] {
+    let int = |v: Option<i64>| v.map_or(Cell::Missing, Cell::Int);
+    let e = r.exact;
+    [
+        int(e.map(|e| e.n as i64)),
+        int(e.map(|e| e.m)),
+        int(e.map(|e| e.c)),
+        int(e.map(|e| e.m_bits() as i64)),
+        int(e.map(|e| e.accumulator_bits(r.codes) as i64)),
+    ]
+}
+
+/// The output widths of the rows (`bits` is a key column, read back as text).
+pub fn bits_of(rows: &crate::table::Table) -> Vec<f64> {
+    match (rows.text("bits"), rows.num("bits")) {
+        (Some(t), _) => t.iter().map(|v| v.parse().unwrap_or(f64::NAN)).collect(),
+        (None, Some(v)) => v.to_vec(),
+        (None, None) => Vec::new(),
+    }
+}
+
 /// The row of one channel.
 pub fn row(bits: u32, ch: &Channel, r: &ChannelResult, n_int32: Option<u32>) -> Vec<Cell> {
     let int = |v: Option<i64>| v.map_or(Cell::Missing, Cell::Int);
-    let e = r.exact;
     let mut cells = vec![
         Cell::Int(bits as i64),
         Cell::Text(ch.layer.clone()),
@@ -361,15 +382,13 @@ pub fn row(bits: u32, ch: &Channel, r: &ChannelResult, n_int32: Option<u32>) -> 
         Cell::Int(r.codes.lo),
         Cell::Int(r.codes.hi),
         Cell::Int(r.runs as i64),
-        int(e.map(|e| e.n as i64)),
-        int(e.map(|e| e.m)),
-        int(e.map(|e| e.c)),
-        int(e.map(|e| e.m_bits() as i64)),
-        int(e.map(|e| e.accumulator_bits(r.codes) as i64)),
+    ];
+    cells.extend(exact_cells(r));
+    cells.extend([
         int(r.minimal.map(i64::from)),
         Cell::Int(r.by_runs as i64),
         int(r.mismatches.map(|m| m as i64)),
-    ];
+    ]);
     for m in r.baselines() {
         cells.push(int(m.map(|m| m.count as i64)));
         cells.push(int(m.map(|m| m.max_error as i64)));
@@ -472,17 +491,12 @@ pub fn summarize(
     }
     ctx.summary.staircase = all
         .iter()
-        .find_map(|(bits, ch, r)| staircase_example(spec, *bits, ch, r));
+        .find_map(|(bits, ch, r)| staircase_example(*bits, ch, r));
     ctx.attach(export(spec, all));
 }
 
 /// Around the first code where naive rounding at the exact n goes wrong.
-fn staircase_example(
-    spec: &BnquantSpec,
-    bits: u32,
-    ch: &Channel,
-    r: &ChannelResult,
-) -> Option<StaircaseExample> {
+fn staircase_example(bits: u32, ch: &Channel, r: &ChannelResult) -> Option<StaircaseExample> {
     use self::baselines::{Baseline, Naive, Tflite};
     let e = r.exact?;
     if r.naive?.count == 0 || r.codes.count() > analysis::EXHAUSTIVE_MAX {
@@ -490,12 +504,7 @@ fn staircase_example(
     }
     let truth = exact::Truth::new(r.folded);
     let naive = Naive::new(&r.folded, e.n);
-    let zero = if spec.output == Output::Signed || spec.source.is_network() {
-        0
-    } else {
-        1i64 << (bits - 1)
-    };
-    let tflite = Tflite::new(&r.folded, zero, 0);
+    let tflite = Tflite::new(&r.folded, r.zero, 0);
     let x0 = (r.codes.lo..=r.codes.hi).find(|&x| naive.q(x) != Some(truth.q(x)))?;
     let points = (x0 - 6).max(r.codes.lo)..=(x0 + 6).min(r.codes.hi);
     Some(StaircaseExample {
@@ -533,7 +542,6 @@ fn export(spec: &BnquantSpec, all: &[(u32, Channel, ChannelResult)]) -> Attachme
     let rows = all
         .iter()
         .map(|(bits, ch, r)| {
-            let e = r.exact;
             let mut row = vec![
                 Cell::Int(*bits as i64),
                 Cell::Text(ch.layer.clone()),
@@ -545,12 +553,8 @@ fn export(spec: &BnquantSpec, all: &[(u32, Channel, ChannelResult)]) -> Attachme
                 Cell::Int(r.folded.out.lo),
                 Cell::Int(r.folded.out.hi),
                 Cell::Text(spec.rounding.name().into()),
-                int(e.map(|e| e.n as i64)),
-                int(e.map(|e| e.m)),
-                int(e.map(|e| e.c)),
-                int(e.map(|e| e.m_bits() as i64)),
-                int(e.map(|e| e.accumulator_bits(r.codes) as i64)),
             ];
+            row.extend(exact_cells(r));
             for m in r.baselines() {
                 row.push(int(m.map(|m| m.count as i64)));
             }

@@ -19,7 +19,7 @@ use crate::contract::{Ctx, Valid};
 use crate::data::images::{ImageSet, Split, blobs, fashion_mnist, mnist_test_split};
 use crate::input_error;
 use crate::nn::{
-    BN_EPS, Builder, ConvGeometry, Kind, Mode, Network, Operand, Shape, im2col, matmul,
+    BN_EPS, Builder, ConvGeometry, Kind, Mode, Network, Shape, conv_forward, max_pool_forward,
     single_threaded_products,
 };
 
@@ -370,7 +370,7 @@ impl QuantNet {
         let size = set.size();
         let mut logits = Vec::with_capacity(set.len() * self.classes);
         let mut changed = 0u64;
-        let (mut cols, mut wide) = (Vec::new(), Vec::new());
+        let (mut cols, mut wide, mut arg) = (Vec::new(), Vec::new(), Vec::new());
         for start in (0..set.len()).step_by(CHUNK) {
             if cancel() {
                 return Ok(None);
@@ -383,42 +383,36 @@ impl QuantNet {
                 .collect();
             for ((stage, req), truth) in self.stages.iter().zip(&requants).zip(&truths) {
                 let g = &stage.geometry;
-                let (inp, pixels, patch, c) =
-                    (g.input.len(), g.output().plane(), g.patch(), g.out_channels);
-                let width = n * pixels;
-                cols.resize(patch * width, 0.0);
-                wide.resize(c * width, 0.0);
-                for i in 0..n {
-                    im2col(
-                        g,
-                        &x[i * inp..(i + 1) * inp],
-                        &mut cols[i * pixels..],
-                        width,
-                    );
-                }
-                matmul(
+                let (pixels, c) = (g.output().plane(), g.out_channels);
+                cols.resize(g.patch() * n * pixels, 0.0);
+                wide.resize(c * n * pixels, 0.0);
+                // The toolkit's convolution on integer codes and weights, no bias: every
+                // product sum is an integer below 2^53, so exact whatever the order.
+                let mut acc = vec![0.0f64; n * c * pixels];
+                let zeros = vec![0.0f64; c];
+                conv_forward(
+                    g,
+                    &x,
+                    &stage.weights,
+                    &zeros,
+                    &mut acc,
+                    &mut cols,
                     &mut wide,
-                    Operand::plain(&stage.weights, c, patch),
-                    Operand::plain(&cols, patch, width),
-                    false,
+                    n,
                 );
-                let mut y = vec![0.0f64; n * c * pixels];
-                for o in 0..c {
-                    for i in 0..n {
-                        let src = &wide[o * width + i * pixels..][..pixels];
-                        let dst = &mut y[(i * c + o) * pixels..][..pixels];
-                        for (d, &acc) in dst.iter_mut().zip(src) {
-                            let acc = acc as i64;
-                            let q = req[o].q(acc);
-                            changed += u64::from(q != truth[o].q(acc));
-                            *d = q as f64;
-                        }
-                    }
+                for (k, a) in acc.iter_mut().enumerate() {
+                    let o = (k / pixels) % c;
+                    let q = req[o].q(*a as i64);
+                    changed += u64::from(q != truth[o].q(*a as i64));
+                    *a = q as f64;
                 }
-                x = y;
+                x = acc;
             }
+            // Max pooling on codes (quantization is monotone, so it commutes with the max).
             let last = self.stages.last().expect("two stages").geometry.output();
-            let pooled = max_pool(&x, last, self.pool, self.pooled, n);
+            let mut pooled = vec![0.0f64; n * self.pooled.len()];
+            arg.resize(pooled.len(), 0);
+            max_pool_forward(last, self.pool, &x, &mut pooled, &mut arg, n);
             let features = self.pooled.len();
             for i in 0..n {
                 let xi = &pooled[i * features..(i + 1) * features];
@@ -439,28 +433,6 @@ impl QuantNet {
             .max_by(|&a, &b| real(a).total_cmp(&real(b)).then(b.cmp(&a)))
             .unwrap_or(0)
     }
-}
-
-/// Max pooling of codes (quantization is monotone, so it commutes with the max).
-fn max_pool(x: &[f64], shape: Shape, size: usize, out: Shape, n: usize) -> Vec<f64> {
-    let mut y = vec![f64::MIN; n * out.len()];
-    for i in 0..n {
-        for c in 0..shape.c {
-            for oy in 0..out.h {
-                for ox in 0..out.w {
-                    let mut m = f64::MIN;
-                    for dy in 0..size {
-                        for dx in 0..size {
-                            let (yy, xx) = (oy * size + dy, ox * size + dx);
-                            m = m.max(x[i * shape.len() + c * shape.plane() + yy * shape.w + xx]);
-                        }
-                    }
-                    y[i * out.len() + c * out.plane() + oy * out.w + ox] = m;
-                }
-            }
-        }
-    }
-    y
 }
 
 /// Images appended: the test set first, so its indices stay the same.
