@@ -228,6 +228,7 @@ const QUICK: &[(&str, &[&str])] = &[
     ),
     ("sparselinear", &["starts=3"]),
     ("bnquant", &["channels=20", "curve_max_n=2"]),
+    ("locmoe", &["theory_samples=200"]),
     (
         "bpsvrg",
         &[

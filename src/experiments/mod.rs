@@ -4,6 +4,7 @@ pub mod bnquant;
 pub mod bpsvrg;
 pub mod deeplinear;
 pub mod directional;
+pub mod locmoe;
 pub mod noise;
 pub mod pmd;
 pub mod sparselinear;
@@ -14,7 +15,7 @@ use anyhow::Result;
 use crate::contract::{AnyExperiment, Typed};
 
 /// Every experiment, in `lab list` order.
-pub fn registry() -> [&'static dyn AnyExperiment; 8] {
+pub fn registry() -> [&'static dyn AnyExperiment; 9] {
     [
         &Typed::<pmd::Pmd>::ENTRY,
         &Typed::<svrs::Svrs>::ENTRY,
@@ -24,6 +25,7 @@ pub fn registry() -> [&'static dyn AnyExperiment; 8] {
         &Typed::<sparselinear::SparseLinearExperiment>::ENTRY,
         &Typed::<bpsvrg::BpsvrgExperiment>::ENTRY,
         &Typed::<bnquant::BnquantExperiment>::ENTRY,
+        &Typed::<locmoe::LocmoeExperiment>::ENTRY,
     ]
 }
 
