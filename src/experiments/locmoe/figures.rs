@@ -438,8 +438,9 @@ fn training(run: &RunData<LocmoeExperiment>) -> Result<Vec<(String, Figure)>> {
         Mode::Zipf => "mean squared error",
         _ => "cross-entropy (nats)",
     };
-    // pmoe's losses fall by orders of magnitude; the others' by a fraction.
-    let logy = spec.mode == Mode::Pmoe;
+    // pmoe and zipf losses fall by orders of magnitude or from far above their end; charlm by
+    // a fraction.
+    let logy = spec.mode != Mode::Charlm;
     let mut loss = panel(
         &format!("held-out loss, train-mode routing (capacity {reference}{band})"),
         "step",
