@@ -487,7 +487,7 @@ fn headline(r: &Runs, cut: f64, tokens: usize, experts: usize) -> (Check, Option
             (
                 Verdict::Inconclusive,
                 format!(
-                    "no locmoe_plus capacity factor with C <= {:.0} (the sweep has none that small)",
+                    "no locmoe_plus capacity factor with C <= {:.1} (the sweep has none that small)",
                     (1.0 - cut) * c_ref
                 ),
             ),

@@ -372,7 +372,12 @@ fn split(alphabet: Vec<char>, text: Vec<usize>, topics: Vec<usize>, description:
 
 /// A UTF-8 text file as the corpus (every character its own symbol, one topic).
 pub fn file_corpus(path: &Path, context: usize) -> Result<Corpus> {
-    let bytes = std::fs::read(path).map_err(|e| input_error!("corpus {}: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| {
+        input_error!(
+            "corpus {}: {e}; expected a readable UTF-8 text file",
+            path.display()
+        )
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         input_error!(
             "corpus {}: not UTF-8 (invalid byte at offset {}); expected a UTF-8 text file",

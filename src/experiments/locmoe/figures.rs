@@ -453,7 +453,12 @@ fn training(run: &RunData<LocmoeExperiment>) -> Result<Vec<(String, Figure)>> {
     let r = runs(rows, &["eval_loss", "processed_slots", "padded_slots"])?;
     let mut pareto = panel(
         &format!(
-            "final held-out loss against token slots processed per step (mean of {seeds} seeds)"
+            "final held-out loss against token slots processed per step ({})",
+            if seeds > 1 {
+                format!("mean of {seeds} seeds")
+            } else {
+                "one seed".into()
+            }
         ),
         "processed token slots per step (sum over experts)",
         loss_name,
@@ -553,7 +558,11 @@ fn training(run: &RunData<LocmoeExperiment>) -> Result<Vec<(String, Figure)>> {
                 false,
             );
             over_steps(rows, &mut nmi, "nmi");
-            panels.extend([causal, nmi]);
+            panels.push(causal);
+            // A corpus file has one topic: no NMI to draw.
+            if !nmi.series.is_empty() {
+                panels.push(nmi);
+            }
         }
         _ => {
             let mut nmi = panel(
@@ -592,7 +601,9 @@ fn training(run: &RunData<LocmoeExperiment>) -> Result<Vec<(String, Figure)>> {
         (String::new(), main),
         (".loads".to_string(), loads(run, &reference)),
     ];
-    out.push((".capacity".into(), capacity(run)));
+    if spec.mode == Mode::Pmoe || all.iter().any(|(r, _)| r.starts_with("locmoe")) {
+        out.push((".capacity".into(), capacity(run)));
+    }
     if let Some(h) = affinity(run) {
         out.push((".affinity".into(), h));
     }

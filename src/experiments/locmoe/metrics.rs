@@ -72,7 +72,7 @@ pub fn mean_pairwise_cosine(x: &[f64], d: usize) -> f64 {
 }
 
 /// Normalized mutual information 2 I(A; B) / (H(A) + H(B)) of two labelings (1 when both
-/// are constant).
+/// are constant, undefined (NaN) when only one is).
 pub fn nmi(a: &[usize], b: &[usize]) -> f64 {
     let n = a.len() as f64;
     let (ka, kb) = (
@@ -107,6 +107,9 @@ pub fn nmi(a: &[usize], b: &[usize]) -> f64 {
     let (ha, hb) = (h(&pa), h(&pb));
     if ha + hb == 0.0 {
         1.0
+    } else if ha == 0.0 || hb == 0.0 {
+        // One labeling constant (a corpus file has one topic): nothing to agree on.
+        f64::NAN
     } else {
         2.0 * info / (ha + hb)
     }
@@ -274,6 +277,7 @@ mod tests {
         assert!((calinski_harabasz(&x, 1, &[0, 0, 1, 1], 2).unwrap() - 50.0).abs() < 1e-12);
         assert_eq!(calinski_harabasz(&x, 1, &[0, 0, 0, 0], 2), None);
         assert!((nmi(&[0, 0, 1, 1], &[1, 1, 0, 0]) - 1.0).abs() < 1e-12);
+        assert!(nmi(&[0, 0, 0, 0], &[1, 1, 0, 0]).is_nan());
         assert!(nmi(&[0, 1, 0, 1], &[0, 0, 1, 1]).abs() < 1e-12);
         assert!(
             (mean_pairwise_cosine(&[1.0, 0.0, 1.0, 0.0, 0.0, 1.0], 2) - 1.0 / 3.0).abs() < 1e-12

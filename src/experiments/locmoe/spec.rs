@@ -218,7 +218,8 @@ impl Settings for LocmoeSpec {
             if cf == 0.0 {
                 continue; // dropless
             }
-            for r in &self.router {
+            // BASE balances at ceil(T / E) whatever the factor.
+            for r in self.router.iter().filter(|r| **r != RouterName::Base) {
                 let k = r.slots_per_token(self.top_k) as f64;
                 let c = cf * k * t as f64 / e as f64;
                 if c < 1.0 {
@@ -342,7 +343,7 @@ pub const FIELDS: &[Field] = &[
         key: "ecr_q",
         group: THEORY,
         doc: "Theorem 5: false-positive rates q (a noise token's affinity to the expert beats\n\
-              the discriminative token's), one curve each.",
+              the discriminative token's), one curve each, each strictly between 0 and 1.",
         domain: Domain::RealList { min: 0.0, max: 1.0 },
     },
     Field {
