@@ -248,6 +248,24 @@ impl<E: Experiment> RunData<E> {
         crate::plot::key_label(&self.key)
     }
 
+    /// `.divergence=kl_eta=10`: the file-name part of a run's own figures when several runs
+    /// are plotted one figure each (empty when `alone`).
+    pub fn file_tag(&self, alone: bool) -> String {
+        if alone {
+            return String::new();
+        }
+        let label: String = self
+            .label()
+            .chars()
+            .filter_map(|c| match c {
+                ',' => None,
+                ' ' | '/' | '\\' | '"' => Some('_'),
+                c => Some(c),
+            })
+            .collect();
+        format!(".{label}")
+    }
+
     /// A random stream of the run's seed, for a figure that redraws something (a slice).
     pub fn rng(&self, component: &str) -> ChaCha8Rng {
         self.spec.streams().rng(component)

@@ -41,23 +41,7 @@ impl Figures for BnquantExperiment {
     fn figures(runs: &[RunData<BnquantExperiment>]) -> Result<Vec<(String, Figure)>> {
         Ok(runs
             .iter()
-            .map(|run| {
-                let suffix = if runs.len() > 1 {
-                    let label: String = run
-                        .label()
-                        .chars()
-                        .filter_map(|c| match c {
-                            ',' => None,
-                            ' ' | '/' | '\\' | '"' => Some('_'),
-                            c => Some(c),
-                        })
-                        .collect();
-                    format!(".{label}")
-                } else {
-                    String::new()
-                };
-                (suffix, figure(run))
-            })
+            .map(|run| (run.file_tag(runs.len() == 1), figure(run)))
             .collect())
     }
 }

@@ -9,6 +9,7 @@
 use anyhow::{Result, bail};
 
 use super::LocmoeExperiment;
+use super::routing::{Capacity, capacity_of};
 use super::spec::Mode;
 use super::theory::{ECR, LEMMA1, LEMMA2, LEMMA3, TCR, THEOREM1};
 use crate::claims::{Check, ClaimDoc, ClaimResult, Provenance, Verdict, result};
@@ -478,7 +479,10 @@ fn factors(r: &Runs, router: &str) -> Vec<(f64, String)> {
 fn headline(r: &Runs, cut: f64, tokens: usize, experts: usize) -> (Check, Option<String>) {
     let reference = final_losses(r, "switch", "1.1");
     let c_ref = (1.1 * tokens as f64 / experts as f64).ceil();
-    let cap = |f: f64| (f * tokens as f64 / experts as f64).ceil();
+    let cap = |f: f64| match capacity_of(f, 1, tokens, experts) {
+        Capacity::Slots(c) => c as f64,
+        Capacity::Dropless => f64::INFINITY,
+    };
     let chosen = factors(r, "locmoe_plus")
         .into_iter()
         .rfind(|(f, _)| cap(*f) <= (1.0 - cut) * c_ref);

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use super::LocmoeExperiment;
 use super::claims::{TheoryRow, key_text, runs, theory_rows};
-use super::routing::RouterName;
+use super::routing::{Capacity, RouterName, capacity_of};
 use super::spec::Mode;
 use super::theory::{ECR, LEMMA2, LEMMA3, TCR, THEOREM1};
 use crate::contract::{Figures, RunData};
@@ -73,20 +73,7 @@ impl Figures for LocmoeExperiment {
     fn figures(runs: &[RunData<LocmoeExperiment>]) -> Result<Vec<(String, Figure)>> {
         let mut out = Vec::new();
         for run in runs {
-            let tag = if runs.len() > 1 {
-                let label: String = run
-                    .label()
-                    .chars()
-                    .filter_map(|c| match c {
-                        ',' => None,
-                        ' ' | '/' | '\\' | '"' => Some('_'),
-                        c => Some(c),
-                    })
-                    .collect();
-                format!(".{label}")
-            } else {
-                String::new()
-            };
+            let tag = run.file_tag(runs.len() == 1);
             let figures = match run.spec.mode {
                 Mode::Theory => vec![(String::new(), theory(run)?)],
                 Mode::Routing => vec![(String::new(), routing(run))],
@@ -640,12 +627,12 @@ fn headline_panel(
                 .collect();
             let n = idx.len() as f64;
             let loss = idx.iter().map(|&i| r.last[i][0]).sum::<f64>() / n;
-            let c = (cap.parse::<f64>().unwrap_or(0.0)
-                * super::routing::RouterName::from_name(router)
-                    .map_or(1, |x| x.slots_per_token(spec.top_k)) as f64
-                * spec.tokens as f64
-                / spec.experts as f64)
-                .ceil();
+            let k = RouterName::from_name(router).map_or(1, |x| x.slots_per_token(spec.top_k));
+            let cf = cap.parse::<f64>().unwrap_or(0.0);
+            let Capacity::Slots(c) = capacity_of(cf, k, spec.tokens, spec.experts) else {
+                continue;
+            };
+            let c = c as f64;
             pts.push((c, loss));
         }
         pts.sort_by(|a, b| a.0.total_cmp(&b.0));

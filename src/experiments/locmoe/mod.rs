@@ -591,18 +591,7 @@ fn batch(g: &Group) -> Batch<'_> {
 pub fn dynamic_capacity(rule: Dynamic, scores: &Scores, d: usize) -> usize {
     let (t, e) = (scores.tokens, scores.experts);
     let ceiling = (1.1 * t as f64 / e as f64).ceil();
-    let top: Vec<(usize, f64)> = (0..t)
-        .map(|k| {
-            let row = &scores.score[k * e..(k + 1) * e];
-            let (mut best, mut arg) = (row[0], 0);
-            for (j, &v) in row.iter().enumerate() {
-                if v > best {
-                    (best, arg) = (v, j);
-                }
-            }
-            (arg, best)
-        })
-        .collect();
+    let top: Vec<(usize, f64)> = (0..t).map(|k| scores.best(k)).collect();
     let c = match rule {
         Dynamic::Corollary6 => {
             let tau = 3.0 / (d as f64).sqrt();
@@ -623,10 +612,7 @@ pub fn dynamic_capacity(rule: Dynamic, scores: &Scores, d: usize) -> usize {
                 .clamp(0.0, 1.0);
             theory::capacity_exp(e, d, a)
         }
-        Dynamic::Schedule => {
-            let mean = top.iter().map(|p| p.1).sum::<f64>() / t as f64;
-            ceiling * (1.0 - mean.clamp(0.0, 1.0))
-        }
+        Dynamic::Schedule => ceiling * (1.0 - scores.mean_best().clamp(0.0, 1.0)),
         Dynamic::None => ceiling,
     };
     c.ceil().clamp(1.0, ceiling) as usize
@@ -635,15 +621,7 @@ pub fn dynamic_capacity(rule: Dynamic, scores: &Scores, d: usize) -> usize {
 /// LocMoE's Theorem 1 capacity 1 / (E p_delta) with delta the group's mean top-1 affinity.
 pub fn bound_capacity(scores: &Scores, d: usize) -> usize {
     let (t, e) = (scores.tokens, scores.experts);
-    let mean = (0..t)
-        .map(|k| {
-            scores.score[k * e..(k + 1) * e]
-                .iter()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max)
-        })
-        .sum::<f64>()
-        / t as f64;
+    let mean = scores.mean_best();
     let c = 1.0 / (e as f64 * theory::p_delta(d, mean.clamp(0.0, 1.0)));
     if c.is_finite() {
         c.ceil().clamp(1.0, t as f64) as usize
@@ -879,17 +857,14 @@ fn metrics_row(
     let top1 = if pass.affinity.is_empty() {
         Cell::Missing
     } else {
-        let t = group.tokens;
         Cell::Real(
-            (0..t)
-                .map(|k| {
-                    pass.affinity[k * e..(k + 1) * e]
-                        .iter()
-                        .copied()
-                        .fold(f64::NEG_INFINITY, f64::max)
-                })
-                .sum::<f64>()
-                / t as f64,
+            Scores {
+                tokens: group.tokens,
+                experts: e,
+                score: &pass.affinity,
+                ids: &[],
+            }
+            .mean_best(),
         )
     };
     let (inter, time) = metrics::all_to_all(

@@ -624,24 +624,28 @@ pub fn pass(
             }
         }
     }
-    let out = |dispatch| Pass {
-        loss,
-        balance_loss,
-        locality_loss,
-        correct,
-        predictions,
-        h: h.clone(),
-        affinity: affinity.clone(),
-        score: match arch.gate {
+    // The pass hands over its buffers (after the backward pass has read them).
+    let finish = |h: Vec<f64>, affinity: Vec<f64>, a: Vec<f64>, p: Vec<f64>, dispatch| {
+        let score = match arch.gate {
             GateKind::Hash => Vec::new(),
             _ if select_by_affinity => affinity.clone(),
-            _ if arch.rule == GateRule::Sigmoid => a.clone(),
-            _ => p.clone(),
-        },
-        dispatch,
+            _ if arch.rule == GateRule::Sigmoid => a,
+            _ => p,
+        };
+        Pass {
+            loss,
+            balance_loss,
+            locality_loss,
+            correct,
+            predictions,
+            h,
+            affinity,
+            score,
+            dispatch,
+        }
     };
     let Some(g) = grad else {
-        return out(dispatch);
+        return finish(h, affinity, a, p, dispatch);
     };
     // Head gradients.
     match (arch.head, &head_grad) {
@@ -842,7 +846,7 @@ pub fn pass(
             }
         }
     }
-    out(dispatch)
+    finish(h, affinity, a, p, dispatch)
 }
 
 /// LocMoE's "fully localized" distribution per node, smoothed so the KL stays finite (ours):

@@ -217,6 +217,11 @@ impl Scores<'_> {
     }
 
     fn argmax(&self, t: usize) -> usize {
+        self.best(t).0
+    }
+
+    /// Token t's best expert and its score (ties: the lower index).
+    pub fn best(&self, t: usize) -> (usize, f64) {
         let row = self.row(t);
         let mut best = 0;
         for e in 1..self.experts {
@@ -224,7 +229,12 @@ impl Scores<'_> {
                 best = e;
             }
         }
-        best
+        (best, row[best])
+    }
+
+    /// The mean over tokens of the best score (the mean top-1 affinity).
+    pub fn mean_best(&self) -> f64 {
+        (0..self.tokens).map(|t| self.best(t).1).sum::<f64>() / self.tokens as f64
     }
 }
 
