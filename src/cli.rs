@@ -56,7 +56,10 @@ pub fn command() -> Command {
                 .arg(Arg::new("experiment").required(true).value_name("EXP")),
         )
         .subcommand(run_command())
+        .subcommand(sweep_command())
         .subcommand(plot_command())
+        .subcommand(runs_command())
+        .subcommand(report_command())
         .subcommand(
             Command::new("verify")
                 .about("Check every claim of the papers on small instances: a PASS/FAIL table")
@@ -90,12 +93,160 @@ fn run_command() -> Command {
         .subcommand_required(true)
         .arg_required_else_help(true);
     for exp in registry() {
-        run = run.subcommand(experiment_command(exp));
+        run = run.subcommand(run_options(experiment_command(exp, true)));
     }
     run
 }
 
-fn experiment_command(exp: &dyn AnyExperiment) -> Command {
+/// `lab run EXP`'s own options, besides the settings.
+fn run_options(cmd: Command) -> Command {
+    cmd.arg(
+        Arg::new("out")
+            .long("out")
+            .value_name("PREFIX")
+            .value_parser(value_parser!(PathBuf))
+            .help("Output prefix: PREFIX.csv, PREFIX.run.json, PREFIX.png, ...; a directory gets the default name"),
+    )
+    .arg(
+        Arg::new("force")
+            .long("force")
+            .action(ArgAction::SetTrue)
+            .help("Replace an earlier run with the same name"),
+    )
+    .arg(
+        Arg::new("quiet")
+            .long("quiet")
+            .short('q')
+            .action(ArgAction::SetTrue)
+            .help("No progress bar and no summary (errors still go to stderr)"),
+    )
+    .arg(
+        Arg::new("strict")
+            .long("strict")
+            .action(ArgAction::SetTrue)
+            .help("Exit with code 1 if a claim checked on this run fails"),
+    )
+    .arg(
+        Arg::new("overrides")
+            .value_name("KEY=VALUE")
+            .num_args(0..)
+            .help("Settings overriding the spec file and flags, e.g. eta=10 gamma=0.99"),
+    )
+}
+
+const SWEEP_GRAMMAR: &str = "\
+Words after the flags:
+  KEY=VALUE        a fixed setting, exactly as in `lab run` (a list field's commas make a
+                   list inside each run: method=svrs,svrp is one run comparing both)
+  KEY={A,B,C}      an axis: one point per value. Quote it, or let the shell expand it into
+                   KEY=A KEY=B KEY=C, which means the same (a key given twice is an axis)
+  KEY=LO..HI       the integers LO, LO+1, ..., HI-1 (HI excluded, as in Rust)
+  KEY=LO..HI:STEP  from LO by STEP (negative, or a real), HI excluded
+  KEY=LO..HI:log:N N points log-spaced from LO to HI, both included (4 significant digits)
+  KEY=LO..HI:lin:N N points evenly spaced from LO to HI, both included
+A comma in a setting that takes one value (eta=0.1,1) is refused: write eta={0.1,1}.
+The grid is every combination of the axes; each point is a normal run (CSV, manifest,
+figures) in the sweep directory, named by the values that vary (eta=0.1-seed=0).
+
+Resume: run the same command again. Points done with the same settings and lab version
+are skipped; interrupted, failed and missing points run; a point done with other settings
+is an error unless --force. sweep.csv (one row per point and series: settings, status,
+final metrics, claim verdicts) is rewritten atomically as points finish.
+
+Examples:
+  lab sweep pmd 'eta={0.1,1,10}' 'divergence={kl,euclidean}' --seeds 0..5 -j 2
+  lab sweep pmd eta=1e-2..1e2:log:9 --iterations 200
+  lab plot out/pmd-sweep=divergence+eta+seed/sweep.csv --x eta --y value_gap_rho --group divergence --logx --logy
+  lab sweep pmd 'eta={0.1,1,10}' --seeds 0..100 --emit slurm --tasks 10 --throttle 4 --time 10 --mem 1G
+  lab sweep pmd 'eta={0.1,1}' --emit commands | xargs -P 2 -I{} sh -c {}
+
+Exit codes: 0 every point done; 1 a point failed; 2 bad input (nothing written);
+130 interrupted by Ctrl-C (finished points kept; run the command again to finish).";
+
+fn sweep_command() -> Command {
+    let mut sweep = Command::new("sweep")
+        .about("Run a grid of runs of one experiment: resumable, shardable, with a sweep.csv table")
+        .long_about(
+            "Run a cartesian grid of runs of one experiment in process (-j points at once), each \
+             a normal run in the sweep directory. `lab sweep EXP --help` lists the settings; \
+             --emit writes a Slurm job array or one command per point instead of running.",
+        )
+        .after_help(SWEEP_GRAMMAR)
+        .subcommand_required(true)
+        .arg_required_else_help(true);
+    for exp in registry() {
+        sweep = sweep.subcommand(sweep_options(experiment_command(exp, false)).after_help(SWEEP_GRAMMAR));
+    }
+    sweep
+}
+
+/// `lab sweep EXP`'s own options, besides the settings.
+fn sweep_options(cmd: Command) -> Command {
+    let slurm = "Slurm (--emit slurm)";
+    cmd.arg(
+        Arg::new("out")
+            .long("out")
+            .value_name("DIR")
+            .value_parser(value_parser!(PathBuf))
+            .help("Sweep directory (default: out/EXP-<fixed settings>-sweep=<axes>)"),
+    )
+    .arg(
+        Arg::new("force")
+            .long("force")
+            .action(ArgAction::SetTrue)
+            .help("Re-run points done with other settings or another lab version, replacing them"),
+    )
+    .arg(
+        Arg::new("quiet")
+            .long("quiet")
+            .short('q')
+            .action(ArgAction::SetTrue)
+            .help("No progress and no line per point (errors still go to stderr)"),
+    )
+    .arg(
+        Arg::new("jobs")
+            .long("jobs")
+            .short('j')
+            .value_name("N")
+            .value_parser(value_parser!(usize))
+            .help("Points run at once (default: the worker threads, --threads)"),
+    )
+    .arg(
+        Arg::new("seeds")
+            .long("seeds")
+            .value_name("LO..HI")
+            .help("An axis over the seed: --seeds 0..5 is seed=0..5 (seeds 0 to 4)"),
+    )
+    .arg(
+        Arg::new("shard")
+            .long("shard")
+            .value_name("i/N")
+            .help("Run only the points whose index is i modulo N (a job array's task)"),
+    )
+    .arg(
+        Arg::new("emit")
+            .long("emit")
+            .value_name("ENGINE")
+            .value_parser(["slurm", "commands"])
+            .help("Do not run: write DIR/sweep.sbatch (a Slurm job array), or print one `lab run` command per point not done"),
+    )
+    .arg(Arg::new("tasks").long("tasks").value_name("N").value_parser(value_parser!(usize)).help_heading(slurm).help("Array tasks, each a shard of the points (default: one per point, at most 1000)"))
+    .arg(Arg::new("throttle").long("throttle").value_name("K").value_parser(value_parser!(usize)).help_heading(slurm).help("At most K tasks at once (--array=...%K)"))
+    .arg(Arg::new("time").long("time").value_name("LIMIT").default_value("1:00:00").help_heading(slurm).help("Time limit per task, as sbatch reads it (30, 1:00:00)"))
+    .arg(Arg::new("mem").long("mem").value_name("SIZE").default_value("2G").help_heading(slurm).help("Memory per task, as sbatch reads it (500M, 4G)"))
+    .arg(Arg::new("cpus").long("cpus").value_name("N").value_parser(value_parser!(usize)).default_value("1").help_heading(slurm).help("CPUs per task (lab's --threads in the task)"))
+    .arg(Arg::new("partition").long("partition").value_name("NAME").help_heading(slurm).help("Slurm partition"))
+    .arg(
+        Arg::new("words")
+            .value_name("AXIS|KEY=VALUE")
+            .num_args(0..)
+            .help("Axes (KEY={A,B}, KEY=LO..HI, KEY=LO..HI:log:N) and fixed settings (KEY=VALUE); see below"),
+    )
+}
+
+/// The arguments every experiment subcommand shares (`lab run EXP`, `lab sweep EXP`): the
+/// spec file, the figure formats, and one flag per setting.
+fn experiment_command(exp: &dyn AnyExperiment, export: bool) -> Command {
     let mut cmd = Command::new(exp.name())
         .about(exp.title())
         .after_help(format!(
@@ -113,19 +264,6 @@ fn experiment_command(exp: &dyn AnyExperiment) -> Command {
                 .help("Spec file (TOML, as `lab show` prints), or a NAME.run.json to re-run"),
         )
         .arg(
-            Arg::new("out")
-                .long("out")
-                .value_name("PREFIX")
-                .value_parser(value_parser!(PathBuf))
-                .help("Output prefix: PREFIX.csv, PREFIX.run.json, PREFIX.png, ...; a directory gets the default name"),
-        )
-        .arg(
-            Arg::new("force")
-                .long("force")
-                .action(ArgAction::SetTrue)
-                .help("Replace an earlier run with the same name"),
-        )
-        .arg(
             Arg::new("format")
                 .long("format")
                 .value_name("FORMATS")
@@ -134,26 +272,8 @@ fn experiment_command(exp: &dyn AnyExperiment) -> Command {
                 .default_values(["png", "svg"])
                 .help("Image formats of the figures, e.g. --format png,pdf (pdf for LaTeX)"),
         )
-        .arg(
-            Arg::new("quiet")
-                .long("quiet")
-                .short('q')
-                .action(ArgAction::SetTrue)
-                .help("No progress bar and no summary (errors still go to stderr)"),
-        )
-        .arg(
-            Arg::new("strict")
-                .long("strict")
-                .action(ArgAction::SetTrue)
-                .help("Exit with code 1 if a claim checked on this run fails"),
-        )
-        .arg(
-            Arg::new("overrides")
-                .value_name("KEY=VALUE")
-                .num_args(0..)
-                .help("Settings overriding the spec file and flags, e.g. eta=10 gamma=0.99"),
-        );
-    if let Some((flag, help)) = exp.export_flag() {
+        ;
+    if let Some((flag, help)) = exp.export_flag().filter(|_| export) {
         cmd = cmd.arg(
             Arg::new("export")
                 .long(flag)
@@ -254,6 +374,77 @@ fn plot_command() -> Command {
         )
 }
 
+fn runs_command() -> Command {
+    Command::new("runs")
+        .about("A table of the runs under a directory: status, settings that differ, finals, claims")
+        .long_about(
+            "A table of the runs under a directory (every NAME.run.json below it): name, \
+             experiment, status, start date, wall time, the settings that differ between the \
+             runs, the final value of each headline metric (one row per series, e.g. per \
+             method), and the claims' verdicts. --csv prints it as CSV for a pipeline.",
+        )
+        .after_help(
+            "Examples:\n  lab runs\n  lab runs out/ --where divergence=kl --status done\n  \
+             lab runs out/ --csv | column -s, -t",
+        )
+        .arg(
+            Arg::new("dir")
+                .value_name("DIR")
+                .default_value("out")
+                .value_parser(value_parser!(PathBuf))
+                .help("Directory searched for runs, with its subdirectories"),
+        )
+        .arg(
+            Arg::new("where")
+                .long("where")
+                .value_name("KEY=VALUE")
+                .action(ArgAction::Append)
+                .help("Only runs whose setting (or series key, or experiment) KEY is VALUE; repeat to require several"),
+        )
+        .arg(
+            Arg::new("status")
+                .long("status")
+                .value_name("STATUS")
+                .value_parser(["done", "failed", "interrupted", "running"])
+                .help("Only runs with this status"),
+        )
+        .arg(
+            Arg::new("csv")
+                .long("csv")
+                .action(ArgAction::SetTrue)
+                .help("Print CSV (a header row, one row per run and series)"),
+        )
+}
+
+fn report_command() -> Command {
+    Command::new("report")
+        .about("Write one self-contained HTML page of the runs under a directory (a sweep or any runs)")
+        .long_about(
+            "Write one static HTML page (no network, no server) of the runs under DIR: the sweep \
+             table (sweep.csv) or the runs table, every run's standard figures (SVG inline), each \
+             run's claim table with provenance, and the command lines that reproduce them.",
+        )
+        .arg(
+            Arg::new("dir")
+                .required(true)
+                .value_name("DIR")
+                .value_parser(value_parser!(PathBuf)),
+        )
+        .arg(
+            Arg::new("out")
+                .long("out")
+                .value_name("FILE")
+                .value_parser(value_parser!(PathBuf))
+                .help("The page to write (default: DIR/report.html)"),
+        )
+        .arg(
+            Arg::new("force")
+                .long("force")
+                .action(ArgAction::SetTrue)
+                .help("Replace an existing page"),
+        )
+}
+
 /// What `lab plot` was asked for.
 #[derive(Debug, Clone, Default)]
 pub struct PlotArgs {
@@ -290,7 +481,8 @@ impl PlotArgs {
     }
 }
 
-/// The spec layers of `lab run EXP ...`.
+/// The spec layers of `lab run EXP ...` (`lab sweep EXP ...` has no `overrides`: its words
+/// are read by the sweep grammar).
 pub fn spec_layers(exp: &dyn AnyExperiment, m: &ArgMatches) -> SpecLayers {
     SpecLayers {
         file: m.get_one::<PathBuf>("spec").cloned(),
@@ -303,7 +495,9 @@ pub fn spec_layers(exp: &dyn AnyExperiment, m: &ArgMatches) -> SpecLayers {
             })
             .collect(),
         overrides: m
-            .get_many::<String>("overrides")
+            .try_get_many::<String>("overrides")
+            .ok()
+            .flatten()
             .map(|v| v.cloned().collect())
             .unwrap_or_default(),
     }

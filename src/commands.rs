@@ -1,4 +1,4 @@
-//! The five commands: what each prints and which exit code it returns.
+//! The commands: what each prints and which exit code it returns.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Result;
 use clap::ArgMatches;
 
+use crate::catalog;
 use crate::claims::{Outcome, Verdict, render_table};
 use crate::cli::{PlotArgs, spec_layers};
 use crate::contract::{AnyExperiment, StoredRun};
@@ -17,7 +18,8 @@ use crate::manifest::{Manifest, Status};
 use crate::plot::{Figure, LabelledRows, LineRequest, line_panel, render};
 use crate::run::{self, RunOptions, with_suffix};
 use crate::spec::{render_commented, resolve, value_label};
-use crate::table::Table;
+use crate::sweep::{self, Shard, SweepArgs, emit::SlurmOptions};
+use crate::table::{Table, short_real};
 
 /// Exit code of an interrupted run (the shell convention for SIGINT).
 const INTERRUPTED: u8 = 130;
@@ -51,7 +53,13 @@ pub fn dispatch(matches: &ArgMatches) -> Result<ExitCode> {
             let (name, sub) = m.subcommand().expect("subcommand required");
             run(experiments::find(name)?, sub)
         }
+        Some(("sweep", m)) => {
+            let (name, sub) = m.subcommand().expect("subcommand required");
+            sweep(experiments::find(name)?, sub)
+        }
         Some(("plot", m)) => plot(&PlotArgs::from_matches(m)),
+        Some(("runs", m)) => runs(m),
+        Some(("report", m)) => report(m),
         Some(("verify", m)) => verify(m.get_one::<String>("experiment").map(String::as_str)),
         _ => unreachable!("clap requires a subcommand"),
     }
@@ -135,10 +143,7 @@ fn run(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
             .map(|f| f.cloned().collect())
             .unwrap_or_default(),
         progress: !quiet && std::io::stderr().is_terminal(),
-        // A path that is not UTF-8 is recorded with replacement characters, not refused.
-        command_line: std::env::args_os()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
+        command_line: command_line(),
     };
     let report = run::execute(exp, spec, &options)?;
     let failed_claims = report.claims.iter().any(|c| c.verdict == Verdict::Fail);
@@ -176,6 +181,136 @@ fn run(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
     })
 }
 
+/// Ctrl-C (or SIGTERM) once: stop at the next iteration and keep the rows; twice: leave at
+/// once.
+fn stop_on_ctrl_c() {
+    let _ = ctrlc::set_handler(|| {
+        if run::CANCEL.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(INTERRUPTED));
+        }
+    });
+}
+
+fn command_line() -> Vec<String> {
+    // A path that is not UTF-8 is recorded with replacement characters, not refused.
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+fn sweep(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
+    let quiet = m.get_flag("quiet");
+    if m.get_one::<usize>("jobs") == Some(&0) {
+        return Err(input_error!("-j 0: expected 1 or more points at once"));
+    }
+    let shard = m
+        .get_one::<String>("shard")
+        .map(|s| Shard::parse(s))
+        .transpose()?;
+    let emit = m.get_one::<String>("emit").map(String::as_str);
+    if emit.is_some() && shard.is_some() {
+        return Err(input_error!(
+            "--shard runs a part of the points; --emit writes the whole sweep for an engine:              use one"
+        ));
+    }
+    let args = SweepArgs {
+        layers: spec_layers(exp, m),
+        words: m
+            .get_many::<String>("words")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
+        seeds: m.get_one::<String>("seeds").cloned(),
+        out: m.get_one::<PathBuf>("out").cloned(),
+        jobs: m.get_one::<usize>("jobs").copied(),
+        force: m.get_flag("force"),
+        formats: m
+            .get_many::<String>("format")
+            .map(|f| f.cloned().collect())
+            .unwrap_or_default(),
+        quiet,
+        progress: !quiet && std::io::stderr().is_terminal(),
+        shard,
+        command_line: command_line(),
+    };
+    let plan = sweep::plan(exp, &args)?;
+    let lab = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lab"));
+    match emit {
+        Some("slurm") => {
+            let options = SlurmOptions {
+                tasks: m.get_one::<usize>("tasks").copied(),
+                throttle: m.get_one::<usize>("throttle").copied(),
+                time: m.get_one::<String>("time").cloned().unwrap_or_default(),
+                mem: m.get_one::<String>("mem").cloned().unwrap_or_default(),
+                cpus: m.get_one::<usize>("cpus").copied().unwrap_or(1),
+                partition: m.get_one::<String>("partition").cloned(),
+            };
+            for (flag, value) in [("--tasks", options.tasks), ("--throttle", options.throttle), ("--cpus", Some(options.cpus))] {
+                if value == Some(0) {
+                    return Err(input_error!("{flag} 0: expected 1 or more"));
+                }
+            }
+            let (path, tasks) = sweep::emit_slurm(&plan, &args, &lab, &options)?;
+            println!(
+                "wrote {} ({} points in {tasks} array tasks); submit it with: sbatch {}",
+                path.display(),
+                plan.points.len(),
+                path.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(_) => {
+            let commands = sweep::emit_commands(&plan, &args, &lab)?;
+            for c in &commands {
+                println!("{c}");
+            }
+            eprintln!(
+                "{} of {} points to run; after they ran, `lab sweep` with the same arguments \
+                 writes {}",
+                commands.len(),
+                plan.points.len(),
+                plan.dir.join(sweep::SWEEP_CSV).display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
+    }
+    stop_on_ctrl_c();
+    let tally = sweep::execute(&plan, &args)?;
+    let shard_note = args
+        .shard
+        .map(|s| format!(", {} in shard {}/{}", tally.points, s.index, s.count))
+        .unwrap_or_default();
+    let mut parts = vec![
+        format!("{} ran", tally.ran),
+        format!("{} already done", tally.skipped),
+    ];
+    if tally.failed > 0 {
+        parts.push(format!("{} failed", tally.failed));
+    }
+    if tally.busy > 0 {
+        parts.push(format!("{} being run by another lab process", tally.busy));
+    }
+    if tally.interrupted > 0 {
+        parts.push(format!("{} interrupted or not started", tally.interrupted));
+    }
+    println!(
+        "sweep {}: {}{shard_note}: {}",
+        plan.dir.display(),
+        plural(plan.points.len(), "point"),
+        parts.join(", ")
+    );
+    println!("wrote {}", plan.dir.join(sweep::SWEEP_CSV).display());
+    Ok(if tally.interrupted > 0 {
+        eprintln!("interrupted: finished points are kept; run the same command again to run the rest");
+        ExitCode::from(INTERRUPTED)
+    } else if tally.failed > 0 {
+        eprintln!("error: {} failed (sweep.csv has the reasons)", plural(tally.failed, "point"));
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn print_report(report: &run::RunReport) {
     let name = report.prefix.display();
     println!(
@@ -194,7 +329,7 @@ fn print_report(report: &run::RunReport) {
         // A value the run did not compute (an empty cell) is left out, not printed as NaN.
         parts.extend(report.headline.iter().filter_map(|c| {
             let v = rows.num(c)?[last];
-            (!v.is_nan()).then(|| format!("{c} {}", short(v)))
+            (!v.is_nan()).then(|| format!("{c} {}", short_real(v)))
         }));
         // The last row of a group of several seeds or starts is one of them: say which.
         let mut names: Vec<String> = if label.is_empty() {
@@ -256,14 +391,6 @@ fn plural(n: usize, noun: &str) -> String {
     }
 }
 
-fn short(x: f64) -> String {
-    if x == 0.0 || (1e-3..1e5).contains(&x.abs()) {
-        let s = format!("{x:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        format!("{x:.3e}")
-    }
-}
 
 /// `lab verify`: exit 0 when every claim passes or deviates from the paper as declared; 1 when
 /// one fails, is inconclusive, or a declared deviation passes (the record must be updated).
@@ -476,19 +603,29 @@ fn is_side_table(path: &Path) -> bool {
         .is_some_and(|m| m.files.iter().any(|f| Some(f) == name.as_ref()))
 }
 
+/// Whether a CSV is a sweep's table (`DIR/sweep.csv` beside `DIR/sweep.json`).
+fn is_sweep_table(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == sweep::SWEEP_CSV)
+        && path.with_file_name(sweep::SWEEP_JSON).exists()
+}
+
 fn plot(args: &PlotArgs) -> Result<ExitCode> {
-    // `lab plot out/*.csv` also matches runs' second tables: leave them out (with a note)
-    // unless nothing else was named.
-    let (side, main): (Vec<&PathBuf>, Vec<&PathBuf>) =
-        args.csvs.iter().partition(|p| is_side_table(p));
+    // `lab plot out/*.csv` also matches runs' second tables and a sweep's table: leave them
+    // out (with a note) unless nothing else was named.
+    let (side, main): (Vec<&PathBuf>, Vec<&PathBuf>) = args
+        .csvs
+        .iter()
+        .partition(|p| is_side_table(p) || is_sweep_table(p));
     let chosen: Vec<&PathBuf> = if main.is_empty() {
         side
     } else {
         for path in &side {
-            eprintln!(
-                "note: leaving out {} (a second table of a run)",
-                path.display()
-            );
+            let what = if is_sweep_table(path) {
+                "a sweep's table: plot it alone, e.g. --x eta --y METRIC"
+            } else {
+                "a second table of a run"
+            };
+            eprintln!("note: leaving out {} ({what})", path.display());
         }
         main
     };
@@ -660,7 +797,7 @@ fn column_panel(
     };
     let ys: Vec<&str> = args.ys.iter().map(String::as_str).collect();
     let y_label = if ys.len() == 1 { ys[0] } else { "" };
-    Ok(line_panel(
+    let mut panel = line_panel(
         runs,
         &LineRequest {
             title: "",
@@ -671,7 +808,64 @@ fn column_panel(
             logy: args.logy,
             y_label,
         },
-    ))
+    );
+    if let Some(most) = median_over_repeated_x(&mut panel) {
+        panel.title = format!(
+            "median line; band: smallest to largest of the up to {most} rows at one {x} \
+             (seeds, starts)"
+        );
+    }
+    Ok(panel)
+}
+
+/// A line whose rows repeat x values (a sweep's seeds at one eta, a run's starts at one
+/// iteration) would zigzag between them: it becomes the median at each x, with markers, over
+/// the band from the smallest to the largest value there. Returns the most rows at one x, if
+/// any line had repeats.
+fn median_over_repeated_x(panel: &mut crate::plot::Panel) -> Option<usize> {
+    use crate::plot::{Series, Style};
+    let mut most = None;
+    let mut series = Vec::with_capacity(panel.series.len());
+    for s in std::mem::take(&mut panel.series) {
+        let mut points = s.points.clone();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let repeats = points.windows(2).any(|w| w[0].0 == w[1].0);
+        if s.style != Style::Line || !repeats {
+            series.push(s);
+            continue;
+        }
+        let (mut median, mut upper, mut lower) = (Vec::new(), Vec::new(), Vec::new());
+        for same_x in points.chunk_by(|a, b| a.0 == b.0) {
+            let mut ys: Vec<f64> = same_x.iter().map(|p| p.1).collect();
+            ys.sort_by(f64::total_cmp);
+            let n = ys.len();
+            most = Some(most.unwrap_or(0).max(n));
+            let mid = if n % 2 == 1 {
+                ys[n / 2]
+            } else {
+                0.5 * (ys[n / 2 - 1] + ys[n / 2])
+            };
+            let x = same_x[0].0;
+            median.push((x, mid));
+            upper.push((x, ys[n - 1]));
+            lower.push((x, ys[0]));
+        }
+        lower.reverse();
+        upper.extend(lower);
+        series.push(Series {
+            points: upper,
+            style: Style::Band,
+            key: s.key.clone(),
+            ..Default::default()
+        });
+        series.push(Series {
+            points: median,
+            style: Style::LineWithMarkers,
+            ..s
+        });
+    }
+    panel.series = series;
+    most
 }
 
 /// `out/x.plot.png` for one CSV; `overlay-<hash>.png` beside the first of several.
@@ -690,4 +884,63 @@ fn default_plot_path(csvs: &[&PathBuf]) -> PathBuf {
         .parent()
         .unwrap_or(Path::new(""))
         .join(format!("overlay-{}.png", &format!("{hash:016x}")[..8]))
+}
+
+/// `lab runs [DIR]`: the table of the runs under DIR.
+fn runs(m: &ArgMatches) -> Result<ExitCode> {
+    let dir = m.get_one::<PathBuf>("dir").expect("has a default");
+    let filter = catalog::Filter {
+        wheres: m
+            .get_many::<String>("where")
+            .map(|v| v.cloned().collect())
+            .unwrap_or_default(),
+        status: m.get_one::<String>("status").cloned(),
+    };
+    let found = catalog::find(dir)?;
+    let total = found.len();
+    let kept = catalog::filter(found, &filter)?;
+    let table = catalog::table(&kept);
+    if m.get_flag("csv") {
+        print!("{}", table.to_csv()?);
+    } else if kept.is_empty() {
+        println!(
+            "no runs{} under {} ({total} in all)",
+            if total > 0 { " match" } else { "" },
+            dir.display()
+        );
+    } else {
+        print!("{}", table.aligned(40));
+        println!(
+            "{} of {total}; `lab runs {} --csv` prints every cell",
+            plural(kept.len(), "run"),
+            dir.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `lab report DIR`: one static HTML page of the runs under DIR.
+fn report(m: &ArgMatches) -> Result<ExitCode> {
+    let dir = m.get_one::<PathBuf>("dir").expect("required");
+    let out = m
+        .get_one::<PathBuf>("out")
+        .cloned()
+        .unwrap_or_else(|| dir.join("report.html"));
+    if out.exists() && !m.get_flag("force") {
+        return Err(input_error!(
+            "{} exists; not overwriting it (use --force)",
+            out.display()
+        ));
+    }
+    let page = crate::report::page(dir)?;
+    run::create_parent(&out)?;
+    std::fs::write(&out, page.html)
+        .map_err(|e| input_error!("cannot write {}: {e}", out.display()))?;
+    println!(
+        "wrote {} ({} runs, {} figures)",
+        out.display(),
+        page.runs,
+        page.figures
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -10,8 +10,11 @@
 //!   and the shared numerics `vector`, `flow`, `linear_net`;
 //! - `contract`: the typed `Experiment` trait, its adapter, `RunContext`, in-memory runs;
 //! - `run` (a run's files on disk) and `experiments` (one folder per paper);
+//! - `sweep` (grids of runs, resume, shards, job arrays) and `catalog` (the runs on disk as a
+//!   table);
 //! - `cli`, `commands`: the command line.
 
+pub mod catalog;
 pub mod claims;
 pub mod cli;
 pub mod commands;
@@ -25,8 +28,10 @@ pub mod memory;
 pub mod nn;
 pub mod plot;
 pub mod random;
+pub mod report;
 pub mod run;
 pub mod spec;
+pub mod sweep;
 pub mod table;
 pub mod vector;
 

@@ -82,6 +82,27 @@ impl From<&ClaimResult> for StoredClaim {
     }
 }
 
+/// The last row of one series of a run (the rows of one value of its text keys, e.g.
+/// `method=svrs`): its headline metrics, for run tables that do not read the CSV.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesFinal {
+    /// The series' key values; empty for a run with one series.
+    pub series: Vec<(String, String)>,
+    /// Headline columns and their final values (`null` where the run did not compute one).
+    pub values: Vec<(String, Option<f64>)>,
+}
+
+impl SeriesFinal {
+    /// `method=svrs, eta=1` (the `on` of the claims checked on this series).
+    pub fn label(&self) -> String {
+        self.series
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The manifest of one run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -111,6 +132,9 @@ pub struct Manifest {
     pub rows: Option<usize>,
     pub summary: serde_json::Map<String, serde_json::Value>,
     pub claims: Vec<StoredClaim>,
+    /// The final headline values of each series (absent in manifests of older versions).
+    #[serde(default)]
+    pub finals: Vec<SeriesFinal>,
     /// File names, beside the manifest wherever it is moved.
     pub files: Vec<String>,
 }
@@ -135,6 +159,14 @@ pub fn timestamp(t: SystemTime) -> String {
 }
 
 impl Manifest {
+    /// The claims checked on one series (`label` as [`SeriesFinal::label`] gives it): those
+    /// checked on it, and those checked on the whole run (naming no series of it).
+    pub fn claims_on<'a>(&'a self, label: &'a str) -> impl Iterator<Item = &'a StoredClaim> {
+        self.claims.iter().filter(move |c| {
+            c.on == label || !self.finals.iter().any(|f| f.label() == c.on)
+        })
+    }
+
     /// Writes a new manifest; fails if the file exists.
     pub fn create(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)?;

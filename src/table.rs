@@ -31,6 +31,17 @@ impl Cell {
     }
 }
 
+/// `x` to about four significant digits, for people reading a terminal (`0.0123`,
+/// `1.235e-7`); files keep [`format_real`]'s exact text.
+pub fn short_real(x: f64) -> String {
+    if x == 0.0 || (1e-3..1e5).contains(&x.abs()) {
+        let s = format!("{x:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
 /// Shortest round-trip text of `x`, in plain notation for moderate magnitudes and
 /// scientific notation otherwise (`1e-300`, not 300 zeros).
 pub fn format_real(x: f64) -> String {

@@ -26,7 +26,8 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["contract"],
     &["run", "experiments"],
-    &["cli", "commands"],
+    &["sweep", "catalog"],
+    &["cli", "commands", "report"],
 ];
 
 /// The top-level modules a source file names through `crate::`.

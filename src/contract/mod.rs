@@ -317,6 +317,8 @@ pub trait AnyExperiment: Sync {
     /// Writes the experiment's input of these settings to `path`.
     fn export(&self, spec: &toml::Table, path: &Path) -> Result<String>;
     /// Parses, validates and prepares a run: every input error happens here.
+    /// Checks resolved settings as a run would (types, cross-field rules), loading nothing.
+    fn validate(&self, spec: &toml::Table) -> Result<()>;
     fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>>;
     /// The standard figures of runs read from disk.
     fn figures(&self, runs: Vec<StoredRun>) -> Result<Vec<(String, Figure)>>;
@@ -372,6 +374,9 @@ impl<E: Paper> AnyExperiment for Typed<E> {
             .as_ref()
             .ok_or_else(|| input_error!("{} has nothing to export", E::NAME))?;
         (export.write)(&Valid::new(spec.clone())?, path)
+    }
+    fn validate(&self, spec: &toml::Table) -> Result<()> {
+        Valid::<E>::new(spec.clone()).map(|_| ())
     }
     fn prepare(&self, spec: &toml::Table) -> Result<Box<dyn PreparedRun>> {
         let spec = Valid::<E>::new(spec.clone())?;

@@ -17,7 +17,7 @@ pub mod landscape;
 mod render;
 mod style;
 
-pub use render::{Layers, RgbImage, render, render_rgb};
+pub use render::{Layers, RgbImage, render, render_rgb, render_svg};
 
 use crate::table::Table;
 

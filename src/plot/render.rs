@@ -115,12 +115,7 @@ pub fn render(figure: &Figure, path: &Path) -> Result<()> {
             root.present().map_err(plot_err)
         }
         Some("pdf") => {
-            let mut svg = String::new();
-            {
-                let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-                draw(&root, figure, Layers::ALL)?;
-                root.present().map_err(plot_err)?;
-            }
+            let svg = render_svg(figure)?;
             std::fs::write(path, svg_to_pdf(&svg)?)
                 .map_err(|e| crate::input_error!("cannot write {}: {e}", path.display()))
         }
@@ -129,6 +124,18 @@ pub fn render(figure: &Figure, path: &Path) -> Result<()> {
             path.display()
         )),
     }
+}
+
+/// `figure` as the text of an SVG image (for pages that inline it, and for PDFs).
+pub fn render_svg(figure: &Figure) -> Result<String> {
+    register_fonts()?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, figure_size(figure)).into_drawing_area();
+        draw(&root, figure, Layers::ALL)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
 }
 
 /// A PDF of an SVG drawn by lab, by svg2pdf (vector, text kept as text in the embedded

@@ -18,7 +18,9 @@ use crate::contract::{
     AnyExperiment, Interrupted, Plumbing, PreparedRun, Progress, panic_text, seed_of,
 };
 use crate::input_error;
-use crate::manifest::{Manifest, Status, StoredClaim, git_commit, host_name, timestamp};
+use crate::manifest::{
+    Manifest, SeriesFinal, Status, StoredClaim, git_commit, host_name, timestamp,
+};
 use crate::random::stable_hash;
 use crate::spec::{Field, value_label};
 use crate::table::Table;
@@ -79,6 +81,12 @@ pub fn default_name(
         }
     }
     parts.push(format!("seed={}", seed_of(spec)));
+    file_name(&parts)
+}
+
+/// `key=value` parts joined by `-` into a file name: other characters than letters, digits
+/// and `._+=-` become `_`; a name over 120 characters is cut, with a hash keeping it distinct.
+pub fn file_name(parts: &[String]) -> String {
     let name: String = parts
         .join("-")
         .chars()
@@ -90,7 +98,6 @@ pub fn default_name(
             }
         })
         .collect();
-    // Keep names usable as file names; a hash keeps long ones distinct.
     if name.len() > 120 {
         let hash = stable_hash(&name);
         format!("{}-{hash:016x}", &name[..100])
@@ -240,6 +247,7 @@ pub fn execute(
         rows: None,
         summary: serde_json::Map::new(),
         claims: Vec::new(),
+        finals: Vec::new(),
         files: Vec::new(),
     };
     manifest.create(&manifest_path)?;
@@ -275,6 +283,7 @@ pub fn execute(
     manifest.rows = rows.as_ref().map(Table::len);
     manifest.summary = prepared.summary();
     manifest.claims = claims.iter().map(StoredClaim::from).collect();
+    manifest.finals = rows.as_ref().map_or_else(Vec::new, |r| finals(r, &headline));
     manifest.files = files
         .iter()
         .filter_map(|f| f.file_name())
@@ -293,6 +302,28 @@ pub fn execute(
         description: prepared.describe(),
         headline,
     })
+}
+
+/// The last row of each series of `rows` (split by its text columns): `iter` and the
+/// headline columns.
+fn finals(rows: &Table, headline: &[&'static str]) -> Vec<SeriesFinal> {
+    let keys = rows.text_columns();
+    rows.group_keys(&keys)
+        .into_iter()
+        .map(|(series, part)| {
+            let last = part.len().saturating_sub(1);
+            let values = std::iter::once("iter")
+                .chain(headline.iter().copied())
+                .filter_map(|c| {
+                    let column = part.num(c)?;
+                    let v = *column.get(last)?;
+                    Some((c.to_string(), v.is_finite().then_some(v)))
+                })
+                .collect();
+            SeriesFinal { series, values }
+        })
+        .filter(|f| !f.values.is_empty())
+        .collect()
 }
 
 /// How a run ended, its files, rows, claims and headline columns.
