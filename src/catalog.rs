@@ -199,25 +199,35 @@ pub fn filter(runs: Vec<FoundRun>, filter: &Filter) -> Result<Vec<FoundRun>> {
         }
         conditions.push((key, value));
     }
+    let series_matches = |f: &SeriesFinal, k: &str, v: &str| {
+        f.series.iter().any(|(fk, fv)| fk == k && fv == v)
+    };
     Ok(runs
         .into_iter()
-        .filter(|r| {
-            let m = &r.manifest;
-            let status_ok = filter
-                .status
-                .as_ref()
-                .is_none_or(|s| m.status.text().split(':').next() == Some(s.as_str()));
-            status_ok
-                && conditions.iter().all(|(k, v)| match k.as_str() {
+        .filter_map(|mut r| {
+            let m = &mut r.manifest;
+            let status_of = m.status.text();
+            let status_word = status_of.split(':').next().unwrap_or("");
+            if filter.status.as_ref().is_some_and(|s| s != status_word) {
+                return None;
+            }
+            for (k, v) in &conditions {
+                let kept = match k.as_str() {
                     "experiment" => m.experiment == *v,
-                    "status" => m.status.text().split(':').next() == Some(v.as_str()),
-                    _ => {
-                        m.spec.get(k).is_some_and(|x| matches(x, v))
-                            || m.finals
-                                .iter()
-                                .any(|f| f.series.iter().any(|(fk, fv)| fk == k && fv == v))
+                    "status" => status_word == v,
+                    _ if m.spec.get(k).is_some_and(|x| matches(x, v)) => true,
+                    // A series key (method=gd): keep the run's rows of that series only.
+                    _ if m.finals.iter().any(|f| series_matches(f, k, v)) => {
+                        m.finals.retain(|f| series_matches(f, k, v));
+                        true
                     }
-                })
+                    _ => false,
+                };
+                if !kept {
+                    return None;
+                }
+            }
+            Some(r)
         })
         .collect())
 }
