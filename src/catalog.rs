@@ -199,9 +199,8 @@ pub fn filter(runs: Vec<FoundRun>, filter: &Filter) -> Result<Vec<FoundRun>> {
         }
         conditions.push((key, value));
     }
-    let series_matches = |f: &SeriesFinal, k: &str, v: &str| {
-        f.series.iter().any(|(fk, fv)| fk == k && fv == v)
-    };
+    let series_matches =
+        |f: &SeriesFinal, k: &str, v: &str| f.series.iter().any(|(fk, fv)| fk == k && fv == v);
     Ok(runs
         .into_iter()
         .filter_map(|mut r| {
@@ -259,7 +258,10 @@ fn claim_counts(m: &Manifest, series: &str) -> String {
     }
     let count = |v: Verdict| checked.iter().filter(|c| **c == v).count();
     let mut parts = vec![format!("{} pass", count(Verdict::Pass))];
-    for (v, word) in [(Verdict::Fail, "fail"), (Verdict::Inconclusive, "inconclusive")] {
+    for (v, word) in [
+        (Verdict::Fail, "fail"),
+        (Verdict::Inconclusive, "inconclusive"),
+    ] {
         if count(v) > 0 {
             parts.push(format!("{} {word}", count(v)));
         }
@@ -327,7 +329,10 @@ pub fn table(runs: &[FoundRun]) -> TextTable {
                 r.name.clone(),
                 m.experiment.clone(),
                 m.status.text(),
-                m.started.replace('T', " ").trim_end_matches('Z').to_string(),
+                m.started
+                    .replace('T', " ")
+                    .trim_end_matches('Z')
+                    .to_string(),
                 wall(m.wall_seconds),
             ];
             row.extend(

@@ -175,7 +175,8 @@ fn sweep_command() -> Command {
         .subcommand_required(true)
         .arg_required_else_help(true);
     for exp in registry() {
-        sweep = sweep.subcommand(sweep_options(experiment_command(exp, false)).after_help(SWEEP_GRAMMAR));
+        sweep = sweep
+            .subcommand(sweep_options(experiment_command(exp, false)).after_help(SWEEP_GRAMMAR));
     }
     sweep
 }
@@ -271,8 +272,7 @@ fn experiment_command(exp: &dyn AnyExperiment, export: bool) -> Command {
                 .value_parser(["png", "svg", "pdf"])
                 .default_values(["png", "svg"])
                 .help("Image formats of the figures, e.g. --format png,pdf (pdf for LaTeX)"),
-        )
-        ;
+        );
     if let Some((flag, help)) = exp.export_flag().filter(|_| export) {
         cmd = cmd.arg(
             Arg::new("export")

@@ -244,7 +244,11 @@ fn sweep(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
                 cpus: m.get_one::<usize>("cpus").copied().unwrap_or(1),
                 partition: m.get_one::<String>("partition").cloned(),
             };
-            for (flag, value) in [("--tasks", options.tasks), ("--throttle", options.throttle), ("--cpus", Some(options.cpus))] {
+            for (flag, value) in [
+                ("--tasks", options.tasks),
+                ("--throttle", options.throttle),
+                ("--cpus", Some(options.cpus)),
+            ] {
                 if value == Some(0) {
                     return Err(input_error!("{flag} 0: expected 1 or more"));
                 }
@@ -301,10 +305,15 @@ fn sweep(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
     );
     println!("wrote {}", plan.dir.join(sweep::SWEEP_CSV).display());
     Ok(if tally.interrupted > 0 {
-        eprintln!("interrupted: finished points are kept; run the same command again to run the rest");
+        eprintln!(
+            "interrupted: finished points are kept; run the same command again to run the rest"
+        );
         ExitCode::from(INTERRUPTED)
     } else if tally.failed > 0 {
-        eprintln!("error: {} failed (sweep.csv has the reasons)", plural(tally.failed, "point"));
+        eprintln!(
+            "error: {} failed (sweep.csv has the reasons)",
+            plural(tally.failed, "point")
+        );
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -390,7 +399,6 @@ fn plural(n: usize, noun: &str) -> String {
         format!("{n} {noun}s")
     }
 }
-
 
 /// `lab verify`: exit 0 when every claim passes or deviates from the paper as declared; 1 when
 /// one fails, is inconclusive, or a declared deviation passes (the record must be updated).

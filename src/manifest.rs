@@ -162,9 +162,9 @@ impl Manifest {
     /// The claims checked on one series (`label` as [`SeriesFinal::label`] gives it): those
     /// checked on it, and those checked on the whole run (naming no series of it).
     pub fn claims_on<'a>(&'a self, label: &'a str) -> impl Iterator<Item = &'a StoredClaim> {
-        self.claims.iter().filter(move |c| {
-            c.on == label || !self.finals.iter().any(|f| f.label() == c.on)
-        })
+        self.claims
+            .iter()
+            .filter(move |c| c.on == label || !self.finals.iter().any(|f| f.label() == c.on))
     }
 
     /// Writes a new manifest; fails if the file exists.

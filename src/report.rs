@@ -60,7 +60,10 @@ pub fn page(dir: &Path) -> Result<Page> {
         escape(&title),
         escape(&title)
     );
-    let mut experiments: Vec<&str> = runs.iter().map(|r| r.manifest.experiment.as_str()).collect();
+    let mut experiments: Vec<&str> = runs
+        .iter()
+        .map(|r| r.manifest.experiment.as_str())
+        .collect();
     experiments.sort_unstable();
     experiments.dedup();
     let _ = writeln!(
@@ -166,9 +169,9 @@ fn html_table(table: &TextTable, scroll: bool) -> String {
 /// Returns the number of figures.
 fn run_section(html: &mut String, run: &FoundRun, open: bool) -> usize {
     let m = &run.manifest;
-    let _ = write!(
+    let _ = writeln!(
         html,
-        "<details{}><summary>{} &mdash; {} &mdash; {}</summary>\n",
+        "<details{}><summary>{} &mdash; {} &mdash; {}</summary>",
         if open { " open" } else { "" },
         escape(&run.name),
         escape(&m.experiment),
@@ -180,9 +183,9 @@ fn run_section(html: &mut String, run: &FoundRun, open: bool) -> usize {
         match std::fs::read_to_string(dir.join(svg)) {
             Ok(text) => {
                 let start = text.find("<svg").unwrap_or(0);
-                let _ = write!(
+                let _ = writeln!(
                     html,
-                    "<figure>{}<figcaption>{}</figcaption></figure>\n",
+                    "<figure>{}<figcaption>{}</figcaption></figure>",
                     &text[start..],
                     escape(svg)
                 );
@@ -209,8 +212,16 @@ fn run_section(html: &mut String, run: &FoundRun, open: bool) -> usize {
                 .claims
                 .iter()
                 .map(|c| {
-                    let kind = c.provenance.get("kind").and_then(|k| k.as_str()).unwrap_or("");
-                    let note = c.provenance.get("note").and_then(|k| k.as_str()).unwrap_or("");
+                    let kind = c
+                        .provenance
+                        .get("kind")
+                        .and_then(|k| k.as_str())
+                        .unwrap_or("");
+                    let note = c
+                        .provenance
+                        .get("note")
+                        .and_then(|k| k.as_str())
+                        .unwrap_or("");
                     vec![
                         c.id.clone(),
                         c.on.clone(),
@@ -229,10 +240,10 @@ fn run_section(html: &mut String, run: &FoundRun, open: bool) -> usize {
         *html += &html_table(&table, false);
     }
     let manifest = run.manifest_path.to_string_lossy();
-    let _ = write!(
+    let _ = writeln!(
         html,
         "<p>Re-run these settings: <code>lab run {} --spec {}</code><br>Command that wrote \
-         it: <code>{}</code></p></details>\n",
+         it: <code>{}</code></p></details>",
         escape(&m.experiment),
         escape(&shell_quote(&manifest)),
         escape(

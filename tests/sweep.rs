@@ -28,7 +28,11 @@ fn sweep_rows(dir: &Path) -> Vec<BTreeMap<String, String>> {
         .map(|r| {
             let r = r.unwrap();
             assert_eq!(r.len(), header.len(), "a whole row");
-            header.iter().cloned().zip(r.iter().map(String::from)).collect()
+            header
+                .iter()
+                .cloned()
+                .zip(r.iter().map(String::from))
+                .collect()
         })
         .collect()
 }
@@ -41,12 +45,19 @@ fn manifests(dir: &Path) -> BTreeMap<String, (String, u64)> {
     entries
         .filter_map(|e| {
             let path = e.unwrap().path();
-            let name = path.file_name()?.to_str()?.strip_suffix(".run.json")?.to_string();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".run.json")?
+                .to_string();
             let m: serde_json::Value =
                 serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
             Some((
                 name,
-                (m["status"].as_str().unwrap().to_string(), m["pid"].as_u64().unwrap()),
+                (
+                    m["status"].as_str().unwrap().to_string(),
+                    m["pid"].as_u64().unwrap(),
+                ),
             ))
         })
         .collect()
@@ -71,15 +82,34 @@ fn a_grid_runs_every_point_resumes_and_refuses_to_replace_other_settings() {
     let tmp = TempDir::new().unwrap();
     let sweep = |extra: &[&str]| {
         lab(tmp.path())
-            .args(["sweep", "pmd", "--iterations", "20", "-j", "2", "--out", "s"])
-            .args(["eta={0.1,10}", "divergence=kl", "divergence=euclidean", "--seeds", "0..2"])
+            .args([
+                "sweep",
+                "pmd",
+                "--iterations",
+                "20",
+                "-j",
+                "2",
+                "--out",
+                "s",
+            ])
+            .args([
+                "eta={0.1,10}",
+                "divergence=kl",
+                "divergence=euclidean",
+                "--seeds",
+                "0..2",
+            ])
             .args(extra)
             .output()
             .unwrap()
     };
     let first = sweep(&[]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stdout(&first).contains("8 points: 8 ran, 0 already done"), "{}", stdout(&first));
+    assert!(
+        stdout(&first).contains("8 points: 8 ran, 0 already done"),
+        "{}",
+        stdout(&first)
+    );
     let dir = tmp.path().join("s");
     let rows = sweep_rows(&dir);
     assert_eq!(rows.len(), 8);
@@ -103,7 +133,15 @@ fn a_grid_runs_every_point_resumes_and_refuses_to_replace_other_settings() {
     }
     // A point runs exactly what `lab run` runs with the same settings: identical metrics.
     let single = lab(tmp.path())
-        .args(["run", "pmd", "--iterations", "20", "eta=10", "divergence=kl", "seed=1"])
+        .args([
+            "run",
+            "pmd",
+            "--iterations",
+            "20",
+            "eta=10",
+            "divergence=kl",
+            "seed=1",
+        ])
         .args(["--out", "single", "-q"])
         .output()
         .unwrap();
@@ -120,14 +158,32 @@ fn a_grid_runs_every_point_resumes_and_refuses_to_replace_other_settings() {
     // The same command again runs nothing and rewrites nothing but the table.
     let before = manifests(&dir);
     let again = sweep(&[]);
-    assert!(stdout(&again).contains("8 points: 0 ran, 8 already done"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("8 points: 0 ran, 8 already done"),
+        "{}",
+        stdout(&again)
+    );
     assert_eq!(manifests(&dir), before);
 
     // Another fixed setting changes every point: refused, nothing touched; --force replaces.
     let files = snapshot(&dir);
     let changed = lab(tmp.path())
-        .args(["sweep", "pmd", "--iterations", "30", "-j", "2", "--out", "s"])
-        .args(["eta={0.1,10}", "divergence={kl,euclidean}", "--seeds", "0..2"])
+        .args([
+            "sweep",
+            "pmd",
+            "--iterations",
+            "30",
+            "-j",
+            "2",
+            "--out",
+            "s",
+        ])
+        .args([
+            "eta={0.1,10}",
+            "divergence={kl,euclidean}",
+            "--seeds",
+            "0..2",
+        ])
         .output()
         .unwrap();
     assert_eq!(changed.status.code(), Some(2));
@@ -138,8 +194,22 @@ fn a_grid_runs_every_point_resumes_and_refuses_to_replace_other_settings() {
     );
     assert_eq!(snapshot(&dir), files, "nothing written");
     let forced = lab(tmp.path())
-        .args(["sweep", "pmd", "--iterations", "30", "--out", "s", "--force", "-q"])
-        .args(["eta={0.1,10}", "divergence={kl,euclidean}", "--seeds", "0..2"])
+        .args([
+            "sweep",
+            "pmd",
+            "--iterations",
+            "30",
+            "--out",
+            "s",
+            "--force",
+            "-q",
+        ])
+        .args([
+            "eta={0.1,10}",
+            "divergence={kl,euclidean}",
+            "--seeds",
+            "0..2",
+        ])
         .output()
         .unwrap();
     assert!(forced.status.success(), "{}", stderr(&forced));
@@ -161,8 +231,20 @@ fn ctrl_c_keeps_finished_points_and_the_next_call_runs_exactly_the_missing_ones(
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path().join("s");
     let args = [
-        "sweep", "pmd", "--states", "1000", "--actions", "20", "--iterations", "300", "-j", "1",
-        "--out", "s", "--seeds", "0..10",
+        "sweep",
+        "pmd",
+        "--states",
+        "1000",
+        "--actions",
+        "20",
+        "--iterations",
+        "300",
+        "-j",
+        "1",
+        "--out",
+        "s",
+        "--seeds",
+        "0..10",
     ];
     let done = || {
         manifests(&dir)
@@ -172,7 +254,11 @@ fn ctrl_c_keeps_finished_points_and_the_next_call_runs_exactly_the_missing_ones(
     };
     let ended = interrupt(tmp.path(), &args, || done() >= 3, Duration::ZERO);
     assert_eq!(ended.code, Some(130), "{}", ended.stderr);
-    assert!(ended.stderr.contains("run the same command again"), "{}", ended.stderr);
+    assert!(
+        ended.stderr.contains("run the same command again"),
+        "{}",
+        ended.stderr
+    );
     let first = manifests(&dir);
     let finished: Vec<&String> = first
         .iter()
@@ -183,7 +269,10 @@ fn ctrl_c_keeps_finished_points_and_the_next_call_runs_exactly_the_missing_ones(
     // sweep.csv says the same, whole.
     let rows = sweep_rows(&dir);
     assert_eq!(rows.len(), 10);
-    assert_eq!(rows.iter().filter(|r| r["status"] == "done").count(), finished.len());
+    assert_eq!(
+        rows.iter().filter(|r| r["status"] == "done").count(),
+        finished.len()
+    );
 
     let second = lab(tmp.path()).args(&args[..]).arg("-q").output().unwrap();
     assert!(second.status.success(), "{}", stderr(&second));
@@ -209,7 +298,16 @@ fn bad_sweeps_say_what_is_wrong_exit_2_and_write_nothing() {
     fs::write(tmp.path().join("a-file"), "x").unwrap();
     // A directory holding another sweep's points.
     let other = lab(tmp.path())
-        .args(["sweep", "pmd", "--iterations", "3", "--out", "other", "-q", "seed={0,1}"])
+        .args([
+            "sweep",
+            "pmd",
+            "--iterations",
+            "3",
+            "--out",
+            "other",
+            "-q",
+            "seed={0,1}",
+        ])
         .output()
         .unwrap();
     assert!(other.status.success(), "{}", stderr(&other));
@@ -219,17 +317,30 @@ fn bad_sweeps_say_what_is_wrong_exit_2_and_write_nothing() {
         (vec!["seed=5..5"], "empty"),
         (vec!["seed=0..5:-1"], "step must be positive"),
         (vec!["eta=0.1,1"], "eta={0.1,1}"),
-        (vec!["--shard", "4/4", "seed=0..2"], "shard 4 does not exist"),
+        (
+            vec!["--shard", "4/4", "seed=0..2"],
+            "shard 4 does not exist",
+        ),
         (vec!["--shard", "1/0", "seed=0..2"], "at least 1"),
-        (vec!["--out", "other", "eta={1,2}"], "holds another sweep's points"),
+        (
+            vec!["--out", "other", "eta={1,2}"],
+            "holds another sweep's points",
+        ),
         (vec!["--out", "a-file/s", "eta={1,2}"], "is a file"),
         (vec!["--eta", "1", "eta={1,2}"], "keep one"),
         (vec!["iterations=3"], "nothing varies"),
     ] {
-        let out = lab(tmp.path()).args(["sweep", "pmd"]).args(&args).output().unwrap();
+        let out = lab(tmp.path())
+            .args(["sweep", "pmd"])
+            .args(&args)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         let e = stderr(&out);
-        assert!(e.contains(expect) && e.lines().count() == 1, "{args:?}: {e}");
+        assert!(
+            e.contains(expect) && e.lines().count() == 1,
+            "{args:?}: {e}"
+        );
         assert!(!tmp.path().join("out").exists(), "{args:?} wrote out/");
     }
     assert_eq!(snapshot(&tmp.path().join("other")), files);
@@ -251,16 +362,28 @@ fn every_experiment_runs_inside_a_sweep() {
     let tmp = TempDir::new().unwrap();
     let quick: &[(&str, &[&str])] = &[
         ("pmd", &["iterations=3"]),
-        ("svrs", &["samples=400", "nodes=4", "method=gd,svrs", "tol=1e-2"]),
+        (
+            "svrs",
+            &["samples=400", "nodes=4", "method=gd,svrs", "tol=1e-2"],
+        ),
         ("deeplinear", &["t_end=1", "outputs=4"]),
         ("directional", &["t_end=1", "outputs=4"]),
-        ("noise", &["epochs=1", "iterations=20", "starts=2", "record_every=10"]),
+        (
+            "noise",
+            &["epochs=1", "iterations=20", "starts=2", "record_every=10"],
+        ),
         ("sparselinear", &["starts=3"]),
         ("bnquant", &["channels=20", "curve_max_n=2"]),
         ("locmoe", &["theory_samples=200"]),
         (
             "bpsvrg",
-            &["epochs=1", "seeds=1", "train_size=200", "test_size=100", "landscape_points=3"],
+            &[
+                "epochs=1",
+                "seeds=1",
+                "train_size=200",
+                "test_size=100",
+                "landscape_points=3",
+            ],
         ),
     ];
     assert_eq!(quick.len(), lab::experiments::registry().len());
@@ -273,9 +396,15 @@ fn every_experiment_runs_inside_a_sweep() {
             .unwrap();
         assert!(out.status.success(), "{name}: {}", stderr(&out));
         let rows = sweep_rows(&tmp.path().join(name));
-        assert!(rows.iter().all(|r| r["status"] == "done"), "{name}: {rows:?}");
+        assert!(
+            rows.iter().all(|r| r["status"] == "done"),
+            "{name}: {rows:?}"
+        );
         assert_eq!(
-            rows.iter().map(|r| &r["seed"]).collect::<std::collections::BTreeSet<_>>().len(),
+            rows.iter()
+                .map(|r| &r["seed"])
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
             2,
             "{name}"
         );
@@ -286,7 +415,10 @@ fn every_experiment_runs_inside_a_sweep() {
     assert!(rows.iter().any(|r| r["method"] == "gd") && rows.iter().any(|r| r["method"] == "svrs"));
 
     // `lab runs` lists them all, filters, and prints CSV a pipeline reads.
-    let runs = lab(tmp.path()).args(["runs", ".", "--csv"]).output().unwrap();
+    let runs = lab(tmp.path())
+        .args(["runs", ".", "--csv"])
+        .output()
+        .unwrap();
     assert!(runs.status.success(), "{}", stderr(&runs));
     let mut reader = csv::Reader::from_reader(runs.stdout.as_slice());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
@@ -296,15 +428,30 @@ fn every_experiment_runs_inside_a_sweep() {
         assert!(records.iter().any(|r| &r[experiment] == *name), "{name}");
     }
     let kept = lab(tmp.path())
-        .args(["runs", ".", "--csv", "--where", "experiment=svrs", "--where", "method=gd"])
+        .args([
+            "runs",
+            ".",
+            "--csv",
+            "--where",
+            "experiment=svrs",
+            "--where",
+            "method=gd",
+        ])
         .output()
         .unwrap();
     let kept = stdout(&kept);
     // Two points, each with its gd series.
     assert_eq!(kept.lines().count(), 1 + 2, "{kept}");
     assert!(kept.lines().skip(1).all(|l| l.contains(",gd,")), "{kept}");
-    let none = lab(tmp.path()).args(["runs", ".", "--status", "failed"]).output().unwrap();
-    assert!(stdout(&none).starts_with("no runs match"), "{}", stdout(&none));
+    let none = lab(tmp.path())
+        .args(["runs", ".", "--status", "failed"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&none).starts_with("no runs match"),
+        "{}",
+        stdout(&none)
+    );
 }
 
 /// `--emit commands` prints one `lab run` per point not done; run by a shell, they leave
@@ -312,13 +459,28 @@ fn every_experiment_runs_inside_a_sweep() {
 #[test]
 fn emitted_commands_run_the_points_a_sweep_then_finds_done() {
     let tmp = TempDir::new().unwrap();
-    let args = ["sweep", "pmd", "--iterations", "5", "--out", "s", "eta=1..4"];
-    let emitted = lab(tmp.path()).args(args).args(["--emit", "commands"]).output().unwrap();
+    let args = [
+        "sweep",
+        "pmd",
+        "--iterations",
+        "5",
+        "--out",
+        "s",
+        "eta=1..4",
+    ];
+    let emitted = lab(tmp.path())
+        .args(args)
+        .args(["--emit", "commands"])
+        .output()
+        .unwrap();
     assert!(emitted.status.success(), "{}", stderr(&emitted));
     let commands = stdout(&emitted);
     assert_eq!(commands.lines().count(), 3, "{commands}");
     let first_line = commands.lines().next().unwrap();
-    assert!(first_line.contains(" run pmd ") && first_line.contains("eta=1"), "{first_line}");
+    assert!(
+        first_line.contains(" run pmd ") && first_line.contains("eta=1"),
+        "{first_line}"
+    );
     // Run two of them as xargs would, then the sweep runs only the third.
     for line in commands.lines().take(2) {
         let status = std::process::Command::new("sh")
@@ -330,5 +492,9 @@ fn emitted_commands_run_the_points_a_sweep_then_finds_done() {
         assert!(status.success(), "{line}");
     }
     let swept = lab(tmp.path()).args(args).arg("-q").output().unwrap();
-    assert!(stdout(&swept).contains("1 ran, 2 already done"), "{}", stdout(&swept));
+    assert!(
+        stdout(&swept).contains("1 ran, 2 already done"),
+        "{}",
+        stdout(&swept)
+    );
 }

@@ -283,7 +283,9 @@ pub fn execute(
     manifest.rows = rows.as_ref().map(Table::len);
     manifest.summary = prepared.summary();
     manifest.claims = claims.iter().map(StoredClaim::from).collect();
-    manifest.finals = rows.as_ref().map_or_else(Vec::new, |r| finals(r, &headline));
+    manifest.finals = rows
+        .as_ref()
+        .map_or_else(Vec::new, |r| finals(r, &headline));
     manifest.files = files
         .iter()
         .filter_map(|f| f.file_name())

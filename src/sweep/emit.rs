@@ -46,7 +46,12 @@ fn absolute(path: &Path) -> String {
 }
 
 /// The sbatch script of `plan`, and its number of tasks.
-pub fn slurm_script(plan: &Plan, lab: &Path, formats: &[String], o: &SlurmOptions) -> (String, usize) {
+pub fn slurm_script(
+    plan: &Plan,
+    lab: &Path,
+    formats: &[String],
+    o: &SlurmOptions,
+) -> (String, usize) {
     let tasks = o
         .tasks
         .unwrap_or(plan.points.len())
@@ -61,7 +66,11 @@ pub fn slurm_script(plan: &Plan, lab: &Path, formats: &[String], o: &SlurmOption
          that are not done (`lab runs {}` shows them).\n",
         plan.points.len(),
         plan.exp.name(),
-        plan.axes.iter().map(|a| a.key).collect::<Vec<_>>().join(", "),
+        plan.axes
+            .iter()
+            .map(|a| a.key)
+            .collect::<Vec<_>>()
+            .join(", "),
         shell_quote(&format!("{dir}/sweep.sbatch")),
         shell_quote(&dir),
     );

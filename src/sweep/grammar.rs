@@ -35,16 +35,15 @@ pub struct Words {
 
 /// Splits `words` into fixed settings and axes. `seeds` is `--seeds`' range, an axis over
 /// `seed`. Every error names the word and says what was expected.
-pub fn parse(
-    fields: &[Field],
-    words: &[String],
-    seeds: Option<&str>,
-) -> Result<Words, String> {
+pub fn parse(fields: &[Field], words: &[String], seeds: Option<&str>) -> Result<Words, String> {
     // Words grouped by key, in order of first appearance.
     let mut by_key: Vec<(&'static str, Vec<&str>)> = Vec::new();
     let mut all: Vec<String> = words.to_vec();
     if let Some(seeds) = seeds {
-        if words.iter().any(|w| w.split_once('=').is_some_and(|(k, _)| k.trim() == "seed")) {
+        if words
+            .iter()
+            .any(|w| w.split_once('=').is_some_and(|(k, _)| k.trim() == "seed"))
+        {
             return Err(format!(
                 "--seeds {seeds} and a seed=... word both set the seed: keep one"
             ));
@@ -201,39 +200,38 @@ fn range(text: &str) -> Result<Vec<f64>, String> {
             .ok_or_else(|| format!("{what} '{s}' is not a number (expected {FORMS})"))
     };
     let (lo, hi) = (number(lo, "the start")?, number(hi, "the end")?);
-    let spaced = |kind: &str, n: &str| -> Result<Vec<f64>, String> {
-        let n: usize = n
-            .trim()
-            .parse()
-            .ok()
-            .filter(|&n| n >= 1)
-            .ok_or_else(|| format!("'{kind}:{n}': the number of points must be 1 or more"))?;
-        if n > 1 && lo == hi {
-            return Err(format!("{n} points from {lo} to {lo} are all the same"));
-        }
-        let at = |i: usize| {
-            if n == 1 {
-                0.0
+    let spaced =
+        |kind: &str, n: &str| -> Result<Vec<f64>, String> {
+            let n: usize =
+                n.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
+                    format!("'{kind}:{n}': the number of points must be 1 or more")
+                })?;
+            if n > 1 && lo == hi {
+                return Err(format!("{n} points from {lo} to {lo} are all the same"));
+            }
+            let at = |i: usize| {
+                if n == 1 {
+                    0.0
+                } else {
+                    i as f64 / (n - 1) as f64
+                }
+            };
+            if kind == "log" {
+                if lo <= 0.0 || hi <= 0.0 {
+                    return Err(format!(
+                        "log spacing needs positive ends, got {lo} and {hi}"
+                    ));
+                }
+                let (a, b) = (lo.log10(), hi.log10());
+                Ok((0..n)
+                    .map(|i| significant(10f64.powf(a + (b - a) * at(i)), 4))
+                    .collect())
             } else {
-                i as f64 / (n - 1) as f64
+                Ok((0..n)
+                    .map(|i| significant(lo + (hi - lo) * at(i), 12))
+                    .collect())
             }
         };
-        if kind == "log" {
-            if lo <= 0.0 || hi <= 0.0 {
-                return Err(format!(
-                    "log spacing needs positive ends, got {lo} and {hi}"
-                ));
-            }
-            let (a, b) = (lo.log10(), hi.log10());
-            Ok((0..n)
-                .map(|i| significant(10f64.powf(a + (b - a) * at(i)), 4))
-                .collect())
-        } else {
-            Ok((0..n)
-                .map(|i| significant(lo + (hi - lo) * at(i), 12))
-                .collect())
-        }
-    };
     match spacing.map(|s| s.split_once(':').map_or((s, None), |(k, n)| (k, Some(n)))) {
         Some(("log", Some(n))) => spaced("log", n),
         Some(("lin", Some(n))) => spaced("lin", n),
@@ -328,7 +326,12 @@ mod tests {
             .unwrap()
             .axes
             .into_iter()
-            .map(|a| (a.key.to_string(), a.values.iter().map(render_value).collect()))
+            .map(|a| {
+                (
+                    a.key.to_string(),
+                    a.values.iter().map(render_value).collect(),
+                )
+            })
             .collect()
     }
 
@@ -345,7 +348,12 @@ mod tests {
 
     #[test]
     fn a_list_keeps_its_lab_run_meaning_and_a_scalar_list_is_refused() {
-        let w = parse(FIELDS, &words(&["divergence=kl,euclidean", "eta={1,2}"]), None).unwrap();
+        let w = parse(
+            FIELDS,
+            &words(&["divergence=kl,euclidean", "eta={1,2}"]),
+            None,
+        )
+        .unwrap();
         assert_eq!(w.fixed, ["divergence=kl,euclidean"]);
         assert_eq!(w.axes.len(), 1);
         // Each point of a list axis is a list of one.
@@ -358,14 +366,20 @@ mod tests {
             ]
         );
         let e = error(&["eta=0.1,1"], None);
-        assert!(e.contains("eta={0.1,1}") && e.contains("one value per run"), "{e}");
+        assert!(
+            e.contains("eta={0.1,1}") && e.contains("one value per run"),
+            "{e}"
+        );
     }
 
     #[test]
     fn ranges_follow_their_documented_ends() {
         assert_eq!(axes(&["seed=0..5"])[0].1, ["0", "1", "2", "3", "4"]);
         assert_eq!(axes(&["iterations=10..1:-3"])[0].1, ["10", "7", "4"]);
-        assert_eq!(axes(&["eta=0.1..0.5:0.1"])[0].1, ["0.1", "0.2", "0.3", "0.4"]);
+        assert_eq!(
+            axes(&["eta=0.1..0.5:0.1"])[0].1,
+            ["0.1", "0.2", "0.3", "0.4"]
+        );
         assert_eq!(
             axes(&["eta=1e-3..10:log:5"])[0].1,
             ["0.001", "0.01", "0.1", "1.0", "10.0"]
@@ -373,7 +387,10 @@ mod tests {
         assert_eq!(axes(&["eta=1..2:log:3"])[0].1, ["1.0", "1.414", "2.0"]);
         assert_eq!(axes(&["eta=1..2:lin:3"])[0].1, ["1.0", "1.5", "2.0"]);
         // Axes come in the fields' order, whatever the command line's.
-        let keys: Vec<String> = axes(&["seed=0..2", "eta={1,2}"]).into_iter().map(|a| a.0).collect();
+        let keys: Vec<String> = axes(&["seed=0..2", "eta={1,2}"])
+            .into_iter()
+            .map(|a| a.0)
+            .collect();
         assert_eq!(keys, ["eta", "seed"]);
     }
 

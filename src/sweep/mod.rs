@@ -60,15 +60,26 @@ pub struct Shard {
 impl Shard {
     /// `i/N` with `0 <= i < N`.
     pub fn parse(text: &str) -> Result<Shard> {
-        let bad = |why: &str| input_error!("--shard {text}: {why}; expected i/N with 0 <= i < N, e.g. 0/4");
+        let bad = |why: &str| {
+            input_error!("--shard {text}: {why}; expected i/N with 0 <= i < N, e.g. 0/4")
+        };
         let (i, n) = text.split_once('/').ok_or_else(|| bad("no '/'"))?;
-        let index: usize = i.trim().parse().map_err(|_| bad("i is not a whole number"))?;
-        let count: usize = n.trim().parse().map_err(|_| bad("N is not a whole number"))?;
+        let index: usize = i
+            .trim()
+            .parse()
+            .map_err(|_| bad("i is not a whole number"))?;
+        let count: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| bad("N is not a whole number"))?;
         if count == 0 {
             return Err(bad("N must be at least 1"));
         }
         if index >= count {
-            return Err(bad(&format!("shard {index} does not exist among {count} (0 to {})", count - 1)));
+            return Err(bad(&format!(
+                "shard {index} does not exist among {count} (0 to {})",
+                count - 1
+            )));
         }
         Ok(Shard { index, count })
     }
@@ -156,9 +167,8 @@ pub fn plan(exp: &'static dyn AnyExperiment, args: &SweepArgs) -> Result<Plan> {
         for (key, value) in &settings {
             spec.insert(key.to_string(), absolute(fields, key, value.clone()));
         }
-        exp.validate(&spec).map_err(|e| {
-            input_error!("the point {}: {e:#}", point_name(&settings))
-        })?;
+        exp.validate(&spec)
+            .map_err(|e| input_error!("the point {}: {e:#}", point_name(&settings)))?;
         points.push(Point {
             name: point_name(&settings),
             settings,
@@ -194,10 +204,9 @@ fn absolute(fields: &[crate::spec::Field], key: &str, value: Value) -> Value {
         .iter()
         .any(|f| f.key == key && matches!(f.domain, Domain::Path));
     match value {
-        Value::String(s) if is_path && !s.is_empty() => Value::String(
-            std::path::absolute(&s)
-                .map_or(s, |p| p.to_string_lossy().into_owned()),
-        ),
+        Value::String(s) if is_path && !s.is_empty() => {
+            Value::String(std::path::absolute(&s).map_or(s, |p| p.to_string_lossy().into_owned()))
+        }
         other => other,
     }
 }
@@ -312,7 +321,10 @@ fn decide(dir: &Path, point: &Point, force: bool) -> Plan1 {
         Ok(Some(m)) => match &m.status {
             Status::Done => {
                 if m.spec != point.spec {
-                    conflict(format!("done with other settings: {}", spec_change(&m.spec, &point.spec)))
+                    conflict(format!(
+                        "done with other settings: {}",
+                        spec_change(&m.spec, &point.spec)
+                    ))
                 } else if m.lab_version != env!("CARGO_PKG_VERSION") {
                     conflict(format!(
                         "done by lab {}, this is lab {}",
@@ -368,9 +380,8 @@ fn claim_directory(plan: &Plan) -> Result<SweepFile> {
     let path = dir.join(SWEEP_JSON);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let old: SweepFile = serde_json::from_str(&text).map_err(|e| {
-                input_error!("{}: not a sweep file: {e}", path.display())
-            })?;
+            let old: SweepFile = serde_json::from_str(&text)
+                .map_err(|e| input_error!("{}: not a sweep file: {e}", path.display()))?;
             if old.experiment != file.experiment || old.axes != file.axes {
                 return Err(input_error!(
                     "{} holds another sweep's points ({} over {}); this sweep is {} over {}: \
@@ -450,8 +461,16 @@ fn triage(plan: &Plan, shard: Option<Shard>, force: bool) -> Result<(Vec<(usize,
             "{n} point(s) in {} hold runs this sweep would replace:\n{}{}\nrun with --force to \
              replace them, or choose another directory with --out",
             plan.dir.display(),
-            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n"),
-            if n > 5 { format!("\n  ... and {} more", n - 5) } else { String::new() }
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            if n > 5 {
+                format!("\n  ... and {} more", n - 5)
+            } else {
+                String::new()
+            }
         ));
     }
     let mut tally = Tally {
@@ -569,7 +588,11 @@ pub fn execute(plan: &Plan, args: &SweepArgs) -> Result<Tally> {
                         }
                     };
                     let n = c.ran + c.failed + c.interrupted;
-                    format!("[{n:>w$}/{total}] {} {word} ({seconds:.2} s)", point.name, w = total.to_string().len())
+                    format!(
+                        "[{n:>w$}/{total}] {} {word} ({seconds:.2} s)",
+                        point.name,
+                        w = total.to_string().len()
+                    )
                 };
                 if let Some(bar) = &bar {
                     bar.inc(1);
@@ -600,8 +623,10 @@ fn progress_bar(enabled: bool, len: usize) -> Option<indicatif::ProgressBar> {
     }
     let bar = indicatif::ProgressBar::new(len as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("[{elapsed_precise}] {bar:32} {pos}/{len} points ETA {eta}")
-            .expect("valid template"),
+        indicatif::ProgressStyle::with_template(
+            "[{elapsed_precise}] {bar:32} {pos}/{len} points ETA {eta}",
+        )
+        .expect("valid template"),
     );
     Some(bar)
 }
