@@ -16,7 +16,9 @@ Run, check and plot experiments from optimization and learning-theory papers.
 
 Each experiment is a paper: `lab list` names them, `lab show EXP` prints every setting with \
 its meaning and range, `lab run EXP` runs it (CSV streamed to out/, manifest, plots, claim \
-verdicts), `lab plot` overlays runs, `lab verify` checks every paper's claims on small instances.";
+verdicts), `lab sweep EXP` runs a resumable grid of runs (or writes a Slurm job array), `lab \
+plot` overlays runs, `lab runs` lists the runs on disk, `lab report` writes an HTML page of them, \
+`lab verify` checks every paper's claims on small instances.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -25,7 +27,10 @@ Examples:
   lab run pmd --divergence euclidean          # defaults + one flag
   lab run --spec my.toml eta=1 iterations=500 # the file names its experiment
   lab plot out/pmd-*.csv --logy
-  for eta in 0.1 1 10; do lab run pmd --eta $eta; done   # a sweep is a shell loop
+  for eta in 0.1 1 10; do lab run pmd --eta $eta; done   # a sweep as a shell loop
+  lab sweep pmd 'eta={0.1,1,10}' --seeds 0..5 -j 2     # or a resumable grid with sweep.csv
+  lab runs out/ --where divergence=kl
+  lab report out/pmd-sweep=eta+seed                   # one static HTML page
   lab verify pmd
 
 Settings resolve as: defaults < --spec FILE < named flags < KEY=VALUE overrides.

@@ -817,12 +817,27 @@ fn column_panel(
             y_label,
         },
     );
+    // A log axis cannot show values <= 0 (a gap of exactly 0 is a result): say how many.
+    let hidden = panel
+        .series
+        .iter()
+        .filter(|s| s.style == crate::plot::Style::Line)
+        .flat_map(|s| &s.points)
+        .filter(|(px, py)| (args.logx && *px <= 0.0) || (args.logy && *py <= 0.0))
+        .count();
+    let mut notes = Vec::new();
     if let Some(most) = median_over_repeated_x(&mut panel) {
-        panel.title = format!(
-            "median line; band: smallest to largest of the up to {most} rows at one {x} \
-             (seeds, starts)"
-        );
+        notes.push(format!(
+            "median line; band: smallest to largest of the up to {most} rows at one {x}"
+        ));
     }
+    if hidden > 0 {
+        notes.push(format!(
+            "{} <= 0 not drawn on the log axis",
+            plural(hidden, "value")
+        ));
+    }
+    panel.title = notes.join("; ");
     Ok(panel)
 }
 

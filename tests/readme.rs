@@ -23,7 +23,16 @@ fn page(exp: &str) -> String {
 #[test]
 fn readme_documents_every_command_and_links_every_experiment() {
     let readme = read("README.md");
-    for command in ["lab list", "lab show", "lab run", "lab plot", "lab verify"] {
+    for command in [
+        "lab list",
+        "lab show",
+        "lab run",
+        "lab sweep",
+        "lab plot",
+        "lab runs",
+        "lab report",
+        "lab verify",
+    ] {
         assert!(readme.contains(command), "README lacks `{command}`");
     }
     for exp in lab::experiments::registry() {
