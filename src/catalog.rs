@@ -19,6 +19,8 @@ pub struct FoundRun {
     /// The run's path under the searched directory, without `.run.json`.
     pub name: String,
     pub manifest: Manifest,
+    /// `--where` conditions on series keys (`method=gd`): only those series are listed.
+    pub series: Vec<(String, String)>,
 }
 
 /// Every run under `dir` (its subdirectories too), oldest first. A manifest that cannot be
@@ -55,6 +57,7 @@ pub fn find(dir: &Path) -> Result<Vec<FoundRun>> {
                     manifest_path: path,
                     name,
                     manifest,
+                    series: Vec::new(),
                 });
             }
             Ok(None) => {}
@@ -204,7 +207,8 @@ pub fn filter(runs: Vec<FoundRun>, filter: &Filter) -> Result<Vec<FoundRun>> {
     Ok(runs
         .into_iter()
         .filter_map(|mut r| {
-            let m = &mut r.manifest;
+            let m = &r.manifest;
+            let mut series = Vec::new();
             let status_of = m.status.text();
             let status_word = status_of.split(':').next().unwrap_or("");
             if filter.status.as_ref().is_some_and(|s| s != status_word) {
@@ -215,9 +219,9 @@ pub fn filter(runs: Vec<FoundRun>, filter: &Filter) -> Result<Vec<FoundRun>> {
                     "experiment" => m.experiment == *v,
                     "status" => status_word == v,
                     _ if m.spec.get(k).is_some_and(|x| matches(x, v)) => true,
-                    // A series key (method=gd): keep the run's rows of that series only.
+                    // A series key (method=gd): list the run's rows of that series only.
                     _ if m.finals.iter().any(|f| series_matches(f, k, v)) => {
-                        m.finals.retain(|f| series_matches(f, k, v));
+                        series.push((k.clone(), v.clone()));
                         true
                     }
                     _ => false,
@@ -226,6 +230,7 @@ pub fn filter(runs: Vec<FoundRun>, filter: &Filter) -> Result<Vec<FoundRun>> {
                     return None;
                 }
             }
+            r.series = series;
             Some(r)
         })
         .collect())
@@ -263,7 +268,14 @@ fn claim_counts(m: &Manifest, series: &str) -> String {
         (Verdict::Inconclusive, "inconclusive"),
     ] {
         if count(v) > 0 {
-            parts.push(format!("{} {word}", count(v)));
+            // Which ones: the claims a reader looks up next.
+            let mut ids: Vec<&str> = m
+                .claims_on(series)
+                .filter(|c| c.verdict == v)
+                .map(|c| c.id.as_str())
+                .collect();
+            ids.dedup();
+            parts.push(format!("{} {word} ({})", count(v), ids.join(" ")));
         }
     }
     parts.join(", ")
@@ -307,13 +319,7 @@ pub fn table(runs: &[FoundRun]) -> TextTable {
         .to_vec();
     header.extend(settings.iter().cloned());
     header.extend(series_keys.iter().map(|s| s.to_string()));
-    header.extend(finals.iter().map(|f| {
-        if settings.iter().any(|s| s == f) {
-            format!("final_{f}")
-        } else {
-            f.to_string()
-        }
-    }));
+    header.extend(finals.iter().map(|f| format!("final_{f}")));
     header.push("claims".into());
     let mut rows = Vec::new();
     for r in runs {
@@ -324,7 +330,12 @@ pub fn table(runs: &[FoundRun]) -> TextTable {
         } else {
             &m.finals
         };
-        for s in series {
+        let listed = |s: &&SeriesFinal| {
+            r.series
+                .iter()
+                .all(|(k, v)| s.series.iter().any(|(sk, sv)| sk == k && sv == v))
+        };
+        for s in series.iter().filter(listed) {
             let mut row = vec![
                 r.name.clone(),
                 m.experiment.clone(),

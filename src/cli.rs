@@ -161,12 +161,13 @@ final metrics, claim verdicts) is rewritten atomically as points finish.
 Examples:
   lab sweep pmd 'eta={0.1,1,10}' 'divergence={kl,euclidean}' --seeds 0..5 -j 2
   lab sweep pmd eta=1e-2..1e2:log:9 --iterations 200
-  lab plot out/pmd-sweep=divergence+eta+seed/sweep.csv --x eta --y value_gap_rho --group divergence --logx --logy
+  lab plot out/pmd-sweep=divergence+eta+seed/sweep.csv --x eta --y final_value_gap_rho --group divergence --logx --logy
   lab sweep pmd 'eta={0.1,1,10}' --seeds 0..100 --emit slurm --tasks 10 --throttle 4 --time 10 --mem 1G
-  lab sweep pmd 'eta={0.1,1}' --emit commands | xargs -P 2 -I{} sh -c {}
+  lab sweep pmd 'eta={0.1,1}' --emit commands | xargs -d '\\n' -P 2 -I{} sh -c {}
 
-Exit codes: 0 every point done; 1 a point failed; 2 bad input (nothing written);
-130 interrupted by Ctrl-C (finished points kept; run the command again to finish).";
+Exit codes: 0 every point done (or being run by another lab process); 1 a point failed or
+could not start; 2 bad input (nothing written); 130 interrupted by Ctrl-C (finished points
+kept; run the command again to finish).";
 
 fn sweep_command() -> Command {
     let mut sweep = Command::new("sweep")

@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::ArgMatches;
 
 use crate::catalog;
-use crate::claims::{Outcome, Verdict, render_table};
+use crate::claims::{ClaimResult, Outcome, Verdict, render_table};
 use crate::cli::{PlotArgs, spec_layers};
 use crate::contract::{AnyExperiment, StoredRun};
 use crate::experiments;
@@ -145,8 +145,30 @@ fn run(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
         progress: !quiet && std::io::stderr().is_terminal(),
         command_line: command_line(),
     };
-    let report = run::execute(exp, spec, &options)?;
-    let failed_claims = report.claims.iter().any(|c| c.verdict == Verdict::Fail);
+    let mut report = run::execute(exp, spec, &options)?;
+    // A claim recorded as failing on this spec file (a finding, with its reason) prints as
+    // the expected deviation it is, as `lab verify` prints it.
+    let spec_file = m
+        .get_one::<PathBuf>("spec")
+        .and_then(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().into_owned());
+    if let Some(file) = spec_file {
+        for claim in report
+            .claims
+            .iter_mut()
+            .filter(|c| c.verdict == Verdict::Fail)
+        {
+            if let Some((_, _, why)) = exp
+                .findings()
+                .iter()
+                .find(|(f, id, _)| *f == file && *id == claim.id)
+            {
+                claim.deviation = Some(*why);
+            }
+        }
+    }
+    let fails = |c: &&ClaimResult| c.verdict == Verdict::Fail && c.deviation.is_none();
+    let failed_claims = report.claims.iter().any(|c| fails(&c));
     if !quiet {
         print_report(&report);
     }
@@ -155,7 +177,7 @@ fn run(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
             let failed: Vec<&str> = report
                 .claims
                 .iter()
-                .filter(|c| c.verdict == Verdict::Fail)
+                .filter(fails)
                 .map(|c| c.id.as_str())
                 .collect();
             eprintln!(
@@ -210,7 +232,8 @@ fn sweep(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
     let emit = m.get_one::<String>("emit").map(String::as_str);
     if emit.is_some() && shard.is_some() {
         return Err(input_error!(
-            "--shard runs a part of the points; --emit writes the whole sweep for an engine:              use one"
+            "--shard runs a part of the points; --emit writes the whole sweep for an engine: \
+             use one"
         ));
     }
     let args = SweepArgs {
@@ -311,7 +334,7 @@ fn sweep(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
         ExitCode::from(INTERRUPTED)
     } else if tally.failed > 0 {
         eprintln!(
-            "error: {} failed (sweep.csv has the reasons)",
+            "error: {} failed (the lines above and sweep.csv say why)",
             plural(tally.failed, "point")
         );
         ExitCode::from(1)
@@ -371,13 +394,29 @@ fn print_report(report: &run::RunReport) {
         println!("  {line}");
     }
     if !report.claims.is_empty() {
-        let count = |v: Verdict| report.claims.iter().filter(|c| c.verdict == v).count();
+        let count = |v: Verdict| {
+            report
+                .claims
+                .iter()
+                .filter(|c| c.verdict == v && c.deviation.is_none())
+                .count()
+        };
+        let deviating = report
+            .claims
+            .iter()
+            .filter(|c| c.deviation.is_some())
+            .count();
         println!(
-            "theory: {} checked: {} pass, {} fail, {} inconclusive",
+            "theory: {} checked: {} pass, {} fail, {} inconclusive{}",
             plural(report.claims.len(), "claim"),
             count(Verdict::Pass),
             count(Verdict::Fail),
-            count(Verdict::Inconclusive)
+            count(Verdict::Inconclusive),
+            if deviating > 0 {
+                format!(", {deviating} as recorded in the findings of this spec file")
+            } else {
+                String::new()
+            }
         );
         for line in render_table(&report.claims).lines() {
             println!("  {line}");
@@ -767,12 +806,20 @@ fn column_panel(
     runs: &[(crate::plot::Key, &LoadedRun)],
 ) -> Result<crate::plot::Panel> {
     let first = &runs[0].1.rows;
+    // Without --x: the run's step axis if it has one, else its first numeric column.
     let x = args.x.clone().unwrap_or_else(|| {
-        if first.has("iter") {
-            "iter".into()
-        } else {
-            first.names()[0].clone()
-        }
+        ["iter", "step", "epoch", "comms", "t"]
+            .iter()
+            .find(|c| first.num(c).is_some())
+            .map(|c| c.to_string())
+            .or_else(|| {
+                first
+                    .names()
+                    .iter()
+                    .find(|c| first.num(c).is_some())
+                    .cloned()
+            })
+            .unwrap_or_else(|| first.names()[0].clone())
     });
     for (_, loaded) in runs {
         for column in std::iter::once(&x).chain(&args.ys) {

@@ -162,21 +162,26 @@ impl Manifest {
     /// The claims checked on one series (`label` as [`SeriesFinal::label`] gives it): those
     /// checked on it, and those checked on the whole run (naming no series of it).
     pub fn claims_on<'a>(&'a self, label: &'a str) -> impl Iterator<Item = &'a StoredClaim> {
-        self.claims
-            .iter()
-            .filter(move |c| c.on == label || !self.finals.iter().any(|f| f.label() == c.on))
+        // A claim on a series may name more than its key (`divergence=tsallis, tsallis_q=2`).
+        let on_series = |on: &str, series: &str| {
+            !series.is_empty()
+                && (on == series || on.strip_prefix(series).is_some_and(|r| r.starts_with(", ")))
+        };
+        self.claims.iter().filter(move |c| {
+            on_series(&c.on, label) || !self.finals.iter().any(|f| on_series(&c.on, &f.label()))
+        })
     }
 
-    /// Writes a new manifest; fails if the file exists.
+    /// Writes a new manifest; fails if the file exists. The whole text appears at once (a
+    /// temporary file hard-linked into place), so a reader never sees half of one.
     pub fn create(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| input_error!("cannot create {}: {e}", path.display()))?;
-        std::io::Write::write_all(&mut file, text.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))
+        let tmp = path.with_extension(format!("json.{}.new", std::process::id()));
+        std::fs::write(&tmp, text)
+            .map_err(|e| input_error!("cannot create {}: {e}", tmp.display()))?;
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        linked.map_err(|e| input_error!("cannot create {}: {e}", path.display()))
     }
 
     /// Replaces the manifest atomically (temporary file, then rename), so a reader never sees

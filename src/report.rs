@@ -10,6 +10,7 @@ use anyhow::Result;
 use crate::catalog::{self, FoundRun, TextTable};
 use crate::claims::Verdict;
 use crate::input_error;
+use crate::plot::render_svg;
 use crate::sweep::emit::shell_quote;
 use crate::sweep::{SWEEP_CSV, SWEEP_JSON, SweepFile};
 
@@ -196,12 +197,32 @@ fn run_section(html: &mut String, run: &FoundRun, open: bool) -> usize {
             }
         }
     }
-    if figures == 0 && m.files.iter().any(|f| f.ends_with(".png")) {
-        let _ = writeln!(
-            html,
-            "<p>This run kept no SVG figure; <code>lab plot {}</code> draws it.</p>",
-            escape(&dir.join(format!("{}.csv", m.name)).to_string_lossy())
-        );
+    // A run that kept no SVG (--format png): its standard figures, drawn again from its CSV.
+    if figures == 0 {
+        let csv = dir.join(format!("{}.csv", m.name));
+        let drawn =
+            crate::commands::standard_figures_of(std::slice::from_ref(&csv)).and_then(|figs| {
+                figs.into_iter()
+                    .filter(|(_, f)| !f.is_empty())
+                    .map(|(suffix, f)| Ok((suffix, render_svg(&f)?)))
+                    .collect::<Result<Vec<_>>>()
+            });
+        match drawn {
+            Ok(svgs) => {
+                for (suffix, svg) in svgs {
+                    let _ = writeln!(
+                        html,
+                        "<figure>{svg}<figcaption>{}{} (drawn from the CSV)</figcaption></figure>",
+                        escape(&m.name),
+                        escape(&suffix)
+                    );
+                    figures += 1;
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(html, "<p>no figure: {}</p>", escape(&format!("{e:#}")));
+            }
+        }
     }
     if !m.claims.is_empty() {
         let table = TextTable {

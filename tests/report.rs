@@ -120,10 +120,26 @@ fn the_report_of_a_sweep_renders_in_chromium() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A run that kept only its PNG still gets its figure, drawn from the CSV.
+    let png_only = lab(tmp.path())
+        .args([
+            "run",
+            "pmd",
+            "--iterations",
+            "10",
+            "--out",
+            "s/extra",
+            "-q",
+            "--format",
+            "png",
+        ])
+        .output()
+        .unwrap();
+    assert!(png_only.status.success());
     let written = lab(tmp.path()).args(["report", "s"]).output().unwrap();
     assert!(written.status.success());
     assert!(
-        String::from_utf8_lossy(&written.stdout).contains("(4 runs, 4 figures)"),
+        String::from_utf8_lossy(&written.stdout).contains("(5 runs, 5 figures)"),
         "{}",
         String::from_utf8_lossy(&written.stdout)
     );
@@ -137,6 +153,7 @@ fn the_report_of_a_sweep_renders_in_chromium() {
         "pmd.monotone",
         "Xiao",
         "lab run pmd --spec",
+        "extra (drawn from the CSV)",
     ] {
         assert!(page.contains(expected), "{expected}");
     }
@@ -191,7 +208,7 @@ fn the_report_of_a_sweep_renders_in_chromium() {
     );
     assert!(m["rows"].as_u64().unwrap() >= 4, "{m}");
     let figures = m["figures"].as_array().unwrap();
-    assert_eq!(figures.len(), 4, "{m}");
+    assert_eq!(figures.len(), 5, "{m}");
     // The first run is open: its figure is laid out at a real size.
     let (w, h) = (
         figures[0][0].as_f64().unwrap(),

@@ -183,6 +183,12 @@ fn a_sweep_runs_as_a_job_array_and_a_resubmission_runs_only_the_cancelled_points
             assert_eq!(after[name], first[name], "{name} was run again");
         }
     }
+    let table = std::fs::read_to_string(b.join("sweep.csv")).unwrap();
+    assert_eq!(
+        table.lines().filter(|l| l.contains(",done,")).count(),
+        6,
+        "{table}"
+    );
     let logs = task_logs(&b, &job2);
     assert_eq!(logs.len(), 3, "{logs:?}");
     for (task, text) in &logs {

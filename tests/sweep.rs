@@ -121,14 +121,14 @@ fn a_grid_runs_every_point_resumes_and_refuses_to_replace_other_settings() {
         );
         assert_eq!(row["run"], name);
         assert_eq!(row["status"], "done");
-        assert_eq!(row["iter"], "20");
+        assert_eq!(row["final_iter"], "20");
         for ext in [".csv", ".run.json", ".png", ".svg"] {
             assert!(dir.join(format!("{name}{ext}")).exists(), "{name}{ext}");
         }
         // The sweep's final value is the run's last row (an independent reader: the CSV).
         let run = lab::table::Table::read_csv(&dir.join(format!("{name}.csv"))).unwrap();
         let last = *run.num("value_gap_rho").unwrap().last().unwrap();
-        assert_eq!(row["value_gap_rho"].parse::<f64>().unwrap(), last);
+        assert_eq!(row["final_value_gap_rho"].parse::<f64>().unwrap(), last);
         assert_eq!(row["pmd.monotone"], "pass");
     }
     // A point runs exactly what `lab run` runs with the same settings: identical metrics.
@@ -189,7 +189,24 @@ fn a_grid_runs_every_point_resumes_and_refuses_to_replace_other_settings() {
     assert_eq!(changed.status.code(), Some(2));
     let e = stderr(&changed);
     assert!(
-        e.contains("8 point(s)") && e.contains("iterations: 20 -> 30") && e.contains("--force"),
+        e.contains("other fixed settings (iterations: 20 -> 30)") && e.contains("--force"),
+        "{e}"
+    );
+    assert_eq!(snapshot(&dir), files, "nothing written");
+    // A point done with other settings than its name says (its manifest edited here) is
+    // listed with what differs, and nothing is written.
+    let edited = dir.join("divergence=kl-eta=10-seed=1.run.json");
+    let text = fs::read_to_string(&edited).unwrap();
+    fs::write(&edited, text.replace("\"eta\": 10.0", "\"eta\": 11.0")).unwrap();
+    let files = snapshot(&dir);
+    let conflict = sweep(&[]);
+    assert_eq!(conflict.status.code(), Some(2));
+    let e = stderr(&conflict);
+    assert!(
+        e.contains("1 point(s)")
+            && e.contains(
+                "divergence=kl-eta=10-seed=1: done with other settings: eta: 11.0 -> 10.0"
+            ),
         "{e}"
     );
     assert_eq!(snapshot(&dir), files, "nothing written");
@@ -213,11 +230,18 @@ fn a_grid_runs_every_point_resumes_and_refuses_to_replace_other_settings() {
         .output()
         .unwrap();
     assert!(forced.status.success(), "{}", stderr(&forced));
-    assert!(sweep_rows(&dir).iter().all(|r| r["iter"] == "30"));
+    assert!(sweep_rows(&dir).iter().all(|r| r["final_iter"] == "30"));
 
     // A metric against a swept setting, grouped by another.
     let plot = lab(tmp.path())
-        .args(["plot", "s/sweep.csv", "--x", "eta", "--y", "value_gap_rho"])
+        .args([
+            "plot",
+            "s/sweep.csv",
+            "--x",
+            "eta",
+            "--y",
+            "final_value_gap_rho",
+        ])
         .args(["--group", "divergence", "--logx", "--out", "gap.png"])
         .output()
         .unwrap();
@@ -329,6 +353,16 @@ fn bad_sweeps_say_what_is_wrong_exit_2_and_write_nothing() {
         (vec!["--out", "a-file/s", "eta={1,2}"], "is a file"),
         (vec!["--eta", "1", "eta={1,2}"], "keep one"),
         (vec!["iterations=3"], "nothing varies"),
+        (
+            vec!["--out", "/proc/lab-sweep", "eta={1,2}"],
+            "cannot create /proc/lab-sweep",
+        ),
+        (vec!["--seeds", "3"], "expected a range"),
+        (vec!["eta=1..2:lin:1000000000"], "1 to 100000"),
+        (
+            vec!["--out", "other", "--iterations", "4", "seed={5,6}"],
+            "other fixed settings (iterations: 3 -> 4)",
+        ),
     ] {
         let out = lab(tmp.path())
             .args(["sweep", "pmd"])
@@ -497,4 +531,65 @@ fn emitted_commands_run_the_points_a_sweep_then_finds_done() {
         "{}",
         stdout(&swept)
     );
+
+    // A point left interrupted (as Ctrl-C leaves it) is emitted again, replacing its files.
+    let manifest = tmp.path().join("s/eta=2.run.json");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let text = text.replace("\"status\": \"done\"", "\"status\": \"interrupted\"");
+    fs::write(&manifest, text).unwrap();
+    let emitted = lab(tmp.path())
+        .args(args)
+        .args(["--emit", "commands"])
+        .output()
+        .unwrap();
+    let commands = stdout(&emitted);
+    assert_eq!(commands.lines().count(), 1, "{commands}");
+    assert!(
+        commands.contains("eta=2") && commands.contains("--force"),
+        "{commands}"
+    );
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(commands.trim())
+        .current_dir(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(manifests(&tmp.path().join("s"))["eta=2"].0, "done");
+}
+
+/// Shards of one sweep started together on a fresh directory (as a job array's tasks are):
+/// each runs its own points, neither refuses the directory the other is creating, and the
+/// last table written holds every point.
+#[test]
+fn shards_started_together_share_one_directory() {
+    let tmp = TempDir::new().unwrap();
+    let start = |shard: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+            .current_dir(tmp.path())
+            .args(["sweep", "pmd", "--iterations", "50", "--out", "s", "-q"])
+            .args(["eta=1..9", "--shard", shard])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let shards = [start("0/3"), start("1/3"), start("2/3")];
+    for (i, shard) in shards.into_iter().enumerate() {
+        let out = shard.wait_with_output().unwrap();
+        assert!(out.status.success(), "shard {i}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("8 points, {} in shard {i}/3", [3, 3, 2][i])),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let rows = sweep_rows(&tmp.path().join("s"));
+    assert_eq!(rows.len(), 8);
+    assert!(rows.iter().all(|r| r["status"] == "done"), "{rows:?}");
+    let pids: std::collections::BTreeSet<u64> = manifests(&tmp.path().join("s"))
+        .values()
+        .map(|(_, pid)| *pid)
+        .collect();
+    assert_eq!(pids.len(), 3, "each shard ran its own points");
 }

@@ -263,6 +263,12 @@ impl<E: Experiment> RunData<E> {
                 c => Some(c),
             })
             .collect();
+        // Many differing settings would make a name longer than a file system takes: cut
+        // it, and keep it distinct with a hash of the whole.
+        if label.len() > 100 {
+            let cut: String = label.chars().take(80).collect();
+            return format!(".{cut}-{:016x}", crate::random::stable_hash(&label));
+        }
         format!(".{label}")
     }
 

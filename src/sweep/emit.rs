@@ -103,13 +103,19 @@ pub fn slurm_script(
     (s, tasks)
 }
 
-/// One `lab run` command per point, each writing the point's files in the sweep directory.
-pub fn commands(plan: &Plan, points: &[&Point], lab: &Path, formats: &[String]) -> Vec<String> {
+/// One `lab run` command per point, each writing the point's files in the sweep directory;
+/// `--force` where the point replaces an interrupted or failed run.
+pub fn commands(
+    plan: &Plan,
+    points: &[(&Point, bool)],
+    lab: &Path,
+    formats: &[String],
+) -> Vec<String> {
     let defaults = plan.exp.default_spec();
     let dir = absolute(&plan.dir);
     points
         .iter()
-        .map(|p| {
+        .map(|&(p, replace)| {
             let mut words = vec![
                 shell_quote(&lab.to_string_lossy()),
                 "run".into(),
@@ -120,6 +126,9 @@ pub fn commands(plan: &Plan, points: &[&Point], lab: &Path, formats: &[String]) 
                 "--out".into(),
                 shell_quote(&format!("{dir}/{}", p.name)),
             ];
+            if replace {
+                words.push("--force".into());
+            }
             for field in plan.exp.fields() {
                 if let Some(v) = p.spec.get(field.key)
                     && defaults.get(field.key) != Some(v)

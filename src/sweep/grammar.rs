@@ -48,6 +48,14 @@ pub fn parse(fields: &[Field], words: &[String], seeds: Option<&str>) -> Result<
                 "--seeds {seeds} and a seed=... word both set the seed: keep one"
             ));
         }
+        let t = seeds.trim();
+        let braces = t.starts_with('{') && t.ends_with('}');
+        if !(t.contains("..") || braces) {
+            return Err(format!(
+                "--seeds {seeds}: expected a range such as 0..5 (seeds 0 to 4) or {{0,7,42}}; \
+                 one seed is --seed {seeds}"
+            ));
+        }
         all.push(format!("seed={seeds}"));
     }
     for word in &all {
@@ -73,6 +81,7 @@ pub fn parse(fields: &[Field], words: &[String], seeds: Option<&str>) -> Result<
     for (key, texts) in by_key {
         let field = fields.iter().find(|f| f.key == key).expect("found above");
         let single = texts.len() == 1;
+        let is_axis = |t: &str| is_axis(&field.domain, t);
         let values = if single && !is_axis(texts[0]) {
             let text = texts[0];
             if text.contains(',') && !is_list(&field.domain) {
@@ -101,8 +110,9 @@ pub fn parse(fields: &[Field], words: &[String], seeds: Option<&str>) -> Result<
                 .map(|t| check(field, t))
                 .collect::<Result<Vec<_>, _>>()?
         };
-        for (i, v) in values.iter().enumerate() {
-            if values[..i].contains(v) {
+        let mut seen = std::collections::HashSet::new();
+        for v in &values {
+            if !seen.insert(render_value(v)) {
                 return Err(format!(
                     "axis {key} has the value {} twice",
                     render_value(v)
@@ -116,10 +126,19 @@ pub fn parse(fields: &[Field], words: &[String], seeds: Option<&str>) -> Result<
     Ok(out)
 }
 
-/// Whether a value text is an axis (braces or a range) rather than one value.
-fn is_axis(text: &str) -> bool {
+/// Whether a value text is an axis rather than one value: braces, or a range (never for a
+/// path, so `../data/x` stays a path).
+fn is_axis(domain: &Domain, text: &str) -> bool {
     let t = text.trim();
-    (t.starts_with('{') && t.ends_with('}')) || t.contains("..")
+    (t.starts_with('{') && t.ends_with('}'))
+        || (!matches!(domain, Domain::Path) && t.contains(".."))
+}
+
+fn is_numeric(domain: &Domain) -> bool {
+    matches!(
+        domain,
+        Domain::Real { .. } | Domain::Int { .. } | Domain::IntList { .. } | Domain::RealList { .. }
+    )
 }
 
 fn is_list(domain: &Domain) -> bool {
@@ -151,11 +170,7 @@ fn axis_values(field: &Field, text: &str) -> Result<Vec<Value>, String> {
         }
         return items.iter().map(|i| check(field, i)).collect();
     }
-    let numeric = matches!(
-        field.domain,
-        Domain::Real { .. } | Domain::Int { .. } | Domain::IntList { .. } | Domain::RealList { .. }
-    );
-    if !numeric {
+    if !is_numeric(&field.domain) {
         return Err(format!(
             "'{word}': a range needs a numeric setting, and {key} is {}; list its values as \
              {key}={{A,B}}",
@@ -163,6 +178,13 @@ fn axis_values(field: &Field, text: &str) -> Result<Vec<Value>, String> {
         ));
     }
     let integer = matches!(field.domain, Domain::Int { .. } | Domain::IntList { .. });
+    if integer && let Some(values) = integer_range(t) {
+        let values = values.map_err(|e| format!("'{word}': {e}"))?;
+        return values
+            .iter()
+            .map(|i| check(field, &i.to_string()))
+            .collect();
+    }
     let numbers = range(t).map_err(|e| format!("'{word}': {e}"))?;
     numbers
         .into_iter()
@@ -180,6 +202,40 @@ fn axis_values(field: &Field, text: &str) -> Result<Vec<Value>, String> {
             check(field, &text)
         })
         .collect()
+}
+
+/// The most values one axis takes.
+const MOST: usize = 100_000;
+
+/// `LO..HI` or `LO..HI:STEP` with integer ends and step, in exact integer arithmetic (seeds
+/// past 2^53 stay exact); `None` for another form.
+fn integer_range(text: &str) -> Option<Result<Vec<i64>, String>> {
+    let (bounds, step) = match text.split_once(':') {
+        Some((b, s)) => (b, s.trim().parse::<i64>().ok()?),
+        None => (text, 1),
+    };
+    let (lo, hi) = bounds.split_once("..")?;
+    let (lo, hi): (i64, i64) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    Some(if step == 0 {
+        Err("a step of 0 never reaches the end".into())
+    } else if lo == hi {
+        Err(format!(
+            "the range from {lo} to {hi} is empty (the end is excluded)"
+        ))
+    } else if (hi > lo) != (step > 0) {
+        Err(format!(
+            "a step of {step} goes away from the end: from {lo} to {hi} the step must be {}",
+            if hi > lo { "positive" } else { "negative" }
+        ))
+    } else {
+        let span = (i128::from(hi) - i128::from(lo)).unsigned_abs();
+        let count = span.div_ceil(u128::from(step.unsigned_abs()));
+        if count > MOST as u128 {
+            Err(format!("{count} values; a sweep axis takes at most {MOST}"))
+        } else {
+            Ok((0..count as i64).map(|i| lo + i * step).collect())
+        }
+    })
 }
 
 /// The numbers of a range text: `LO..HI`, `LO..HI:STEP`, `LO..HI:log:N`, `LO..HI:lin:N`.
@@ -200,38 +256,39 @@ fn range(text: &str) -> Result<Vec<f64>, String> {
             .ok_or_else(|| format!("{what} '{s}' is not a number (expected {FORMS})"))
     };
     let (lo, hi) = (number(lo, "the start")?, number(hi, "the end")?);
-    let spaced =
-        |kind: &str, n: &str| -> Result<Vec<f64>, String> {
-            let n: usize =
-                n.trim().parse().ok().filter(|&n| n >= 1).ok_or_else(|| {
-                    format!("'{kind}:{n}': the number of points must be 1 or more")
-                })?;
-            if n > 1 && lo == hi {
-                return Err(format!("{n} points from {lo} to {lo} are all the same"));
-            }
-            let at = |i: usize| {
-                if n == 1 {
-                    0.0
-                } else {
-                    i as f64 / (n - 1) as f64
-                }
-            };
-            if kind == "log" {
-                if lo <= 0.0 || hi <= 0.0 {
-                    return Err(format!(
-                        "log spacing needs positive ends, got {lo} and {hi}"
-                    ));
-                }
-                let (a, b) = (lo.log10(), hi.log10());
-                Ok((0..n)
-                    .map(|i| significant(10f64.powf(a + (b - a) * at(i)), 4))
-                    .collect())
+    let spaced = |kind: &str, n: &str| -> Result<Vec<f64>, String> {
+        let n: usize = n
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&n| (1..=MOST).contains(&n))
+            .ok_or_else(|| format!("'{kind}:{n}': the number of points must be 1 to {MOST}"))?;
+        if n > 1 && lo == hi {
+            return Err(format!("{n} points from {lo} to {lo} are all the same"));
+        }
+        let at = |i: usize| {
+            if n == 1 {
+                0.0
             } else {
-                Ok((0..n)
-                    .map(|i| significant(lo + (hi - lo) * at(i), 12))
-                    .collect())
+                i as f64 / (n - 1) as f64
             }
         };
+        if kind == "log" {
+            if lo <= 0.0 || hi <= 0.0 {
+                return Err(format!(
+                    "log spacing needs positive ends, got {lo} and {hi}"
+                ));
+            }
+            let (a, b) = (lo.log10(), hi.log10());
+            Ok((0..n)
+                .map(|i| significant(10f64.powf(a + (b - a) * at(i)), 4))
+                .collect())
+        } else {
+            Ok((0..n)
+                .map(|i| significant(lo + (hi - lo) * at(i), 12))
+                .collect())
+        }
+    };
     match spacing.map(|s| s.split_once(':').map_or((s, None), |(k, n)| (k, Some(n)))) {
         Some(("log", Some(n))) => spaced("log", n),
         Some(("lin", Some(n))) => spaced("lin", n),
@@ -258,12 +315,11 @@ fn range(text: &str) -> Result<Vec<f64>, String> {
                 ));
             }
             // Counted, not accumulated, so 0.1 steps do not drift; the end is excluded.
-            let count = ((hi - lo) / step - 1e-9).ceil() as usize;
-            const MOST: usize = 100_000;
-            if count > MOST {
+            let count = ((hi - lo) / step - 1e-9).ceil();
+            if count > MOST as f64 {
                 return Err(format!("{count} values; a sweep axis takes at most {MOST}"));
             }
-            Ok((0..count)
+            Ok((0..count as usize)
                 .map(|i| significant(lo + step * i as f64, 12))
                 .collect())
         }
@@ -413,10 +469,33 @@ mod tests {
             (vec!["seed=1"], Some("0..3"), "keep one"),
             (vec!["eta"], None, "KEY=VALUE"),
             (vec!["iterations={5,2000}"], None, "iterations=2000"),
+            (vec!["eta=1..2:lin:1000000000"], None, "1 to 100000"),
+            (vec!["seed=0..1000000"], None, "at most 100000"),
+            (vec!["eta=0..1000000"], None, "at most 100000"),
+            (vec!["eta=1"], Some("3"), "expected a range"),
         ] {
             let e = error(&w, seeds);
             assert!(e.contains(expect), "{w:?}: {e}");
         }
+    }
+
+    #[test]
+    fn integer_ranges_are_exact_and_paths_are_never_ranges() {
+        let word = format!("seed={}..{}", 1i64 << 60, (1i64 << 60) + 3);
+        assert_eq!(
+            axes(&[&word])[0].1,
+            [0, 1, 2].map(|i| ((1i64 << 60) + i).to_string())
+        );
+        let fields = [Field {
+            key: "data_file",
+            group: "",
+            doc: "",
+            domain: Domain::Path,
+        }];
+        let w = parse(&fields, &words(&["data_file=../data/a8a"]), None).unwrap();
+        assert_eq!(w.fixed, ["data_file=../data/a8a"]);
+        let w = parse(&fields, &words(&["data_file={../a,../b}"]), None).unwrap();
+        assert_eq!(w.axes[0].values.len(), 2);
     }
 
     #[test]

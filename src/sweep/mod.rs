@@ -10,7 +10,7 @@ mod summary;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -108,6 +108,9 @@ pub struct SweepFile {
     pub points: Vec<String>,
     /// `lab sweep` arguments that give this grid again (fixed settings and axes written out).
     pub arguments: Vec<String>,
+    /// The settings every point shares (the resolved spec without the axes): a sweep with
+    /// other fixed settings is another sweep.
+    pub fixed: toml::Table,
 }
 
 /// A resolved sweep: its experiment, directory, axes and points.
@@ -118,6 +121,8 @@ pub struct Plan {
     pub points: Vec<Point>,
     /// The `lab sweep` arguments that give this grid (absolute paths).
     pub arguments: Vec<String>,
+    /// The resolved settings without the axes.
+    pub fixed: toml::Table,
 }
 
 /// Resolves the grid, checking every point's settings; writes nothing.
@@ -146,31 +151,48 @@ pub fn plan(exp: &'static dyn AnyExperiment, args: &SweepArgs) -> Result<Plan> {
         overrides: words.fixed.clone(),
     };
     let base = resolve(exp.name(), fields, exp.default_spec(), &layers)?;
-    let size: usize = words.axes.iter().map(|a| a.values.len()).product();
-    const MOST_POINTS: usize = 1_000_000;
-    if size > MOST_POINTS {
-        return Err(input_error!(
-            "the grid has {size} points; a sweep takes at most {MOST_POINTS}"
-        ));
+    // Paths on an axis are made absolute once, as `resolve` does for settings: the points,
+    // their names and the arguments handed to cluster tasks all use the same values.
+    let mut axes = words.axes;
+    for axis in &mut axes {
+        for value in &mut axis.values {
+            *value = absolute(fields, axis.key, value.clone());
+        }
     }
+    const MOST_POINTS: usize = 1_000_000;
+    let size = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
+        .filter(|&n| n <= MOST_POINTS)
+        .ok_or_else(|| {
+            let sizes: Vec<String> = axes
+                .iter()
+                .map(|a| format!("{} {}", a.values.len(), a.key))
+                .collect();
+            input_error!(
+                "the grid of {} has more than {MOST_POINTS} points, the most a sweep takes",
+                sizes.join(" x ")
+            )
+        })?;
     let mut points = Vec::with_capacity(size);
     for index in 0..size {
         // The last axis varies fastest.
         let mut rest = index;
-        let mut settings = Vec::with_capacity(words.axes.len());
-        for axis in words.axes.iter().rev() {
+        let mut settings = Vec::with_capacity(axes.len());
+        for axis in axes.iter().rev() {
             settings.push((axis.key, axis.values[rest % axis.values.len()].clone()));
             rest /= axis.values.len();
         }
         settings.reverse();
         let mut spec = base.clone();
         for (key, value) in &settings {
-            spec.insert(key.to_string(), absolute(fields, key, value.clone()));
+            spec.insert(key.to_string(), value.clone());
         }
+        let name = point_name(fields, &settings);
         exp.validate(&spec)
-            .map_err(|e| input_error!("the point {}: {e:#}", point_name(&settings)))?;
+            .map_err(|e| input_error!("the point {name}: {e:#}"))?;
         points.push(Point {
-            name: point_name(&settings),
+            name,
             settings,
             spec,
         });
@@ -186,15 +208,20 @@ pub fn plan(exp: &'static dyn AnyExperiment, args: &SweepArgs) -> Result<Plan> {
     }
     let dir = match &args.out {
         Some(out) => out.clone(),
-        None => Path::new("out").join(default_dir_name(exp, &base, &words.axes)),
+        None => Path::new("out").join(default_dir_name(exp, &base, &axes)),
     };
-    let arguments = arguments(exp, &base, &words.axes);
+    let arguments = arguments(exp, &base, &axes);
+    let mut fixed = base;
+    for axis in &axes {
+        fixed.remove(axis.key);
+    }
     Ok(Plan {
         exp,
         dir,
-        axes: words.axes,
+        axes,
         points,
         arguments,
+        fixed,
     })
 }
 
@@ -211,16 +238,18 @@ fn absolute(fields: &[crate::spec::Field], key: &str, value: Value) -> Value {
     }
 }
 
-/// `eta=0.1-divergence=kl-seed=0`: the axes' values, safe as a file name.
-fn point_name(settings: &[(&'static str, Value)]) -> String {
+/// `eta=0.1-divergence=kl-seed=0`: the axes' values, safe as a file name; a path is named by
+/// its file's stem (`channels_file=a`, never `a.csv`, which would read as a file type).
+fn point_name(fields: &[crate::spec::Field], settings: &[(&'static str, Value)]) -> String {
     let parts: Vec<String> = settings
         .iter()
         .map(|(k, v)| {
+            let is_path = fields
+                .iter()
+                .any(|f| f.key == *k && matches!(f.domain, Domain::Path));
             let mut text = value_label(v);
-            if let Value::String(s) = v
-                && s.contains('/')
-            {
-                text = Path::new(s)
+            if is_path && !text.is_empty() {
+                text = Path::new(&text)
                     .file_stem()
                     .map_or(text.clone(), |s| s.to_string_lossy().into_owned());
             }
@@ -273,7 +302,17 @@ fn arguments(exp: &dyn AnyExperiment, base: &toml::Table, axes: &[Axis]) -> Vec<
     }
     for axis in axes {
         let values: Vec<String> = axis.values.iter().map(command_text).collect();
-        words.push(format!("{}={{{}}}", axis.key, values.join(",")));
+        // A point that is a list of several (method=svrs,svrp) keeps its commas: one word per
+        // point, the repeated key making the axis.
+        let lists = axis
+            .values
+            .iter()
+            .any(|v| matches!(v, Value::Array(items) if items.len() > 1));
+        if lists {
+            words.extend(values.iter().map(|v| format!("{}={v}", axis.key)));
+        } else {
+            words.push(format!("{}={{{}}}", axis.key, values.join(",")));
+        }
     }
     words
 }
@@ -358,14 +397,20 @@ fn spec_change(old: &toml::Table, new: &toml::Table) -> String {
         .join(", ")
 }
 
-/// Checks that `dir` holds nothing, or this sweep's points; returns its `sweep.json` to write.
-fn claim_directory(plan: &Plan) -> Result<SweepFile> {
-    let file = SweepFile {
+/// The `sweep.json` of `plan`.
+fn sweep_file(plan: &Plan) -> SweepFile {
+    SweepFile {
         experiment: plan.exp.name().to_string(),
         axes: plan.axes.iter().map(|a| a.key.to_string()).collect(),
         points: plan.points.iter().map(|p| p.name.clone()).collect(),
         arguments: plan.arguments.clone(),
-    };
+        fixed: plan.fixed.clone(),
+    }
+}
+
+/// Checks that `dir` holds nothing (but the dot files of a shard starting beside this one),
+/// or this sweep: the same experiment and axes, and the same fixed settings unless `force`.
+fn check_directory(plan: &Plan, force: bool) -> Result<()> {
     let dir = &plan.dir;
     if let Some(f) = dir.ancestors().find(|a| a.exists() && !a.is_dir()) {
         return Err(input_error!(
@@ -375,30 +420,19 @@ fn claim_directory(plan: &Plan) -> Result<SweepFile> {
         ));
     }
     if !dir.exists() {
-        return Ok(file);
+        return Ok(());
     }
     let path = dir.join(SWEEP_JSON);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let old: SweepFile = serde_json::from_str(&text)
-                .map_err(|e| input_error!("{}: not a sweep file: {e}", path.display()))?;
-            if old.experiment != file.experiment || old.axes != file.axes {
-                return Err(input_error!(
-                    "{} holds another sweep's points ({} over {}); this sweep is {} over {}: \
-                     choose another directory with --out",
-                    dir.display(),
-                    old.experiment,
-                    old.axes.join(", "),
-                    file.experiment,
-                    file.axes.join(", ")
-                ));
-            }
-            Ok(file)
-        }
+    let old = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str::<SweepFile>(&text)
+            .map_err(|e| input_error!("{}: not a sweep file: {e}", path.display()))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let entries = std::fs::read_dir(dir)
                 .map_err(|e| input_error!("cannot read {}: {e}", dir.display()))?;
-            if let Some(other) = entries.filter_map(|e| e.ok()).next() {
+            let other = entries
+                .filter_map(|e| e.ok())
+                .find(|e| !e.file_name().to_string_lossy().starts_with('.'));
+            if let Some(other) = other {
                 return Err(input_error!(
                     "{} is not empty and holds no sweep ({} is there, no {SWEEP_JSON}): choose \
                      another directory with --out",
@@ -406,18 +440,64 @@ fn claim_directory(plan: &Plan) -> Result<SweepFile> {
                     other.file_name().to_string_lossy()
                 ));
             }
-            Ok(file)
+            return Ok(());
         }
-        Err(e) => Err(input_error!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(input_error!("cannot read {}: {e}", path.display())),
+    };
+    let new = sweep_file(plan);
+    if old.experiment != new.experiment || old.axes != new.axes {
+        return Err(input_error!(
+            "{} holds another sweep's points ({} over {}); this sweep is {} over {}: choose \
+             another directory with --out",
+            dir.display(),
+            old.experiment,
+            old.axes.join(", "),
+            new.experiment,
+            new.axes.join(", ")
+        ));
+    }
+    if old.fixed != new.fixed && !force {
+        return Err(input_error!(
+            "{} holds this sweep with other fixed settings ({}): --force re-runs its points \
+             with the new ones, or choose another directory with --out",
+            dir.display(),
+            spec_change(&old.fixed, &new.fixed)
+        ));
+    }
+    Ok(())
+}
+
+/// Holds `DIR/.sweep.lock` (an advisory lock shared by the shards of a sweep) while alive.
+pub(crate) struct DirLock {
+    /// Held open: closing it releases the lock.
+    _file: std::fs::File,
+}
+
+impl DirLock {
+    pub(crate) fn take(dir: &Path) -> Result<DirLock> {
+        let path = dir.join(".sweep.lock");
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| input_error!("cannot create {}: {e}", path.display()))?;
+        file.lock()
+            .map_err(|e| input_error!("cannot lock {}: {e}", path.display()))?;
+        Ok(DirLock { _file: file })
     }
 }
 
-/// Writes `sweep.json` atomically (shards of one sweep write the same text).
-fn write_sweep_file(dir: &Path, file: &SweepFile) -> Result<()> {
+/// Creates the directory and writes `sweep.json` under the sweep's lock, checking again what
+/// a shard that started beside this one may have written meanwhile.
+fn claim_directory(plan: &Plan, force: bool) -> Result<()> {
+    let dir = &plan.dir;
     std::fs::create_dir_all(dir)
         .map_err(|e| input_error!("cannot create {}: {e}", dir.display()))?;
-    let text = serde_json::to_string_pretty(file)?;
-    let tmp = dir.join(format!(".{SWEEP_JSON}.{}.tmp", std::process::id()));
+    let _lock = DirLock::take(dir)?;
+    check_directory(plan, force)?;
+    let text = serde_json::to_string_pretty(&sweep_file(plan))?;
+    let tmp = dir.join(format!(".{SWEEP_JSON}.tmp"));
     std::fs::write(&tmp, text)
         .map_err(|e| input_error!("cannot write in {}: {e}", dir.display()))?;
     std::fs::rename(&tmp, dir.join(SWEEP_JSON))
@@ -490,17 +570,38 @@ fn triage(plan: &Plan, shard: Option<Shard>, force: bool) -> Result<(Vec<(usize,
     Ok((to_run, tally))
 }
 
-/// Checks the directory and the points (conflicts, a dataset a point reads), then claims the
-/// directory: `sweep.json` and a first `sweep.csv`. Returns the points to run and the counts
-/// of the others. Nothing is written when an input error is returned.
+/// Checks the directory and the points (conflicts; the files and data the points read, once
+/// per distinct path), then claims the directory: `sweep.json` and a first `sweep.csv`.
+/// Returns the points to run and the counts of the others. Nothing is written when an input
+/// error is returned.
 fn open(plan: &Plan, shard: Option<Shard>, force: bool) -> Result<(Vec<(usize, bool)>, Tally)> {
-    let file = claim_directory(plan)?;
+    check_directory(plan, force)?;
     let (to_run, tally) = triage(plan, shard, force)?;
-    if let Some(&(first, _)) = to_run.first() {
-        plan.exp.prepare(&plan.points[first].spec)?;
+    let mut checked: Vec<Vec<&Value>> = Vec::new();
+    let path_axes: Vec<usize> = plan
+        .axes
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| {
+            plan.exp
+                .fields()
+                .iter()
+                .any(|f| f.key == a.key && matches!(f.domain, Domain::Path))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    for &(index, _) in &to_run {
+        let point = &plan.points[index];
+        let paths: Vec<&Value> = path_axes.iter().map(|&a| &point.settings[a].1).collect();
+        if !checked.contains(&paths) {
+            plan.exp
+                .prepare(&point.spec)
+                .map_err(|e| e.context(format!("the point {}", point.name)))?;
+            checked.push(paths);
+        }
     }
-    write_sweep_file(&plan.dir, &file)?;
-    summary::SweepTable::load(plan)?.write()?;
+    claim_directory(plan, force)?;
+    summary::write(plan)?;
     Ok((to_run, tally))
 }
 
@@ -512,6 +613,15 @@ pub fn emit_slurm(
     lab: &Path,
     options: &emit::SlurmOptions,
 ) -> Result<(PathBuf, usize)> {
+    let dir = std::path::absolute(&plan.dir).unwrap_or_else(|_| plan.dir.clone());
+    let text = dir.to_string_lossy();
+    if let Some(c) = text.chars().find(|c| c.is_whitespace() || *c == '%') {
+        return Err(input_error!(
+            "{}: sbatch reads output file names up to a space and expands '%' in them, and \
+             this path has {c:?}: choose a sweep directory without it (--out)",
+            dir.display()
+        ));
+    }
     open(plan, None, args.force)?;
     let (script, tasks) = emit::slurm_script(plan, lab, &args.formats, options);
     let logs = plan.dir.join("slurm");
@@ -523,98 +633,115 @@ pub fn emit_slurm(
     Ok((path, tasks))
 }
 
-/// `--emit commands`: claims the directory; one `lab run` command per point not done.
+/// `--emit commands`: claims the directory; one `lab run` command per point not done (with
+/// `--force` where it replaces an interrupted or failed run).
 pub fn emit_commands(plan: &Plan, args: &SweepArgs, lab: &Path) -> Result<Vec<String>> {
     let (to_run, _) = open(plan, None, args.force)?;
-    let points: Vec<&Point> = to_run.iter().map(|&(i, _)| &plan.points[i]).collect();
+    let points: Vec<(&Point, bool)> = to_run
+        .iter()
+        .map(|&(i, replace)| (&plan.points[i], replace))
+        .collect();
     Ok(emit::commands(plan, &points, lab, &args.formats))
 }
 
-/// Runs the points of `plan` that are not done (this shard's), writing `sweep.csv` as they
-/// finish. Input errors happen before anything is written.
+/// Runs the points of `plan` that are not done (this shard's), `-j` at a time, each on its
+/// own thread (a point's own parallel work uses the shared rayon pool, so a point never
+/// waits inside another), writing `sweep.csv` as they finish. Input errors happen before
+/// anything is written.
 pub fn execute(plan: &Plan, args: &SweepArgs) -> Result<Tally> {
-    let (to_run, mut tally) = open(plan, args.shard, args.force)?;
-    let table = summary::SweepTable::load(plan)?;
-
-    let jobs = args.jobs.unwrap_or_else(rayon::current_num_threads).max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot start {jobs} threads: {e}"))?;
+    let (to_run, tally) = open(plan, args.shard, args.force)?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(rayon::current_num_threads)
+        .clamp(1, to_run.len().max(1));
     let bar = progress_bar(args.progress && !args.quiet, to_run.len());
-    let counts = Mutex::new(tally.clone());
-    let table = Mutex::new(table);
+    let counts = Mutex::new(tally);
+    let table = Mutex::new(summary::Throttle::default());
+    let next = AtomicUsize::new(0);
     let total = to_run.len();
-    pool.install(|| {
-        to_run
-            .par_iter()
-            .with_max_len(1)
-            .for_each(|&(index, replace)| {
-                if CANCEL.load(Ordering::SeqCst) {
-                    counts.lock().expect("no panic holds it").interrupted += 1;
-                    return;
-                }
-                let point = &plan.points[index];
-                let started = Instant::now();
-                let options = RunOptions {
-                    out: Some(plan.dir.join(&point.name)),
-                    force: replace,
-                    formats: args.formats.clone(),
-                    progress: false,
-                    command_line: args.command_line.clone(),
-                };
-                let outcome = run::execute(plan.exp, point.spec.clone(), &options);
-                let seconds = started.elapsed().as_secs_f64();
-                let line = {
-                    let mut c = counts.lock().expect("no panic holds it");
-                    let word = match &outcome {
-                        Ok(report) => match &report.status {
-                            Status::Done | Status::Running => {
-                                c.ran += 1;
-                                "done".to_string()
-                            }
-                            Status::Interrupted => {
-                                c.interrupted += 1;
-                                "interrupted".to_string()
-                            }
-                            Status::Failed(why) => {
-                                c.failed += 1;
-                                format!("failed: {why}")
-                            }
-                        },
-                        Err(e) => {
-                            c.failed += 1;
-                            format!("not run: {e:#}")
-                        }
-                    };
-                    let n = c.ran + c.failed + c.interrupted;
-                    format!(
-                        "[{n:>w$}/{total}] {} {word} ({seconds:.2} s)",
-                        point.name,
-                        w = total.to_string().len()
-                    )
-                };
-                if let Some(bar) = &bar {
-                    bar.inc(1);
-                    bar.println(line);
-                } else if !args.quiet {
-                    println!("{line}");
-                }
-                let mut t = table.lock().expect("no panic holds it");
-                t.update(index);
-                if let Err(e) = t.write_soon() {
-                    eprintln!("warning: {e:#}");
-                }
+    let width = total.to_string().len();
+    let worker = || {
+        loop {
+            let slot = next.fetch_add(1, Ordering::SeqCst);
+            let Some(&(index, replace)) = to_run.get(slot) else {
+                return;
+            };
+            if CANCEL.load(Ordering::SeqCst) {
+                counts.lock().expect("no panic holds it").interrupted += 1;
+                continue;
+            }
+            let point = &plan.points[index];
+            let started = Instant::now();
+            let options = RunOptions {
+                out: Some(plan.dir.join(&point.name)),
+                force: replace,
+                formats: args.formats.clone(),
+                progress: false,
+                command_line: args.command_line.clone(),
+            };
+            // A panic before the run's manifest exists (in preparing) fails this point only.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run::execute(plan.exp, point.spec.clone(), &options)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(anyhow::anyhow!(
+                    "internal error (panic): {}",
+                    crate::contract::panic_text(panic.as_ref())
+                ))
             });
+            let seconds = started.elapsed().as_secs_f64();
+            let line = {
+                let mut c = counts.lock().expect("no panic holds it");
+                let word = match &outcome {
+                    Ok(report) => match &report.status {
+                        Status::Done | Status::Running => {
+                            c.ran += 1;
+                            "done".to_string()
+                        }
+                        Status::Interrupted => {
+                            c.interrupted += 1;
+                            "interrupted".to_string()
+                        }
+                        Status::Failed(why) => {
+                            c.failed += 1;
+                            format!("failed: {why}")
+                        }
+                    },
+                    Err(e) => {
+                        c.failed += 1;
+                        format!("could not start: {e:#}")
+                    }
+                };
+                let n = c.ran + c.failed + c.interrupted;
+                format!(
+                    "[{n:>width$}/{total}] {} {word} ({seconds:.2} s)",
+                    point.name
+                )
+            };
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                bar.println(line);
+            } else if outcome.as_ref().is_err() {
+                // No manifest will say why: say it here, even under -q.
+                eprintln!("{line}");
+            } else if !args.quiet {
+                println!("{line}");
+            }
+            if let Err(e) = table.lock().expect("no panic holds it").write_soon(plan) {
+                eprintln!("warning: {e:#}");
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(worker);
+        }
     });
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    tally = counts.into_inner().expect("no panic holds it");
-    let mut table = table.into_inner().expect("no panic holds it");
-    table.reload_all();
-    table.write()?;
-    Ok(tally)
+    summary::write(plan)?;
+    Ok(counts.into_inner().expect("no panic holds it"))
 }
 
 fn progress_bar(enabled: bool, len: usize) -> Option<indicatif::ProgressBar> {
