@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::claims::Verdict;
 use crate::input_error;
-use crate::manifest::{Manifest, SeriesFinal};
+use crate::manifest::{Manifest, SeriesFinal, Status};
 use crate::spec::{nearest, value_label};
 use crate::table::{format_real, short_real};
 
@@ -49,7 +49,12 @@ pub fn find(dir: &Path) -> Result<Vec<FoundRun>> {
     let mut runs = Vec::with_capacity(read.len());
     for (path, manifest) in read {
         match manifest {
-            Ok(Some(manifest)) => {
+                        Ok(Some(mut manifest)) => {
+                if manifest.status == Status::Running && !is_live(&path, &manifest) {
+                    manifest.status = Status::Failed(
+                        "killed: its manifest says running, but no process holds its lock".into(),
+                    );
+                }
                 let relative = path.strip_prefix(dir).unwrap_or(&path);
                 let name = relative.to_string_lossy();
                 let name = name.strip_suffix(".run.json").unwrap_or(&name).to_string();
@@ -69,6 +74,16 @@ pub fn find(dir: &Path) -> Result<Vec<FoundRun>> {
             .cmp(&(b.manifest.started.as_str(), b.name.as_str()))
     });
     Ok(runs)
+}
+
+/// Whether the run of a `running` manifest is being written: its lock file (`.NAME.lock`,
+/// removed when a run ends, left by a killed one) is held by a process.
+fn is_live(manifest_path: &Path, m: &Manifest) -> bool {
+    let lock = manifest_path.with_file_name(format!(".{}.lock", m.name));
+    match std::fs::File::open(&lock) {
+        Err(_) => false,
+        Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+    }
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
