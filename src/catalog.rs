@@ -49,7 +49,7 @@ pub fn find(dir: &Path) -> Result<Vec<FoundRun>> {
     let mut runs = Vec::with_capacity(read.len());
     for (path, manifest) in read {
         match manifest {
-                        Ok(Some(mut manifest)) => {
+            Ok(Some(mut manifest)) => {
                 if manifest.status == Status::Running && !is_live(&path, &manifest) {
                     manifest.status = Status::Failed(
                         "killed: its manifest says running, but no process holds its lock".into(),

@@ -1002,7 +1002,8 @@ fn report(m: &ArgMatches) -> Result<ExitCode> {
             out.display()
         ));
     }
-    let page = crate::report::page(dir)?;
+    let draw = |csv: &Path| standard_figures_of(&[csv.to_path_buf()]);
+    let page = crate::report::page(dir, &draw)?;
     run::create_parent(&out)?;
     std::fs::write(&out, page.html)
         .map_err(|e| input_error!("cannot write {}: {e}", out.display()))?;

@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::catalog::{self, FoundRun, TextTable};
 use crate::claims::Verdict;
 use crate::input_error;
-use crate::plot::render_svg;
+use crate::plot::{Figure, render_svg};
 use crate::sweep::emit::shell_quote;
 use crate::sweep::{SWEEP_CSV, SWEEP_JSON, SweepFile};
 
@@ -42,8 +42,12 @@ pub fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// How a run's standard figures are drawn from its CSV (`lab plot`'s way, handed in by the
+/// command line), for runs that kept no SVG.
+pub type DrawFigures<'a> = &'a dyn Fn(&Path) -> Result<Vec<(String, Figure)>>;
+
 /// The page of the runs under `dir`.
-pub fn page(dir: &Path) -> Result<Page> {
+pub fn page(dir: &Path, draw: DrawFigures) -> Result<Page> {
     let runs = catalog::find(dir)?;
     if runs.is_empty() {
         return Err(input_error!(
@@ -101,7 +105,7 @@ pub fn page(dir: &Path) -> Result<Page> {
     html += "<h2>Each run</h2>\n";
     let mut figures = 0;
     for (i, run) in runs.iter().enumerate() {
-        figures += run_section(&mut html, run, i == 0);
+        figures += run_section(&mut html, run, i == 0, draw);
     }
     html += "</body></html>\n";
     Ok(Page {
@@ -168,7 +172,7 @@ fn html_table(table: &TextTable, scroll: bool) -> String {
 
 /// One run: its figures, claims and commands, in a `<details>` (the first one open).
 /// Returns the number of figures.
-fn run_section(html: &mut String, run: &FoundRun, open: bool) -> usize {
+fn run_section(html: &mut String, run: &FoundRun, open: bool, draw: DrawFigures) -> usize {
     let m = &run.manifest;
     let _ = writeln!(
         html,
@@ -200,13 +204,12 @@ fn run_section(html: &mut String, run: &FoundRun, open: bool) -> usize {
     // A run that kept no SVG (--format png): its standard figures, drawn again from its CSV.
     if figures == 0 {
         let csv = dir.join(format!("{}.csv", m.name));
-        let drawn =
-            crate::commands::standard_figures_of(std::slice::from_ref(&csv)).and_then(|figs| {
-                figs.into_iter()
-                    .filter(|(_, f)| !f.is_empty())
-                    .map(|(suffix, f)| Ok((suffix, render_svg(&f)?)))
-                    .collect::<Result<Vec<_>>>()
-            });
+        let drawn = draw(&csv).and_then(|figs| {
+            figs.into_iter()
+                .filter(|(_, f)| !f.is_empty())
+                .map(|(suffix, f)| Ok((suffix, render_svg(&f)?)))
+                .collect::<Result<Vec<_>>>()
+        });
         match drawn {
             Ok(svgs) => {
                 for (suffix, svg) in svgs {

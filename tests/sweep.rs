@@ -600,13 +600,26 @@ fn shards_started_together_share_one_directory() {
 fn lab_runs_names_killed_runs_and_filters_by_status() {
     let tmp = TempDir::new().unwrap();
     let out = lab(tmp.path())
-        .args(["sweep", "pmd", "--iterations", "5", "--out", "s", "-q", "eta={1,2}"])
+        .args([
+            "sweep",
+            "pmd",
+            "--iterations",
+            "5",
+            "--out",
+            "s",
+            "-q",
+            "eta={1,2}",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     let manifest = tmp.path().join("s/eta=2.run.json");
     let text = fs::read_to_string(&manifest).unwrap();
-    fs::write(&manifest, text.replace("\"status\": \"done\"", "\"status\": \"running\"")).unwrap();
+    fs::write(
+        &manifest,
+        text.replace("\"status\": \"done\"", "\"status\": \"running\""),
+    )
+    .unwrap();
     let failed = lab(tmp.path())
         .args(["runs", "s", "--status", "failed", "--csv"])
         .output()
@@ -614,6 +627,13 @@ fn lab_runs_names_killed_runs_and_filters_by_status() {
     let text = stdout(&failed);
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains("eta=2") && text.contains("killed"), "{text}");
-    let done = lab(tmp.path()).args(["runs", "s", "--status", "done"]).output().unwrap();
-    assert!(stdout(&done).contains("eta=1") && !stdout(&done).contains("eta=2 "), "{}", stdout(&done));
+    let done = lab(tmp.path())
+        .args(["runs", "s", "--status", "done"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&done).contains("eta=1") && !stdout(&done).contains("eta=2 "),
+        "{}",
+        stdout(&done)
+    );
 }
