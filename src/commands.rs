@@ -413,7 +413,7 @@ fn print_report(report: &run::RunReport) {
             count(Verdict::Fail),
             count(Verdict::Inconclusive),
             if deviating > 0 {
-                format!(", {deviating} as recorded in the findings of this spec file")
+                format!(", {deviating} deviate as recorded in this spec file's findings")
             } else {
                 String::new()
             }
