@@ -296,21 +296,19 @@ fn claim_counts(m: &Manifest, series: &str) -> String {
     parts.join(", ")
 }
 
-/// Seconds as `0.03 s`, `12.4 s`, `3m20s`, `2h05m`.
-fn wall(seconds: Option<f64>) -> String {
-    match seconds {
-        None => String::new(),
-        Some(s) if s < 60.0 => format!("{s:.2} s"),
-        Some(s) if s < 3600.0 => format!("{}m{:02}s", (s / 60.0) as u64, s as u64 % 60),
-        Some(s) => format!("{}h{:02}m", (s / 3600.0) as u64, (s as u64 % 3600) / 60),
-    }
-}
-
 /// One row per run and series: run, experiment, status, started, wall, the differing
 /// settings, the series keys, the final headline values and the claims.
 pub fn table(runs: &[FoundRun]) -> TextTable {
+    const FIRST: [&str; 5] = ["run", "experiment", "status", "started", "wall_s"];
     if runs.is_empty() {
-        return TextTable::default();
+        return TextTable {
+            header: FIRST
+                .iter()
+                .chain(&["claims"])
+                .map(|s| s.to_string())
+                .collect(),
+            rows: Vec::new(),
+        };
     }
     let settings = differing_settings(runs);
     let mut series_keys: Vec<&str> = Vec::new();
@@ -329,9 +327,7 @@ pub fn table(runs: &[FoundRun]) -> TextTable {
             }
         }
     }
-    let mut header: Vec<String> = ["run", "experiment", "status", "started", "wall"]
-        .map(String::from)
-        .to_vec();
+    let mut header: Vec<String> = FIRST.map(String::from).to_vec();
     header.extend(settings.iter().cloned());
     header.extend(series_keys.iter().map(|s| s.to_string()));
     header.extend(finals.iter().map(|f| format!("final_{f}")));
@@ -359,7 +355,7 @@ pub fn table(runs: &[FoundRun]) -> TextTable {
                     .replace('T', " ")
                     .trim_end_matches('Z')
                     .to_string(),
-                wall(m.wall_seconds),
+                m.wall_seconds.map_or(String::new(), |w| format!("{w:.3}")),
             ];
             row.extend(
                 settings

@@ -553,7 +553,7 @@ pub fn name_the_experiment(
         }
     };
     let run = skip_threads(1);
-    if word(run) != Some("run") {
+    if !matches!(word(run), Some("run" | "sweep")) {
         return Ok(args);
     }
     let at = skip_threads(run + 1);

@@ -230,6 +230,21 @@ fn sweep(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
         .map(|s| Shard::parse(s))
         .transpose()?;
     let emit = m.get_one::<String>("emit").map(String::as_str);
+    // Slurm's flags mean nothing without --emit slurm: say so rather than ignore them.
+    for flag in ["tasks", "throttle", "time", "mem", "cpus", "partition"] {
+        let given = m.value_source(flag) == Some(clap::parser::ValueSource::CommandLine);
+        if given && emit != Some("slurm") {
+            return Err(input_error!(
+                "--{flag} shapes the Slurm job array: it goes with --emit slurm"
+            ));
+        }
+    }
+    if emit == Some("slurm") && m.get_one::<usize>("jobs").is_some() {
+        return Err(input_error!(
+            "-j with --emit slurm: each array task runs its points on --cpus N threads; give \
+             --cpus instead"
+        ));
+    }
     if emit.is_some() && shard.is_some() {
         return Err(input_error!(
             "--shard runs a part of the points; --emit writes the whole sweep for an engine: \
@@ -276,9 +291,12 @@ fn sweep(exp: &'static dyn AnyExperiment, m: &ArgMatches) -> Result<ExitCode> {
                     return Err(input_error!("{flag} 0: expected 1 or more"));
                 }
             }
-            let (path, tasks) = sweep::emit_slurm(&plan, &args, &lab, &options)?;
+            SlurmOptions::check_time(&options.time)?;
+            SlurmOptions::check_mem(&options.mem)?;
+            let (path, tasks, pending) = sweep::emit_slurm(&plan, &args, &lab, &options)?;
             println!(
-                "wrote {} ({} points in {tasks} array tasks); submit it with: sbatch {}",
+                "wrote {} ({} points in {tasks} array tasks, {pending} of them not done); submit \
+                 it with: sbatch {}",
                 path.display(),
                 plan.points.len(),
                 path.display()
@@ -483,6 +501,16 @@ struct LoadedRun {
     manifest_path: PathBuf,
     manifest: Option<Manifest>,
     rows: Table,
+    /// For a sweep's table: what it varies, and how many points were left out.
+    sweep: Option<SweepTable>,
+}
+
+/// A sweep's `sweep.csv` as `lab plot` reads it: only its done points are drawn, and its lines
+/// are told apart by its axes and series keys (not by its status, claim or run columns).
+struct SweepTable {
+    axes: Vec<String>,
+    series: Vec<String>,
+    not_done: usize,
 }
 
 impl LabelledRows for (crate::plot::Key, &LoadedRun) {
@@ -501,14 +529,41 @@ fn load(path: &Path) -> Result<LoadedRun> {
             path.display()
         ));
     }
-    let rows = Table::read_csv(path)?;
+    let mut rows = Table::read_csv(path)?;
     let manifest_path = with_suffix(&path.with_extension(""), ".run.json");
     let manifest = Manifest::read(&manifest_path)?;
+    let mut sweep = None;
+    if is_sweep_table(path) {
+        let file = path.with_file_name(sweep::SWEEP_JSON);
+        let axes = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<sweep::SweepFile>(&t).ok())
+            .ok_or_else(|| input_error!("{}: not a sweep file", file.display()))?
+            .axes;
+        // The series keys stand between the axes and `status`.
+        let names = rows.names().to_vec();
+        let status = names
+            .iter()
+            .position(|n| n == "status")
+            .unwrap_or(names.len());
+        let series = names[axes.len().min(status)..status].to_vec();
+        let done: Vec<bool> = rows.text("status").map_or(vec![true; rows.len()], |s| {
+            s.iter().map(|s| s == "done").collect()
+        });
+        let not_done = done.iter().filter(|d| !**d).count();
+        rows = rows.filter(|i| done[i]);
+        sweep = Some(SweepTable {
+            axes,
+            series,
+            not_done,
+        });
+    }
     Ok(LoadedRun {
         path: path.to_path_buf(),
         manifest_path,
         manifest,
         rows,
+        sweep,
     })
 }
 
@@ -536,7 +591,7 @@ fn legend_keys(runs: &[LoadedRun]) -> Vec<crate::plot::Key> {
             }
         }
     }
-    let differing: Vec<&String> = keys
+    let mut differing: Vec<&String> = keys
         .into_iter()
         .filter(|k| {
             let values: Vec<Option<&toml::Value>> =
@@ -544,6 +599,12 @@ fn legend_keys(runs: &[LoadedRun]) -> Vec<crate::plot::Key> {
             values.iter().any(|v| *v != values[0])
         })
         .collect();
+    // Seeds of one setting are repetitions, not another setting: when the runs also differ in
+    // something else, the seeds of a setting share its colour and pattern (one legend entry),
+    // so a sweep over settings and seeds stays readable.
+    if differing.len() > 1 {
+        differing.retain(|k| *k != "seed");
+    }
     let formats: Vec<NumberFormat> = differing
         .iter()
         .map(|k| NumberFormat::of(specs.iter().flatten().filter_map(|s| s.get(*k))))
@@ -668,7 +729,7 @@ fn plot(args: &PlotArgs) -> Result<ExitCode> {
     } else {
         for path in &side {
             let what = if is_sweep_table(path) {
-                "a sweep's table: plot it alone, e.g. --x eta --y METRIC"
+                "a sweep's table: plot it alone with --x SETTING --y final_METRIC"
             } else {
                 "a second table of a run"
             };
@@ -752,6 +813,22 @@ fn standard_figures(
     keys: Vec<crate::plot::Key>,
 ) -> Result<Vec<(String, Figure)>> {
     let without: Vec<&LoadedRun> = loaded.iter().filter(|r| r.manifest.is_none()).collect();
+    if let Some(sweep) = without.first().and_then(|r| r.sweep.as_ref()) {
+        let first = &without[0];
+        let axis = sweep.axes.first().map_or("SETTING", String::as_str);
+        let metric = first
+            .rows
+            .names()
+            .iter()
+            .find(|n| n.starts_with("final_") && *n != "final_iter")
+            .map_or("final_METRIC", String::as_str);
+        return Err(input_error!(
+            "{} is a sweep's table: name what to draw, e.g. --x {axis} --y {metric} (its \
+             columns: {})",
+            first.path.display(),
+            first.rows.names().join(", ")
+        ));
+    }
     if let Some(first) = without.first() {
         return Err(input_error!(
             "name the columns to plot with --y: {} has no manifest ({}) saying which experiment \
@@ -846,9 +923,17 @@ fn column_panel(
             }
         }
     }
-    let group: Vec<&str> = match &args.group {
-        Some(g) => g.iter().map(String::as_str).collect(),
-        None => first.text_columns(),
+    let group: Vec<&str> = match (&args.group, &runs[0].1.sweep) {
+        (Some(g), _) => g.iter().map(String::as_str).collect(),
+        // A sweep's lines: its other axes (seeds drawn as a median and band) and series.
+        (None, Some(sweep)) => sweep
+            .axes
+            .iter()
+            .filter(|a| **a != x && *a != "seed")
+            .chain(&sweep.series)
+            .map(String::as_str)
+            .collect(),
+        (None, None) => first.text_columns(),
     };
     let ys: Vec<&str> = args.ys.iter().map(String::as_str).collect();
     let y_label = if ys.len() == 1 { ys[0] } else { "" };
@@ -882,6 +967,17 @@ fn column_panel(
         notes.push(format!(
             "{} <= 0 not drawn on the log axis",
             plural(hidden, "value")
+        ));
+    }
+    let not_done: usize = runs
+        .iter()
+        .filter_map(|(_, r)| r.sweep.as_ref())
+        .map(|s| s.not_done)
+        .sum();
+    if not_done > 0 {
+        notes.push(format!(
+            "{} not done left out (lab runs lists them)",
+            plural(not_done, "point")
         ));
     }
     panel.title = notes.join("; ");
@@ -996,6 +1092,12 @@ fn report(m: &ArgMatches) -> Result<ExitCode> {
         .get_one::<PathBuf>("out")
         .cloned()
         .unwrap_or_else(|| dir.join("report.html"));
+    if out.extension().is_none_or(|e| e != "html") || out.is_dir() {
+        return Err(input_error!(
+            "{}: expected a file name ending in .html",
+            out.display()
+        ));
+    }
     if out.exists() && !m.get_flag("force") {
         return Err(input_error!(
             "{} exists; not overwriting it (use --force)",
@@ -1008,10 +1110,10 @@ fn report(m: &ArgMatches) -> Result<ExitCode> {
     std::fs::write(&out, page.html)
         .map_err(|e| input_error!("cannot write {}: {e}", out.display()))?;
     println!(
-        "wrote {} ({} runs, {} figures)",
+        "wrote {} ({}, {})",
         out.display(),
-        page.runs,
-        page.figures
+        plural(page.runs, "run"),
+        plural(page.figures, "figure")
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -83,6 +83,18 @@ pub fn page(dir: &Path, draw: DrawFigures) -> Result<Page> {
     let sweep_file = std::fs::read_to_string(dir.join(SWEEP_JSON))
         .ok()
         .and_then(|t| serde_json::from_str::<SweepFile>(&t).ok());
+    // A sweep's runs in grid order (runs outside its grid after them), others as found.
+    let mut runs = runs;
+    if let Some(sweep) = &sweep_file {
+        let place = |r: &FoundRun| {
+            sweep
+                .points
+                .iter()
+                .position(|p| *p == r.name)
+                .unwrap_or(usize::MAX)
+        };
+        runs.sort_by_key(|r| place(r));
+    }
     match (&sweep_file, read_csv(&dir.join(SWEEP_CSV))) {
         (Some(sweep), Some(table)) => {
             let _ = writeln!(

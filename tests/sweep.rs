@@ -358,7 +358,7 @@ fn bad_sweeps_say_what_is_wrong_exit_2_and_write_nothing() {
             "cannot create /proc/lab-sweep",
         ),
         (vec!["--seeds", "3"], "expected a range"),
-        (vec!["eta=1..2:lin:1000000000"], "1 to 100000"),
+        (vec!["eta=1..2:lin:1000000000"], "2 to 100000"),
         (
             vec!["--out", "other", "--iterations", "4", "seed={5,6}"],
             "other fixed settings (iterations: 3 -> 4)",

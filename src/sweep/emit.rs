@@ -22,6 +22,40 @@ pub struct SlurmOptions {
     pub partition: Option<String>,
 }
 
+impl SlurmOptions {
+    /// A time limit as sbatch reads it: `MIN`, `MIN:SEC`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`.
+    pub fn check_time(text: &str) -> anyhow::Result<()> {
+        let (days, rest) = text
+            .split_once('-')
+            .map_or((None, text), |(d, r)| (Some(d), r));
+        let numbers = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
+        let parts: Vec<&str> = rest.split(':').collect();
+        let ok = days.is_none_or(numbers) && parts.iter().all(|p| numbers(p)) && parts.len() <= 3;
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::input_error!(
+                "--time {text}: expected a time limit as sbatch reads it: minutes (30), \
+                 MM:SS, HH:MM:SS (1:00:00) or D-HH[:MM[:SS]] (2-00)"
+            ))
+        }
+    }
+
+    /// A memory size as sbatch reads it: a number of megabytes, or with a K, M, G or T suffix.
+    pub fn check_mem(text: &str) -> anyhow::Result<()> {
+        let digits = text.trim_end_matches(['K', 'M', 'G', 'T', 'k', 'm', 'g', 't']);
+        let suffix = text.len() - digits.len();
+        if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) && suffix <= 1 {
+            Ok(())
+        } else {
+            Err(crate::input_error!(
+                "--mem {text}: expected a memory size as sbatch reads it: 500M, 4G, or a number \
+                 of megabytes"
+            ))
+        }
+    }
+}
+
 /// Slurm's default `MaxArraySize` is 1001 (task ids 0 to 1000).
 pub const MOST_TASKS: usize = 1000;
 
@@ -144,6 +178,22 @@ pub fn commands(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slurm_times_and_sizes_are_checked_as_sbatch_reads_them() {
+        for good in ["30", "10:00", "1:00:00", "2-00", "2-12:30", "1-00:00:00"] {
+            assert!(SlurmOptions::check_time(good).is_ok(), "{good}");
+        }
+        for bad in ["abc", "", "1:2:3:4", "-5", "1h", "2-"] {
+            assert!(SlurmOptions::check_time(bad).is_err(), "{bad}");
+        }
+        for good in ["500M", "4G", "1024", "2T"] {
+            assert!(SlurmOptions::check_mem(good).is_ok(), "{good}");
+        }
+        for bad in ["foo", "", "4GB", "G", "1.5G"] {
+            assert!(SlurmOptions::check_mem(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn shell_quote_round_trips_through_sh() {

@@ -82,6 +82,15 @@ pub fn parse(fields: &[Field], words: &[String], seeds: Option<&str>) -> Result<
         let field = fields.iter().find(|f| f.key == key).expect("found above");
         let single = texts.len() == 1;
         let is_axis = |t: &str| is_axis(&field.domain, t);
+        if let Some(bad) = texts.iter().find(|t| {
+            let t = t.trim();
+            t.starts_with('{') != t.ends_with('}') || t.starts_with('[')
+        }) {
+            return Err(format!(
+                "'{key}={bad}': an axis is written {key}={{A,B,...}}, with both braces (and no \
+                 brackets)"
+            ));
+        }
         let values = if single && !is_axis(texts[0]) {
             let text = texts[0];
             if text.contains(',') && !is_list(&field.domain) {
@@ -178,9 +187,18 @@ fn axis_values(field: &Field, text: &str) -> Result<Vec<Value>, String> {
         ));
     }
     let integer = matches!(field.domain, Domain::Int { .. } | Domain::IntList { .. });
-    if integer && let Some(values) = integer_range(t) {
-        let values = values.map_err(|e| format!("'{word}': {e}"))?;
+    // log and lin spacing of an integer setting go through the reals below.
+    if integer && !t.contains(":log:") && !t.contains(":lin:") {
+        let values = integer_range(t).ok_or_else(|| {
+            format!(
+                "'{word}': an integer range is LO..HI or LO..HI:STEP with whole numbers from \
+                 {} to {}",
+                i64::MIN,
+                i64::MAX
+            )
+        })?;
         return values
+            .map_err(|e| format!("'{word}': {e}"))?
             .iter()
             .map(|i| check(field, &i.to_string()))
             .collect();
@@ -261,8 +279,12 @@ fn range(text: &str) -> Result<Vec<f64>, String> {
             .trim()
             .parse()
             .ok()
-            .filter(|&n| (1..=MOST).contains(&n))
-            .ok_or_else(|| format!("'{kind}:{n}': the number of points must be 1 to {MOST}"))?;
+            .filter(|&n| (2..=MOST).contains(&n))
+            .ok_or_else(|| {
+                format!(
+                    "'{kind}:{n}': the number of points, both ends included, must be 2 to {MOST}"
+                )
+            })?;
         if n > 1 && lo == hi {
             return Err(format!("{n} points from {lo} to {lo} are all the same"));
         }
@@ -464,12 +486,20 @@ mod tests {
             (vec!["eta=1..3:log"], None, "number of points"),
             (vec!["eta=1..x"], None, "not a number"),
             (vec!["mdp=1..3"], None, "numeric setting"),
-            (vec!["iterations=1..2:0.5"], None, "integer setting"),
+            (vec!["iterations=1..2:0.5"], None, "whole numbers"),
             (vec!["eta={1,2}", "eta=3"], None, "given 2 times"),
             (vec!["seed=1"], Some("0..3"), "keep one"),
             (vec!["eta"], None, "KEY=VALUE"),
             (vec!["iterations={5,2000}"], None, "iterations=2000"),
-            (vec!["eta=1..2:lin:1000000000"], None, "1 to 100000"),
+            (vec!["eta=1..2:lin:1000000000"], None, "2 to 100000"),
+            (vec!["eta=1..2:log:1"], None, "2 to 100000"),
+            (vec!["eta={1,2"], None, "both braces"),
+            (vec!["eta=[1,2]"], None, "both braces"),
+            (
+                vec!["seed=18446744073709551613..18446744073709551615"],
+                None,
+                "whole numbers",
+            ),
             (vec!["seed=0..1000000"], None, "at most 100000"),
             (vec!["eta=0..1000000"], None, "at most 100000"),
             (vec!["eta=1"], Some("3"), "expected a range"),

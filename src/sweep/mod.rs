@@ -265,7 +265,7 @@ fn default_dir_name(exp: &dyn AnyExperiment, base: &toml::Table, axes: &[Axis]) 
     let defaults = exp.default_spec();
     let mut parts = vec![exp.name().to_string()];
     for field in exp.fields() {
-        if field.key == "seed" || axes.iter().any(|a| a.key == field.key) {
+        if axes.iter().any(|a| a.key == field.key) {
             continue;
         }
         if let Some(v) = base.get(field.key)
@@ -605,14 +605,14 @@ fn open(plan: &Plan, shard: Option<Shard>, force: bool) -> Result<(Vec<(usize, b
     Ok((to_run, tally))
 }
 
-/// `--emit slurm`: claims the directory and writes `DIR/sweep.sbatch`; returns its path and
-/// the number of array tasks.
+/// `--emit slurm`: claims the directory and writes `DIR/sweep.sbatch`; returns its path, the
+/// number of array tasks and the number of points not done.
 pub fn emit_slurm(
     plan: &Plan,
     args: &SweepArgs,
     lab: &Path,
     options: &emit::SlurmOptions,
-) -> Result<(PathBuf, usize)> {
+) -> Result<(PathBuf, usize, usize)> {
     let dir = std::path::absolute(&plan.dir).unwrap_or_else(|_| plan.dir.clone());
     let text = dir.to_string_lossy();
     if let Some(c) = text.chars().find(|c| c.is_whitespace() || *c == '%') {
@@ -622,7 +622,7 @@ pub fn emit_slurm(
             dir.display()
         ));
     }
-    open(plan, None, args.force)?;
+    let (to_run, _) = open(plan, None, args.force)?;
     let (script, tasks) = emit::slurm_script(plan, lab, &args.formats, options);
     let logs = plan.dir.join("slurm");
     std::fs::create_dir_all(&logs)
@@ -630,7 +630,7 @@ pub fn emit_slurm(
     let path = plan.dir.join("sweep.sbatch");
     std::fs::write(&path, script)
         .map_err(|e| input_error!("cannot write {}: {e}", path.display()))?;
-    Ok((path, tasks))
+    Ok((path, tasks, to_run.len()))
 }
 
 /// `--emit commands`: claims the directory; one `lab run` command per point not done (with
@@ -707,6 +707,14 @@ pub fn execute(plan: &Plan, args: &SweepArgs) -> Result<Tally> {
                             format!("failed: {why}")
                         }
                     },
+                    // Another lab process took the point first (the same sweep started twice):
+                    // it is theirs, not a failure.
+                    Err(_)
+                        if matches!(decide(&plan.dir, point, false), Plan1::Busy | Plan1::Skip) =>
+                    {
+                        c.busy += 1;
+                        "being run by another lab process".to_string()
+                    }
                     Err(e) => {
                         c.failed += 1;
                         format!("could not start: {e:#}")
@@ -721,7 +729,7 @@ pub fn execute(plan: &Plan, args: &SweepArgs) -> Result<Tally> {
             if let Some(bar) = &bar {
                 bar.inc(1);
                 bar.println(line);
-            } else if outcome.as_ref().is_err() {
+            } else if outcome.as_ref().is_err() && !line.ends_with("another lab process") {
                 // No manifest will say why: say it here, even under -q.
                 eprintln!("{line}");
             } else if !args.quiet {
