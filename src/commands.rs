@@ -815,7 +815,11 @@ fn standard_figures(
     let without: Vec<&LoadedRun> = loaded.iter().filter(|r| r.manifest.is_none()).collect();
     if let Some(sweep) = without.first().and_then(|r| r.sweep.as_ref()) {
         let first = &without[0];
-        let axis = sweep.axes.first().map_or("SETTING", String::as_str);
+        let axis = sweep
+            .axes
+            .iter()
+            .find(|a| first.rows.num(a).is_some())
+            .map_or("SETTING", String::as_str);
         let metric = first
             .rows
             .names()

@@ -109,8 +109,9 @@ pub struct SweepFile {
     /// `lab sweep` arguments that give this grid again (fixed settings and axes written out).
     pub arguments: Vec<String>,
     /// The settings every point shares (the resolved spec without the axes): a sweep with
-    /// other fixed settings is another sweep.
-    pub fixed: toml::Table,
+    /// other fixed settings is another sweep. (Absent in the first sweep files.)
+    #[serde(default)]
+    pub fixed: Option<toml::Table>,
 }
 
 /// A resolved sweep: its experiment, directory, axes and points.
@@ -404,7 +405,7 @@ fn sweep_file(plan: &Plan) -> SweepFile {
         axes: plan.axes.iter().map(|a| a.key.to_string()).collect(),
         points: plan.points.iter().map(|p| p.name.clone()).collect(),
         arguments: plan.arguments.clone(),
-        fixed: plan.fixed.clone(),
+        fixed: Some(plan.fixed.clone()),
     }
 }
 
@@ -456,12 +457,15 @@ fn check_directory(plan: &Plan, force: bool) -> Result<()> {
             new.axes.join(", ")
         ));
     }
-    if old.fixed != new.fixed && !force {
+    if let (Some(old), Some(new)) = (&old.fixed, &new.fixed)
+        && old != new
+        && !force
+    {
         return Err(input_error!(
             "{} holds this sweep with other fixed settings ({}): --force re-runs its points \
              with the new ones, or choose another directory with --out",
             dir.display(),
-            spec_change(&old.fixed, &new.fixed)
+            spec_change(old, new)
         ));
     }
     Ok(())
