@@ -447,6 +447,17 @@ fn every_experiment_runs_inside_a_sweep() {
     let rows = sweep_rows(&tmp.path().join("svrs"));
     assert_eq!(rows.len(), 4, "{rows:?}");
     assert!(rows.iter().any(|r| r["method"] == "gd") && rows.iter().any(|r| r["method"] == "svrs"));
+    // Points that differ only in their seed are no delta/mu sweep: no scaling figure.
+    let plotted = lab(tmp.path())
+        .args(["plot", "svrs/seed=0.csv", "svrs/seed=1.csv"])
+        .output()
+        .unwrap();
+    assert!(plotted.status.success(), "{}", stderr(&plotted));
+    assert!(
+        !stdout(&plotted).contains(".scaling."),
+        "{}",
+        stdout(&plotted)
+    );
 
     // `lab runs` lists them all, filters, and prints CSV a pipeline reads.
     let runs = lab(tmp.path())

@@ -93,8 +93,19 @@ fn theory_slope(method: &str) -> Option<f64> {
 }
 
 /// Cost to tol against delta/mu over runs that differ in delta/mu, or `None` when the runs
-/// are not a sweep.
+/// are not a sweep (runs that differ only in their seed differ in delta/mu by sampling alone:
+/// no scaling to fit there).
 fn scaling_panel(runs: &[RunData<Svrs>]) -> Option<Panel> {
+    let first = runs.first()?.spec.table();
+    let swept = runs.iter().any(|r| {
+        r.spec
+            .table()
+            .iter()
+            .any(|(k, v)| k != "seed" && first.get(k) != Some(v))
+    });
+    if !swept {
+        return None;
+    }
     let ratio = |run: &RunData<Svrs>| run.summary.delta_over_mu;
     let mut ratios: Vec<f64> = runs.iter().filter_map(ratio).collect();
     ratios.sort_by(f64::total_cmp);
