@@ -216,31 +216,6 @@ fn a_finished_run_is_never_overwritten_silently() {
     );
 }
 
-/// Short settings for each experiment, so that a test can run each one in a moment.
-const QUICK: &[(&str, &[&str])] = &[
-    ("pmd", &["iterations=3"]),
-    ("svrs", &["samples=400", "nodes=4", "method=gd", "tol=1e-2"]),
-    ("deeplinear", &["t_end=1", "outputs=4"]),
-    ("directional", &["t_end=1", "outputs=4"]),
-    (
-        "noise",
-        &["epochs=1", "iterations=20", "starts=2", "record_every=10"],
-    ),
-    ("sparselinear", &["starts=3"]),
-    ("bnquant", &["channels=20", "curve_max_n=2"]),
-    ("locmoe", &["theory_samples=200"]),
-    (
-        "bpsvrg",
-        &[
-            "epochs=1",
-            "seeds=1",
-            "train_size=200",
-            "test_size=100",
-            "landscape_points=3",
-        ],
-    ),
-];
-
 /// For every experiment: what `lab show EXP` prints is a spec that `lab run --spec FILE`
 /// takes as it is (the file names its experiment) and resolves to the defaults.
 #[test]
@@ -250,8 +225,8 @@ fn every_show_output_is_a_spec_of_the_defaults() {
         .iter()
         .map(|e| e.name().to_string())
         .collect();
-    assert_eq!(names.len(), QUICK.len());
-    for (name, quick) in QUICK {
+    assert_eq!(names.len(), common::QUICK.len());
+    for (name, quick) in common::QUICK {
         assert!(names.iter().any(|n| n == name), "{name}");
         let shown = lab(dir.path()).args(["show", name]).assert().success();
         let file = dir.path().join(format!("{name}.toml"));

@@ -394,37 +394,28 @@ fn bad_sweeps_say_what_is_wrong_exit_2_and_write_nothing() {
 #[test]
 fn every_experiment_runs_inside_a_sweep() {
     let tmp = TempDir::new().unwrap();
-    let quick: &[(&str, &[&str])] = &[
-        ("pmd", &["iterations=3"]),
-        (
-            "svrs",
-            &["samples=400", "nodes=4", "method=gd,svrs", "tol=1e-2"],
-        ),
-        ("deeplinear", &["t_end=1", "outputs=4"]),
-        ("directional", &["t_end=1", "outputs=4"]),
-        (
-            "noise",
-            &["epochs=1", "iterations=20", "starts=2", "record_every=10"],
-        ),
-        ("sparselinear", &["starts=3"]),
-        ("bnquant", &["channels=20", "curve_max_n=2"]),
-        ("locmoe", &["theory_samples=200"]),
-        (
-            "bpsvrg",
-            &[
-                "epochs=1",
-                "seeds=1",
-                "train_size=200",
-                "test_size=100",
-                "landscape_points=3",
-            ],
-        ),
-    ];
+    // svrs compares two methods in each point, to show its series in the table.
+    let quick: Vec<(&str, Vec<&str>)> = common::QUICK
+        .iter()
+        .map(|(name, settings)| {
+            let settings = settings
+                .iter()
+                .map(|s| {
+                    if s.starts_with("method=") {
+                        "method=gd,svrs"
+                    } else {
+                        s
+                    }
+                })
+                .collect();
+            (*name, settings)
+        })
+        .collect();
     assert_eq!(quick.len(), lab::experiments::registry().len());
-    for (name, settings) in quick {
+    for (name, settings) in &quick {
         let out = lab_with_data(tmp.path())
             .args(["sweep", name, "--out", name, "-q", "--format", "png"])
-            .args(*settings)
+            .args(settings)
             .arg("seed={0,1}")
             .output()
             .unwrap();
@@ -469,7 +460,7 @@ fn every_experiment_runs_inside_a_sweep() {
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
     let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     let experiment = header.iter().position(|h| h == "experiment").unwrap();
-    for (name, _) in quick {
+    for (name, _) in &quick {
         assert!(records.iter().any(|r| &r[experiment] == *name), "{name}");
     }
     let kept = lab(tmp.path())

@@ -150,3 +150,28 @@ pub fn assert_every_case_checks_its_claims<E: lab::contract::Verify>() {
         );
     }
 }
+
+/// Each experiment's cheapest settings that still run its whole pipeline (a second or less).
+pub const QUICK: &[(&str, &[&str])] = &[
+    ("pmd", &["iterations=3"]),
+    ("svrs", &["samples=400", "nodes=4", "method=gd", "tol=1e-2"]),
+    ("deeplinear", &["t_end=1", "outputs=4"]),
+    ("directional", &["t_end=1", "outputs=4"]),
+    (
+        "noise",
+        &["epochs=1", "iterations=20", "starts=2", "record_every=10"],
+    ),
+    ("sparselinear", &["starts=3"]),
+    ("bnquant", &["channels=20", "curve_max_n=2"]),
+    ("locmoe", &["theory_samples=200"]),
+    (
+        "bpsvrg",
+        &[
+            "epochs=1",
+            "seeds=1",
+            "train_size=200",
+            "test_size=100",
+            "landscape_points=3",
+        ],
+    ),
+];
