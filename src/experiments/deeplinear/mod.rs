@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use self::model::{DeepLinear, ReducedRankOne, Target, orthonormal};
 use self::spec::{DeepLinearSpec, Dynamics, Init, Sign};
 use crate::contract::{ColumnKind, ColumnSpec, Ctx, Experiment, Report, Valid};
-use crate::flow::{Objective, Tolerances, gradient_descent, gradient_flow_each, integrate};
+use crate::flow::{Dopri5, Objective, Tolerances, gradient_descent, gradient_flow_each};
 use crate::linear_net::singular_values;
 use crate::random::standard_normal as normal;
 use crate::table::Cell;
@@ -236,8 +236,8 @@ impl Experiment for DeepLinearExperiment {
             ctx.summary.z = Some(z);
             ctx.summary.start = Some(theta0.clone());
         }
-        // The reduced rank-one ODE of a balanced start, integrated beside the flow as its
-        // reference (segment by segment, as the flow is).
+                // The reduced rank-one ODE of a balanced start, integrated beside the flow as its
+        // reference.
         let reduced_field = ReducedRankOne {
             z: &model.z,
             depth: model.depth(),
@@ -287,8 +287,12 @@ impl Experiment for DeepLinearExperiment {
             let (steps, evaluations, last) = match method {
                 Dynamics::Flow => {
                     let cancel = ctx.cancel();
-                    let mut reduced = reduced0.clone();
-                    let mut previous_t = 0.0;
+                                        // The reduced ODE's own integration, asked for its state at each output.
+                    let t_end = *times.last().expect("output times");
+                    let mut reduced = reduced0.as_ref().map(|x| {
+                        let integration = Dopri5::new(&reduced_field, x, 0.0, t_end, tolerances);
+                        (integration, x.clone())
+                    });
                     let done = gradient_flow_each(
                         &model,
                         &theta0,
@@ -296,19 +300,13 @@ impl Experiment for DeepLinearExperiment {
                         tolerances,
                         &|| cancel.is_set(),
                         &mut |t, theta| {
-                            let sv_reduced = match &mut reduced {
-                                Some(x) => {
-                                    if t > previous_t {
-                                        let segment = [previous_t, t];
-                                        let field = &reduced_field;
-                                        let path = integrate(field, x, &segment, tolerances)?;
-                                        *x = path.states.last().expect("a state").clone();
-                                    }
+                                                        let sv_reduced = match &mut reduced {
+                                Some((integration, x)) => {
+                                    integration.state_at(t, x)?;
                                     Cell::Real(x[0].abs())
                                 }
                                 None => Cell::Missing,
                             };
-                            previous_t = t;
                             let wall = started.elapsed().as_secs_f64();
                             let (cells, sv1) = row(method, t, theta, sv_reduced, wall);
                             if escape.is_none() && sv1 >= 0.5 * target.s[0] {

@@ -55,11 +55,17 @@ impl Objective for DeepLinear {
 
     /// grad_{W_j} L = (W_N ... W_{j+1})^T (W - Z) (W_{j-1} ... W_1)^T.
     fn gradient(&self, theta: &[f64], out: &mut [f64]) {
-        let layers = self.layers(theta);
-        let n = self.widths.len() - 1;
-        let grads =
-            linear_net::layer_gradients(&layers, self.widths[0], self.widths[n], |w| w - &self.z);
-        linear_net::pack_into(&grads, out);
+                let z = self.z.as_slice().expect("Z is standard (row-major)");
+        linear_net::chain_rule(
+            &self.widths,
+            theta,
+            |w, g| {
+                for ((g, w), z) in g.iter_mut().zip(w).zip(z) {
+                    *g = w - z;
+                }
+            },
+            out,
+        );
     }
 }
 
@@ -120,17 +126,25 @@ impl VectorField for ReducedRankOne<'_> {
         let (dn, d0) = self.z.dim();
         let n = self.depth as f64;
         let sigma = x[0];
-        let u = Array1::from(x[1..1 + dn].to_vec());
-        let v = Array1::from(x[1 + dn..1 + dn + d0].to_vec());
-        let zv = self.z.dot(&v);
-        let ztu = self.z.t().dot(&u);
-        let uzv = u.dot(&zv);
+                let (u, v) = (&x[1..1 + dn], &x[1 + dn..1 + dn + d0]);
+        // Z v and Z^T u go straight into the velocities' slots, then get projected.
+        let (_, rest) = out.split_at_mut(1);
+        let (du, dv) = rest.split_at_mut(dn);
+        for (i, o) in du.iter_mut().enumerate() {
+            *o = self.z.row(i).iter().zip(v).map(|(z, v)| z * v).sum();
+        }
+        for (j, o) in dv.iter_mut().enumerate() {
+            *o = self.z.column(j).iter().zip(u).map(|(z, u)| z * u).sum();
+        }
+        let uzv: f64 = u.iter().zip(du.iter()).map(|(u, zv)| u * zv).sum();
         let a = sigma.abs().powf(1.0 - 2.0 / n);
+        for (o, u) in du.iter_mut().zip(u) {
+            *o = (*o - u * uzv) * a;
+        }
+        for (o, v) in dv.iter_mut().zip(v) {
+            *o = (*o - v * uzv) * a;
+        }
         out[0] = n * sigma.abs().powf(2.0 - 2.0 / n) * (uzv - sigma);
-        let du = (&zv - &(&u * uzv)) * a;
-        let dv = (&ztu - &(&v * uzv)) * a;
-        out[1..1 + dn].copy_from_slice(du.as_slice().expect("standard"));
-        out[1 + dn..1 + dn + d0].copy_from_slice(dv.as_slice().expect("standard"));
     }
 }
 

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::population::{Population, RadialTable, labelled_sample, norm, two_node};
 use crate::flow::Objective;
-use crate::linear_net::{layer_gradients, pack_into, parameter_count, product, unpack};
+use crate::linear_net::{chain_rule, parameter_count, product, unpack};
 use crate::vector::dot;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,12 +120,10 @@ impl Network {
 
     /// Chain rule from a gradient g in beta to every layer of a linear network.
     fn linear_gradient(&self, theta: &[f64], g: &[f64], out: &mut [f64]) {
-        let layers = self.layers(theta);
-        let d = self.input();
-        let grads = layer_gradients(&layers, d, 1, |_| {
-            Array2::from_shape_vec((1, d), g.to_vec()).expect("1 x d")
-        });
-        pack_into(&grads, out);
+                let Network::Linear { widths } = self else {
+            unreachable!("the chain rule of a linear network")
+        };
+        chain_rule(widths, theta, |_, grad| grad.copy_from_slice(g), out);
     }
 
     /// The gradient of the mean loss of a batch of (y, x).

@@ -60,13 +60,28 @@ impl Objective for SparseLinear {
 
     /// grad_{W_j} L = M_j . (S_j^T G P_{j-1}^T) with G = W Sigma - C the gradient in W.
     fn gradient(&self, theta: &[f64], out: &mut [f64]) {
-        let layers = self.layers(theta);
-        let n = self.widths.len() - 1;
-        let grads = linear_net::layer_gradients(&layers, self.widths[0], self.widths[n], |w| {
-            w.dot(&self.sigma) - &self.c
-        });
-        let masked: Vec<Array2<f64>> = grads.iter().zip(&self.masks).map(|(g, m)| g * m).collect();
-        linear_net::pack_into(&masked, out);
+                let masks = || self.masks.iter().flat_map(|m| m.iter());
+        let masked: Vec<f64> = theta.iter().zip(masks()).map(|(t, m)| t * m).collect();
+        let d0 = self.widths[0];
+        let sigma = self.sigma.as_slice().expect("Sigma is standard (row-major)");
+        let c = self.c.as_slice().expect("C is standard (row-major)");
+        linear_net::chain_rule(
+            &self.widths,
+            &masked,
+            |w, g| {
+                // G = W Sigma - C.
+                for (r, w_row) in w.chunks(d0).enumerate() {
+                    for j in 0..d0 {
+                        let column = (0..d0).map(|k| w_row[k] * sigma[k * d0 + j]);
+                        g[r * d0 + j] = column.sum::<f64>() - c[r * d0 + j];
+                    }
+                }
+            },
+            out,
+        );
+        for (o, m) in out.iter_mut().zip(masks()) {
+            *o *= m;
+        }
     }
 }
 
