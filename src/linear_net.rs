@@ -103,7 +103,10 @@ pub fn chain_rule(
         }
     }
     let dn = widths[n];
-    g(&prefixes[prefix_at[n - 1]..prefix_at[n - 1] + dn * d0], &mut b[..dn * d0]);
+    g(
+        &prefixes[prefix_at[n - 1]..prefix_at[n - 1] + dn * d0],
+        &mut b[..dn * d0],
+    );
     for j in (1..=n).rev() {
         let (rows, inner) = (widths[j], widths[j - 1]);
         let grad = &mut out[layer_at[j - 1]..layer_at[j - 1] + rows * inner];
@@ -151,7 +154,9 @@ mod tests {
         // mixed widths.
         let widths = [3, 2, 4, 1, 2];
         let dim = parameter_count(&widths);
-        let theta: Vec<f64> = (0..dim).map(|i| ((i * 7 % 11) as f64 - 5.0) / 6.0).collect();
+        let theta: Vec<f64> = (0..dim)
+            .map(|i| ((i * 7 % 11) as f64 - 5.0) / 6.0)
+            .collect();
         let loss = |theta: &[f64]| {
             let w = product(&unpack(&widths, theta));
             w.iter().map(|x| x.powi(3) / 3.0).sum::<f64>()
@@ -173,7 +178,11 @@ mod tests {
             plus[i] += eps;
             minus[i] -= eps;
             let numeric = (loss(&plus) - loss(&minus)) / (2.0 * eps);
-            assert!((grad[i] - numeric).abs() < 1e-8, "{i}: {} vs {numeric}", grad[i]);
+            assert!(
+                (grad[i] - numeric).abs() < 1e-8,
+                "{i}: {} vs {numeric}",
+                grad[i]
+            );
         }
     }
 }

@@ -13,7 +13,9 @@ use lab::claims::Verdict;
 use lab::contract::run_case;
 use lab::experiments::svrs::data::{Csr, Dataset, SyntheticShape, read_libsvm, synthetic};
 use lab::experiments::svrs::local::{INEXACT_RELATIVE, LocalSolver};
-use lab::experiments::svrs::problem::{Loss, Problem, constants, dist2, solve_optimum};
+use lab::experiments::svrs::problem::{
+    GradientPath, Loss, Problem, constants, dist2, solve_optimum,
+};
 use lab::experiments::svrs::{Svrs, verify};
 use lab::random::Streams;
 use lab::vector::norm2;
@@ -34,6 +36,18 @@ fn data_dir() -> PathBuf {
 }
 
 fn tiny_problem(loss: Loss, rows: usize, features: usize, nodes: usize, seed: u64) -> Problem {
+    tiny_problem_on(loss, rows, features, nodes, seed, None)
+}
+
+/// [`tiny_problem`] with the ridge gradient path forced.
+fn tiny_problem_on(
+    loss: Loss,
+    rows: usize,
+    features: usize,
+    nodes: usize,
+    seed: u64,
+    path: Option<GradientPath>,
+) -> Problem {
     let data = synthetic(
         &SyntheticShape {
             rows,
@@ -46,12 +60,13 @@ fn tiny_problem(loss: Loss, rows: usize, features: usize, nodes: usize, seed: u6
         },
         &mut Streams::new(seed).rng("data"),
     );
-    Problem::split(
+    Problem::split_on(
         data,
         loss,
         0.05,
         nodes,
         &mut Streams::new(seed).rng("split"),
+        path,
     )
 }
 
@@ -82,15 +97,23 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 
 #[test]
 fn gradients_match_finite_differences() {
-    // The row path (2 rows of 20 features per node: d^2 > 8 nnz per node) and the Gram path
-    // of ridge (1000 rows of 5 features per node) both against differences of the values.
-    for (loss, rows, d) in [
-        (Loss::Ridge, 6, 20),
-        (Loss::Logistic, 120, 5),
-        (Loss::Ridge, 3000, 5),
+    // Both ridge paths, forced, on a node of 2 rows of 20 features (where the cost model
+    // picks the rows) and of 1000 rows of 5 features (where it picks the Gram matrix), and
+    // the logistic loss (rows only), all against differences of the values.
+    for (loss, rows, d, path) in [
+        (Loss::Ridge, 6, 20, GradientPath::Rows),
+        (Loss::Ridge, 6, 20, GradientPath::Gram),
+        (Loss::Logistic, 120, 5, GradientPath::Rows),
+        (Loss::Ridge, 3000, 5, GradientPath::Gram),
+        (Loss::Ridge, 3000, 5, GradientPath::Rows),
     ] {
-        let p = tiny_problem(loss, rows, d, 3, 1);
-        assert_eq!(p.uses_gram(), loss == Loss::Ridge && rows == 3000);
+        let chosen = tiny_problem(loss, rows, d, 3, 1).gradient_path();
+        assert_eq!(
+            chosen == GradientPath::Gram,
+            loss == Loss::Ridge && rows == 3000
+        );
+        let p = tiny_problem_on(loss, rows, d, 3, 1, Some(path));
+        assert_eq!(p.gradient_path(), path, "{loss:?}: a forced path is taken");
         let x = random_point(d, 2);
         let w = random_point(d, 3);
         for i in 0..3 {

@@ -329,8 +329,8 @@ impl<'a, F: VectorField + ?Sized> Dopri5<'a, F> {
         }
         self.field.velocity(stage, k5);
         for i in 0..n {
-            stage[i] = y[i]
-                + h * (A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i]);
+            stage[i] =
+                y[i] + h * (A61 * k1[i] + A62 * k2[i] + A63 * k3[i] + A64 * k4[i] + A65 * k5[i]);
         }
         self.field.velocity(stage, k6);
         let y_new = &mut self.y_new;
@@ -341,8 +341,8 @@ impl<'a, F: VectorField + ?Sized> Dopri5<'a, F> {
         self.evaluations += 6;
         let mut sum = 0.0;
         for i in 0..n {
-            let e = h
-                * (E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]);
+            let e =
+                h * (E1 * k1[i] + E3 * k3[i] + E4 * k4[i] + E5 * k5[i] + E6 * k6[i] + E7 * k7[i]);
             let sk = atol + rtol * y[i].abs().max(y_new[i].abs());
             sum += (e / sk).powi(2);
         }
@@ -361,8 +361,8 @@ impl<'a, F: VectorField + ?Sized> Dopri5<'a, F> {
             c1[i] = dy;
             c2[i] = bspl;
             c3[i] = dy - h * k7[i] - bspl;
-            c4[i] = h
-                * (D1 * k1[i] + D3 * k3[i] + D4 * k4[i] + D5 * k5[i] + D6 * k6[i] + D7 * k7[i]);
+            c4[i] =
+                h * (D1 * k1[i] + D3 * k3[i] + D4 * k4[i] + D5 * k5[i] + D6 * k6[i] + D7 * k7[i]);
         }
         std::mem::swap(&mut self.y, &mut self.y_new);
         std::mem::swap(&mut self.k1, &mut self.k[5]);
@@ -425,7 +425,13 @@ mod tests {
                     .map(|j| j as f64 * q[j - 1] * s.powi(j as i32 - 1))
                     .sum::<f64>()
             };
-            let got = [value(1.0), slope(0.0), slope(1.0), slope(1.0 / 3.0), slope(2.0 / 3.0)];
+            let got = [
+                value(1.0),
+                slope(0.0),
+                slope(1.0),
+                slope(1.0 / 3.0),
+                slope(2.0 / 3.0),
+            ];
             for (g, want) in got.iter().zip(data) {
                 assert!((g - want).abs() < 1e-12, "datum {which}: {got:?}");
             }
@@ -461,7 +467,10 @@ mod tests {
         // Halving h divides an O(h^6) error by 64 and an O(h^5) one by 32.
         let (quintic_ratio, quartic_ratio) = (quintic_1 / quintic_2, quartic_1 / quartic_2);
         assert!(quintic_ratio > 48.0, "quintic: {quintic_ratio}");
-        assert!((24.0..40.0).contains(&quartic_ratio), "quartic: {quartic_ratio}");
+        assert!(
+            (24.0..40.0).contains(&quartic_ratio),
+            "quartic: {quartic_ratio}"
+        );
         assert!(quintic_2 < quartic_2 / 10.0, "{quintic_2} vs {quartic_2}");
     }
 
@@ -504,6 +513,9 @@ mod tests {
             assert!((x[0] - exact).abs() <= 1e-9 * exact, "t = {t}: {}", x[0]);
         }
         assert!(integration.state_at(6.0, &mut x).is_err(), "past the end");
-        assert!(integration.state_at(0.5, &mut x).is_err(), "before the last step");
+        assert!(
+            integration.state_at(0.5, &mut x).is_err(),
+            "before the last step"
+        );
     }
 }

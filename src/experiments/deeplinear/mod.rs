@@ -236,7 +236,7 @@ impl Experiment for DeepLinearExperiment {
             ctx.summary.z = Some(z);
             ctx.summary.start = Some(theta0.clone());
         }
-                // The reduced rank-one ODE of a balanced start, integrated beside the flow as its
+        // The reduced rank-one ODE of a balanced start, integrated beside the flow as its
         // reference.
         let reduced_field = ReducedRankOne {
             z: &model.z,
@@ -287,7 +287,7 @@ impl Experiment for DeepLinearExperiment {
             let (steps, evaluations, last) = match method {
                 Dynamics::Flow => {
                     let cancel = ctx.cancel();
-                                        // The reduced ODE's own integration, asked for its state at each output.
+                    // The reduced ODE's own integration, asked for its state at each output.
                     let t_end = *times.last().expect("output times");
                     let mut reduced = reduced0.as_ref().map(|x| {
                         let integration = Dopri5::new(&reduced_field, x, 0.0, t_end, tolerances);
@@ -300,7 +300,7 @@ impl Experiment for DeepLinearExperiment {
                         tolerances,
                         &|| cancel.is_set(),
                         &mut |t, theta| {
-                                                        let sv_reduced = match &mut reduced {
+                            let sv_reduced = match &mut reduced {
                                 Some((integration, x)) => {
                                     integration.state_at(t, x)?;
                                     Cell::Real(x[0].abs())

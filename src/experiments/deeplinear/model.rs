@@ -55,7 +55,7 @@ impl Objective for DeepLinear {
 
     /// grad_{W_j} L = (W_N ... W_{j+1})^T (W - Z) (W_{j-1} ... W_1)^T.
     fn gradient(&self, theta: &[f64], out: &mut [f64]) {
-                let z = self.z.as_slice().expect("Z is standard (row-major)");
+        let z = self.z.as_slice().expect("Z is standard (row-major)");
         linear_net::chain_rule(
             &self.widths,
             theta,
@@ -126,7 +126,7 @@ impl VectorField for ReducedRankOne<'_> {
         let (dn, d0) = self.z.dim();
         let n = self.depth as f64;
         let sigma = x[0];
-                let (u, v) = (&x[1..1 + dn], &x[1 + dn..1 + dn + d0]);
+        let (u, v) = (&x[1..1 + dn], &x[1 + dn..1 + dn + d0]);
         // Z v and Z^T u go straight into the velocities' slots, then get projected.
         let (_, rest) = out.split_at_mut(1);
         let (du, dv) = rest.split_at_mut(dn);

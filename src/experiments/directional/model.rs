@@ -120,7 +120,7 @@ impl Network {
 
     /// Chain rule from a gradient g in beta to every layer of a linear network.
     fn linear_gradient(&self, theta: &[f64], g: &[f64], out: &mut [f64]) {
-                let Network::Linear { widths } = self else {
+        let Network::Linear { widths } = self else {
             unreachable!("the chain rule of a linear network")
         };
         chain_rule(widths, theta, |_, grad| grad.copy_from_slice(g), out);

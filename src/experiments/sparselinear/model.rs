@@ -60,10 +60,13 @@ impl Objective for SparseLinear {
 
     /// grad_{W_j} L = M_j . (S_j^T G P_{j-1}^T) with G = W Sigma - C the gradient in W.
     fn gradient(&self, theta: &[f64], out: &mut [f64]) {
-                let masks = || self.masks.iter().flat_map(|m| m.iter());
+        let masks = || self.masks.iter().flat_map(|m| m.iter());
         let masked: Vec<f64> = theta.iter().zip(masks()).map(|(t, m)| t * m).collect();
         let d0 = self.widths[0];
-        let sigma = self.sigma.as_slice().expect("Sigma is standard (row-major)");
+        let sigma = self
+            .sigma
+            .as_slice()
+            .expect("Sigma is standard (row-major)");
         let c = self.c.as_slice().expect("C is standard (row-major)");
         linear_net::chain_rule(
             &self.widths,

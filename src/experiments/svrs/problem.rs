@@ -120,20 +120,97 @@ impl Quadratic {
     }
 }
 
-/// A dense d x d product costs d^2 multiply-adds at SIMD speed; a sparse row pass costs
-/// about this many times more per non-zero (gathers, short rows).
-const SPARSE_COST: usize = 8;
 /// Most memory the node Gram matrices may take.
 const GRAM_BYTES: usize = 128 << 20;
 
+/// How a ridge node's gradient is computed: a product with its cached d x d Gram matrix, or
+/// a pass over its rows of the CSR matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradientPath {
+    Gram,
+    Rows,
+}
+
+/// What the cost of a node's gradient depends on: a node of `rows` rows holding `nnz`
+/// non-zeros over `features` columns, among `nodes` nodes visited in random order.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeShape {
+    pub features: usize,
+    pub rows: usize,
+    pub nnz: usize,
+    pub nodes: usize,
+}
+
+impl NodeShape {
+    /// The bytes a path reads over many random visits: every node's Gram matrix, or the
+    /// whole CSR matrix (8-byte values, 4-byte indices, an 8-byte row pointer per row).
+    pub fn working_set(&self, path: GradientPath) -> usize {
+        match path {
+            GradientPath::Gram => (self.nodes + 1) * self.features * self.features * 8,
+            GradientPath::Rows => self.nodes * (self.nnz * 12 + self.rows * 8),
+        }
+    }
+}
+
+/// Working sets up to this size are modelled as read from cache (half the L3 of the machine
+/// the model was fitted on, where the measured costs jump), larger ones from memory.
+pub const CACHE_BUDGET: usize = 16 << 20;
+
+impl GradientPath {
+    /// Predicted nanoseconds of one node gradient difference (the SVRS step's kernel):
+    /// Gram: 70 + c d^2; rows: a rows + b nnz (a, b, c depending on whether the path's
+    /// working set fits [`CACHE_BUDGET`]). Fitted by `cargo bench --bench svrs_paths` on this
+    /// project's 2-core machine (AMD EPYC, 2 MiB L2, 32 MiB L3), which prints these
+    /// predictions beside the measured times of both paths and the refitted coefficients;
+    /// only the ratio of the two predictions is used.
+    pub fn predicted_ns(self, shape: &NodeShape) -> f64 {
+        let cached = shape.working_set(self) <= CACHE_BUDGET;
+        match self {
+            GradientPath::Gram => {
+                let per_entry = if cached { 0.14 } else { 0.31 };
+                70.0 + per_entry * (shape.features * shape.features) as f64
+            }
+            GradientPath::Rows => {
+                // A row that misses the cache costs a memory latency.
+                let (per_row, per_nnz) = if cached { (6.7, 1.6) } else { (83.0, 4.0) };
+                per_row * shape.rows as f64 + per_nnz * shape.nnz as f64
+            }
+        }
+    }
+
+    /// The path the model predicts to be faster (ridge only; logistic always uses rows).
+    pub fn cheaper(shape: &NodeShape) -> GradientPath {
+        let gram = GradientPath::Gram.predicted_ns(shape);
+        if gram < GradientPath::Rows.predicted_ns(shape) {
+            GradientPath::Gram
+        } else {
+            GradientPath::Rows
+        }
+    }
+}
+
 impl Problem {
-    /// Splits the rows into `nodes` iid shards of (almost) equal size by a random shuffle.
+    /// Splits the rows into `nodes` iid shards of (almost) equal size by a random shuffle;
+    /// ridge gradients take the path [`GradientPath::cheaper`] predicts.
     pub fn split(
         data: Dataset,
         loss: Loss,
         lambda: f64,
         nodes: usize,
         rng: &mut ChaCha8Rng,
+    ) -> Problem {
+        Problem::split_on(data, loss, lambda, nodes, rng, None)
+    }
+
+    /// [`Problem::split`] with the ridge gradient path forced (`None`: the model's choice).
+    /// Gram matrices are never built past [`GRAM_BYTES`] nor for logistic losses.
+    pub fn split_on(
+        data: Dataset,
+        loss: Loss,
+        lambda: f64,
+        nodes: usize,
+        rng: &mut ChaCha8Rng,
+        path: Option<GradientPath>,
     ) -> Problem {
         let rows = data.features.rows();
         let mut order: Vec<u32> = (0..rows as u32).collect();
@@ -152,9 +229,15 @@ impl Problem {
             quadratics: None,
         };
         let d = problem.dim();
-        let nnz_per_node = problem.data.features.nnz() / nodes;
+        let shape = NodeShape {
+            features: d,
+            rows: rows / nodes,
+            nnz: problem.data.features.nnz() / nodes,
+            nodes,
+        };
+        let path = path.unwrap_or_else(|| GradientPath::cheaper(&shape));
         let gram_bytes = (nodes + 1).saturating_mul(d * d * 8);
-        if loss == Loss::Ridge && d * d <= SPARSE_COST * nnz_per_node && gram_bytes <= GRAM_BYTES {
+        if loss == Loss::Ridge && path == GradientPath::Gram && gram_bytes <= GRAM_BYTES {
             let quadratics: Vec<Quadratic> = (0..nodes)
                 .into_par_iter()
                 .map(|i| problem.node_quadratic(i))
@@ -203,6 +286,15 @@ impl Problem {
     /// Whether ridge gradients come from the cached Gram matrices.
     pub fn uses_gram(&self) -> bool {
         self.quadratics.is_some()
+    }
+
+    /// The path node gradients take.
+    pub fn gradient_path(&self) -> GradientPath {
+        if self.uses_gram() {
+            GradientPath::Gram
+        } else {
+            GradientPath::Rows
+        }
     }
 
     pub fn nodes(&self) -> usize {
