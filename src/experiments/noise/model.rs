@@ -34,6 +34,10 @@ pub fn quadratic(a: &[f64]) -> f64 {
 pub struct Teacher {
     pub w: Vec<f64>,
     pub a: Vec<f64>,
+    /// ||w*||, w* / ||w*|| and 1^T a*, formed once: the gradient needs them at every step.
+    norm: f64,
+    unit: Vec<f64>,
+    a_sum: f64,
 }
 
 impl Teacher {
@@ -43,7 +47,20 @@ impl Teacher {
         let n = norm(&w);
         w.iter_mut().for_each(|x| *x /= n);
         let a = (0..k).map(|_| standard_normal(rng)).collect();
-        Teacher { w, a }
+        Teacher::new(w, a)
+    }
+
+    pub fn new(w: Vec<f64>, a: Vec<f64>) -> Teacher {
+        let n = norm(&w);
+        let unit = w.iter().map(|x| x / n).collect();
+        let a_sum = a.iter().sum();
+        Teacher {
+            w,
+            a,
+            norm: n,
+            unit,
+            a_sum,
+        }
     }
 
     pub fn k(&self) -> usize {
@@ -57,7 +74,7 @@ impl Teacher {
     /// The angle between w and w*, as atan2 of the parts across and along w* (acos of the
     /// cosine would resolve nothing below ~1e-8 near 0 and pi).
     pub fn angle(&self, w: &[f64]) -> f64 {
-        let ns = norm(&self.w);
+        let ns = self.norm;
         let along = dot(w, &self.w) / ns;
         let across: f64 = w
             .iter()
@@ -79,10 +96,12 @@ impl Teacher {
 
     /// The gradient of the population loss in (w, a).
     pub fn gradient(&self, w: &[f64], a: &[f64], gw: &mut [f64], ga: &mut [f64]) {
-        let (nw, ns) = (norm(w), norm(&self.w));
+        let (nw, ns) = (norm(w), self.norm);
         let phi = if nw == 0.0 { 0.0 } else { self.angle(w) };
-        let g = kernel(phi);
-        let (sa, sb): (f64, f64) = (a.iter().sum(), self.a.iter().sum());
+        // kernel(phi), with the cosine kept for grad_w.
+        let (sin, cos) = (phi.sin(), phi.cos());
+        let g = sin + (PI - phi) * cos;
+        let (sa, sb): (f64, f64) = (a.iter().sum(), self.a_sum);
         let aa = dot(a, &self.a);
         // grad_a = [||w||^2 ((pi-1) a + (1^T a) 1) - ||w|| ||w*|| ((g-1) a* + (1^T a*) 1)] / 2pi
         for (i, gi) in ga.iter_mut().enumerate() {
@@ -95,9 +114,8 @@ impl Teacher {
             gw.iter_mut().for_each(|x| *x = 0.0);
         } else {
             let radial = nw * quadratic(a) - ns * ((g - 1.0) * aa + sa * sb);
-            let cos = phi.cos();
             for i in 0..w.len() {
-                let (wh, sh) = (w[i] / nw, self.w[i] / ns);
+                let (wh, sh) = (w[i] / nw, self.unit[i]);
                 gw[i] = (radial * wh - ns * (PI - phi) * aa * (sh - cos * wh)) / (2.0 * PI);
             }
         }
@@ -113,32 +131,144 @@ impl Teacher {
     }
 
     /// The mean loss of a sampled batch of patch sets and its gradient (mini-batch SGD). The
-    /// batch is flat: one patch set Z (k rows of p) after the other.
+    /// batch is flat: one patch set Z (k rows of p) after the other. `pre` (2k long) is
+    /// scratch for the student's and the teacher's pre-activations w^T Z_j, formed once per
+    /// patch set and used by both the output and the gradient.
     pub fn batch_gradient(
+        &self,
+        w: &[f64],
+        a: &[f64],
+        batch: &[f64],
+        pre: &mut [f64],
+        gw: &mut [f64],
+        ga: &mut [f64],
+    ) -> f64 {
+        let p = w.len();
+        gw.fill(0.0);
+        ga.fill(0.0);
+        let count = batch.len() / (self.k() * p);
+        let n = count as f64;
+        // x / n as a product when n is a power of two: 1/n is then exact and both round the
+        // same real number (a division costs several multiplications). Two copies of the
+        // loop keep the choice out of it.
+        let (k, exact) = (self.k(), count.is_power_of_two());
+        let inverse = 1.0 / n;
+        // The paper's network (k = p = 6) gets a copy of the loop with both sizes known, so
+        // that the pre-activations stay in registers; the arithmetic is the same.
+        match (k, p, exact) {
+            (6, 6, true) => self.accumulate_fixed::<6, 6>(w, a, batch, gw, ga, |x| x * inverse),
+            (6, 6, false) => self.accumulate_fixed::<6, 6>(w, a, batch, gw, ga, |x| x / n),
+            (_, _, true) => self.accumulate_batch(w, a, batch, pre, gw, ga, |x| x * inverse),
+            (_, _, false) => self.accumulate_batch(w, a, batch, pre, gw, ga, |x| x / n),
+        }
+    }
+
+    /// [`Teacher::accumulate_batch`] for k patches of p known at compile time.
+    #[inline]
+    fn accumulate_fixed<const K: usize, const P: usize>(
         &self,
         w: &[f64],
         a: &[f64],
         batch: &[f64],
         gw: &mut [f64],
         ga: &mut [f64],
+        mean: impl Fn(f64) -> f64,
     ) -> f64 {
-        let p = w.len();
-        gw.iter_mut().for_each(|x| *x = 0.0);
-        ga.iter_mut().for_each(|x| *x = 0.0);
-        let size = self.k() * p;
-        let n = (batch.len() / size) as f64;
+        let w: &[f64; P] = w.try_into().expect("p weights");
+        let teacher_w: &[f64; P] = self.w.as_slice().try_into().expect("p weights");
+        let a: &[f64; K] = a.try_into().expect("k output weights");
+        let teacher_a: &[f64; K] = self.a.as_slice().try_into().expect("k output weights");
+        let gw: &mut [f64; P] = gw.try_into().expect("p gradients");
+        let ga: &mut [f64; K] = ga.try_into().expect("k gradients");
         let mut total = 0.0;
-        for z in batch.chunks_exact(size) {
-            let residual = Self::output(w, a, z) - Self::output(&self.w, &self.a, z);
-            total += 0.5 * residual * residual / n;
-            for (j, aj) in a.iter().enumerate() {
+        for z in batch.chunks_exact(K * P) {
+            let (mut student_pre, mut teacher_pre) = ([-0.0; K], [-0.0; K]);
+            for i in 0..P {
+                for j in 0..K {
+                    student_pre[j] += w[i] * z[j * P + i];
+                    teacher_pre[j] += teacher_w[i] * z[j * P + i];
+                }
+            }
+            let student: f64 = a
+                .iter()
+                .zip(&student_pre)
+                .map(|(aj, x)| aj * x.max(0.0))
+                .sum();
+            let teacher: f64 = teacher_a
+                .iter()
+                .zip(&teacher_pre)
+                .map(|(aj, x)| aj * x.max(0.0))
+                .sum();
+            let residual = student - teacher;
+            total += mean(0.5 * residual * residual);
+            for j in 0..K {
+                let pre = student_pre[j];
+                ga[j] += mean(residual * pre.max(0.0));
+                let scale = if pre > 0.0 { residual * a[j] } else { 0.0 };
+                for i in 0..P {
+                    gw[i] += mean(scale * z[j * P + i]);
+                }
+            }
+        }
+        total
+    }
+
+    /// The loop of [`Teacher::batch_gradient`], `mean(x)` being x / n. [`accumulate_fixed`]
+    /// is the same loop with k and p fixed: a change here belongs there too.
+    ///
+    /// [`accumulate_fixed`]: Teacher::accumulate_fixed
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn accumulate_batch(
+        &self,
+        w: &[f64],
+        a: &[f64],
+        batch: &[f64],
+        pre: &mut [f64],
+        gw: &mut [f64],
+        ga: &mut [f64],
+        mean: impl Fn(f64) -> f64,
+    ) -> f64 {
+        let (p, k) = (w.len(), self.k());
+        let (student_pre, teacher_pre) = pre.split_at_mut(k);
+        let mut total = 0.0;
+        for z in batch.chunks_exact(k * p) {
+            // The 2k pre-activations w^T Z_j and w*^T Z_j, each summed over i in order from
+            // -0 as `dot` sums it, but side by side: 2k independent chains instead of one
+            // after the other.
+            student_pre.fill(-0.0);
+            teacher_pre.fill(-0.0);
+            for i in 0..p {
+                let (wi, ti) = (w[i], self.w[i]);
+                for j in 0..k {
+                    let zi = z[j * p + i];
+                    student_pre[j] += wi * zi;
+                    teacher_pre[j] += ti * zi;
+                }
+            }
+            // The outputs as `output` sums them.
+            let student: f64 = a
+                .iter()
+                .zip(student_pre.iter())
+                .map(|(aj, x)| aj * x.max(0.0))
+                .sum();
+            let teacher: f64 = self
+                .a
+                .iter()
+                .zip(teacher_pre.iter())
+                .map(|(aj, x)| aj * x.max(0.0))
+                .sum();
+            let residual = student - teacher;
+            total += mean(0.5 * residual * residual);
+            for (j, (aj, &pre)) in a.iter().zip(student_pre.iter()).enumerate() {
                 let patch = &z[j * p..(j + 1) * p];
-                let pre = dot(w, patch);
-                ga[j] += residual * pre.max(0.0) / n;
-                if pre > 0.0 {
-                    for (g, zi) in gw.iter_mut().zip(patch) {
-                        *g += residual * aj * zi / n;
-                    }
+                ga[j] += mean(residual * pre.max(0.0));
+                // An inactive unit adds exact zeros (gw starts at +0 and a sum that starts
+                // there is never -0, so adding +-0 changes no bit), without a branch that
+                // random patches would mispredict half the time.
+                let scale = if pre > 0.0 { residual * aj } else { 0.0 };
+                for (g, zi) in gw.iter_mut().zip(patch) {
+                    *g += mean(scale * zi);
                 }
             }
         }
@@ -255,10 +385,17 @@ mod tests {
         let mut batch = vec![0.0; 8 * 6];
         t.draw_batch(&mut rng, &mut batch);
         let (mut gw, mut ga) = (vec![0.0; 2], vec![0.0; 3]);
-        t.batch_gradient(&w, &a, &batch, &mut gw, &mut ga);
+        t.batch_gradient(
+            &w,
+            &a,
+            &batch,
+            &mut vec![0.0; 2 * a.len()],
+            &mut gw,
+            &mut ga,
+        );
         let f = |w: &[f64], a: &[f64]| {
             let (mut x, mut y) = (vec![0.0; 2], vec![0.0; 3]);
-            t.batch_gradient(w, a, &batch, &mut x, &mut y)
+            t.batch_gradient(w, a, &batch, &mut vec![0.0; 2 * a.len()], &mut x, &mut y)
         };
         let h = 1e-6;
         for i in 0..2 {
@@ -270,7 +407,7 @@ mod tests {
         // Averaged over many batches, the sampled gradient is the population one.
         let mut big = vec![0.0; 200_000 * 6];
         t.draw_batch(&mut rng, &mut big);
-        t.batch_gradient(&w, &a, &big, &mut gw, &mut ga);
+        t.batch_gradient(&w, &a, &big, &mut vec![0.0; 2 * a.len()], &mut gw, &mut ga);
         let (mut pw, mut pa) = (vec![0.0; 2], vec![0.0; 3]);
         t.gradient(&w, &a, &mut pw, &mut pa);
         for (x, y) in gw.iter().chain(&ga).zip(pw.iter().chain(&pa)) {
