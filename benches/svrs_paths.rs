@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lab::experiments::svrs::data::{Csr, Dataset, read_libsvm};
-use lab::experiments::svrs::problem::{CACHE_BUDGET, GradientPath, Loss, NodeShape, Problem};
+use lab::experiments::svrs::problem::{GradientPath, Loss, NodeShape, Problem};
 use lab::random::Streams;
 
 /// A problem of the grid: n nodes of m rows, d features, k non-zeros per row.
@@ -190,8 +190,8 @@ fn main() {
 
 fn report(table: &[Row]) {
     // Refits of the model's form on this run's times, per regime (working set within
-    // CACHE_BUDGET or not): Gram ~ c d^2 (intercept shared), rows ~ a rows + b nnz.
-    let cached = |r: &Row, p: GradientPath| r.shape.working_set(p) <= CACHE_BUDGET;
+    // the path's cache budget or not): Gram ~ c d^2 (intercept shared), rows ~ a rows + b nnz.
+    let cached = |r: &Row, p: GradientPath| p.cached(&r.shape);
     let gram: Vec<(&Row, f64)> = table
         .iter()
         .filter_map(|r| r.gram_ns.map(|t| (r, t)))

@@ -152,19 +152,31 @@ impl NodeShape {
     }
 }
 
-/// Working sets up to this size are modelled as read from cache (half the L3 of the machine
-/// the model was fitted on, where the measured costs jump), larger ones from memory.
-pub const CACHE_BUDGET: usize = 16 << 20;
-
 impl GradientPath {
+    /// Working sets up to this size are modelled as read from cache, larger ones from
+    /// memory: where the measured costs jump on the machine the model was fitted on (half
+    /// its 32 MiB L3 for the Gram matrices, read whole; a quarter for the rows, whose
+    /// scattered reads slow down from about 8 MiB).
+    pub fn cache_budget(self) -> usize {
+        match self {
+            GradientPath::Gram => 16 << 20,
+            GradientPath::Rows => 8 << 20,
+        }
+    }
+
+    /// Whether the model reads this path's working set from cache.
+    pub fn cached(self, shape: &NodeShape) -> bool {
+        shape.working_set(self) <= self.cache_budget()
+    }
+
     /// Predicted nanoseconds of one node gradient difference (the SVRS step's kernel):
     /// Gram: 70 + c d^2; rows: a rows + b nnz (a, b, c depending on whether the path's
-    /// working set fits [`CACHE_BUDGET`]). Fitted by `cargo bench --bench svrs_paths` on this
+    /// working set fits [`GradientPath::cache_budget`]). Fitted by `cargo bench --bench svrs_paths` on this
     /// project's 2-core machine (AMD EPYC, 2 MiB L2, 32 MiB L3), which prints these
     /// predictions beside the measured times of both paths and the refitted coefficients;
     /// only the ratio of the two predictions is used.
     pub fn predicted_ns(self, shape: &NodeShape) -> f64 {
-        let cached = shape.working_set(self) <= CACHE_BUDGET;
+        let cached = self.cached(shape);
         match self {
             GradientPath::Gram => {
                 let per_entry = if cached { 0.14 } else { 0.31 };
