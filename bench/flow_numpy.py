@@ -45,6 +45,19 @@ def deep_linear_flow(widths, z, theta0, times, rtol, atol, method="RK45", all_lo
     return sol, loss(sol.y[:, -1])
 
 
+def top_singular_values(widths, states):
+    """The largest singular value of the product W_N ... W_1 at each column of `states`."""
+    shapes = [(widths[j], widths[j - 1]) for j in range(1, len(widths))]
+    cuts = np.cumsum([0] + [r * c for r, c in shapes])
+    out = []
+    for k in range(states.shape[1]):
+        w = np.eye(widths[0])
+        for j, shape in enumerate(shapes):
+            w = states[cuts[j]:cuts[j + 1], k].reshape(shape) @ w
+        out.append(np.linalg.svd(w, compute_uv=False)[0])
+    return np.array(out)
+
+
 def sparse_sweep(widths, mask, sigma, c, k0, starts, init_scale, eta, iterations, grad_tol,
                  seed):
     rng = np.random.default_rng(seed)

@@ -55,12 +55,13 @@ impl Objective for DeepLinear {
 
     /// grad_{W_j} L = (W_N ... W_{j+1})^T (W - Z) (W_{j-1} ... W_1)^T.
     fn gradient(&self, theta: &[f64], out: &mut [f64]) {
-        let z = self.z.as_slice().expect("Z is standard (row-major)");
         linear_net::chain_rule(
             &self.widths,
             theta,
             |w, g| {
-                for ((g, w), z) in g.iter_mut().zip(w).zip(z) {
+                // Z in row-major order whatever its layout (a rank-one Z = u s v^T is stored
+                // column-major).
+                for ((g, w), z) in g.iter_mut().zip(w).zip(self.z.iter()) {
                     *g = w - z;
                 }
             },
@@ -157,17 +158,30 @@ mod tests {
     fn gradient_matches_finite_differences() {
         let mut rng = Streams::new(3).rng("test");
         let widths = vec![3, 2, 1, 2];
-        let z = Array2::from_shape_fn((2, 3), |_| normal(&mut rng));
-        let model = DeepLinear { widths, z };
-        let theta: Vec<f64> = (0..model.dim()).map(|_| normal(&mut rng)).collect();
-        let mut g = vec![0.0; theta.len()];
-        model.gradient(&theta, &mut g);
-        for k in 0..theta.len() {
-            let (mut plus, mut minus) = (theta.clone(), theta.clone());
-            plus[k] += 1e-6;
-            minus[k] -= 1e-6;
-            let fd = (model.loss(&plus) - model.loss(&minus)) / 2e-6;
-            assert!((g[k] - fd).abs() < 1e-7, "{k}: {} vs {fd}", g[k]);
+        // A general Z, and a rank-one target's (stored column-major by ndarray).
+        let general = Array2::from_shape_fn((2, 3), |_| normal(&mut rng));
+        let rank_one = Target {
+            u: orthonormal(2, 1, &mut rng),
+            v: orthonormal(3, 1, &mut rng),
+            s: vec![2.0],
+        }
+        .z();
+        assert!(rank_one.as_slice().is_none(), "the layout this case is for");
+        for z in [general, rank_one] {
+            let model = DeepLinear {
+                widths: widths.clone(),
+                z,
+            };
+            let theta: Vec<f64> = (0..model.dim()).map(|_| normal(&mut rng)).collect();
+            let mut g = vec![0.0; theta.len()];
+            model.gradient(&theta, &mut g);
+            for k in 0..theta.len() {
+                let (mut plus, mut minus) = (theta.clone(), theta.clone());
+                plus[k] += 1e-6;
+                minus[k] -= 1e-6;
+                let fd = (model.loss(&plus) - model.loss(&minus)) / 2e-6;
+                assert!((g[k] - fd).abs() < 1e-7, "{k}: {} vs {fd}", g[k]);
+            }
         }
     }
 

@@ -146,8 +146,13 @@ impl NodeShape {
     /// whole CSR matrix (8-byte values, 4-byte indices, an 8-byte row pointer per row).
     pub fn working_set(&self, path: GradientPath) -> usize {
         match path {
-            GradientPath::Gram => (self.nodes + 1) * self.features * self.features * 8,
-            GradientPath::Rows => self.nodes * (self.nnz * 12 + self.rows * 8),
+            GradientPath::Gram => (self.nodes + 1)
+                .saturating_mul(self.features)
+                .saturating_mul(self.features)
+                .saturating_mul(8),
+            GradientPath::Rows => self
+                .nodes
+                .saturating_mul(self.nnz.saturating_mul(12) + self.rows.saturating_mul(8)),
         }
     }
 }
