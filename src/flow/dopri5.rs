@@ -264,8 +264,8 @@ impl<'a, F: VectorField + ?Sized> Dopri5<'a, F> {
         (100.0 * h).min(h1).min(span)
     }
 
-    /// Tries steps until one is accepted.
-    fn step(&mut self) -> Result<()> {
+    /// Takes one step: tries steps until one is accepted.
+    pub fn step(&mut self) -> Result<()> {
         loop {
             if self.steps >= self.tolerances.max_steps {
                 return Err(anyhow!(

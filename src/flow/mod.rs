@@ -79,7 +79,7 @@ pub fn gradient_flow<O: Objective>(
     integrate(&Descent(objective), theta0, times, tolerances)
 }
 
-/// [`gradient_flow`] that stops early when `stop()` turns true (asked between output times).
+/// [`gradient_flow`] that stops early when `stop()` turns true (asked before every step).
 pub fn gradient_flow_until<O: Objective>(
     objective: &O,
     theta0: &[f64],
@@ -114,7 +114,7 @@ pub fn integrate<F: VectorField + ?Sized>(
 }
 
 /// [`integrate`], stopping early (with the states reached so far) when `stop()` turns true;
-/// it is asked between output times (Ctrl-C during a long run).
+/// it is asked before every step (Ctrl-C during a long run).
 pub fn integrate_until<F: VectorField + ?Sized>(
     field: &F,
     x0: &[f64],
@@ -158,9 +158,13 @@ pub fn integrate_each<F: VectorField + ?Sized>(
     let t_end = *times.last().expect("non-empty");
     let mut integration = Dopri5::new(field, x0, t0, t_end, tolerances);
     let mut state = x0.to_vec();
-    for &t in &times[1..] {
-        if stop() {
-            break;
+    'outputs: for &t in &times[1..] {
+        // Asked at every step too: a long stretch between two outputs may take many.
+        while integration.time() < t {
+            if stop() {
+                break 'outputs;
+            }
+            integration.step()?;
         }
         integration.state_at(t, &mut state)?;
         each(t, &state)?;
@@ -350,12 +354,43 @@ mod tests {
 
     #[test]
     fn a_stop_request_ends_the_integration_at_an_output_time() {
+        // Stop once three outputs after the start are written: the rows end there.
+        let d = Diagonal(vec![1.0]);
+        let written = std::cell::Cell::new(0);
+        let mut times = Vec::new();
+        let stop = || written.get() >= 4;
+        let done = gradient_flow_each(
+            &d,
+            &[1.0],
+            &grid(1.0, 10),
+            Tolerances::default(),
+            &stop,
+            &mut |t, _| {
+                written.set(written.get() + 1);
+                times.push(t);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(times, vec![0.0, 0.1, 0.2, 0.3]);
+        assert!(done.steps > 0);
+    }
+
+    #[test]
+    fn a_stop_request_is_heard_between_two_distant_outputs() {
+        // Ctrl-C during a long stretch without outputs: the integration ends after the
+        // 100th step instead of taking the millions the stretch needs.
         let d = Diagonal(vec![1.0]);
         let calls = std::sync::atomic::AtomicUsize::new(0);
-        let stop = || calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 3;
-        let path =
-            gradient_flow_until(&d, &[1.0], &grid(1.0, 10), Tolerances::default(), &stop).unwrap();
-        assert_eq!(path.times, vec![0.0, 0.1, 0.2, 0.3]);
+        let stop = || calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 100;
+        let tight = Tolerances {
+            rtol: 1e-12,
+            atol: 1e-14,
+            ..Default::default()
+        };
+        let path = gradient_flow_until(&d, &[1.0], &[0.0, 1e7], tight, &stop).unwrap();
+        assert_eq!(path.times, vec![0.0]);
+        assert_eq!(path.steps, 100);
     }
 
     #[test]
