@@ -151,11 +151,6 @@ impl<'a, F: VectorField + ?Sized> Dopri5<'a, F> {
         self.t
     }
 
-    /// The state reached by the steps so far.
-    pub fn state(&self) -> &[f64] {
-        &self.y
-    }
-
     /// Writes the state at time `t` into `out`: steps until `t` is covered, then evaluates
     /// the last step's interpolant (or copies the step's end state when `t` is that end).
     /// `t` may not be earlier than the start of the last step, nor after `t_end`.

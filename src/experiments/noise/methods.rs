@@ -123,36 +123,25 @@ pub fn train(
         phi: teacher.angle(w),
         a_dot: dot(a, &teacher.a),
     };
-    // GD and WN-GD keep the initial rate; the perturbed methods anneal it with the noise.
-    let schedule = |epoch: usize| match method {
-        Method::Gd | Method::WnGd => (spec.lr, 0.0, 0.0),
-        Method::Pgd | Method::Psgd => (
-            spec.lr * spec.lr_decay.powi(epoch as i32),
-            spec.noise_w * spec.noise_decay.powi(epoch as i32),
-            spec.noise_a * spec.noise_decay.powi(epoch as i32),
-        ),
-    };
-    // The epoch's rates and the next record, kept by counters rather than divisions.
-    let (mut epoch, mut epoch_end) = (0, spec.iterations);
-    let (mut lr, mut rho_w, mut rho_a) = schedule(0);
-    let mut next_record = 0;
     // WN-GD's angle at the current w, once known.
     let mut phi_now: Option<f64> = None;
     for t in 0..=total {
-        if t == next_record || t == total {
+        if t % spec.record_every == 0 || t == total {
             path.records.push(record(&w, &a, t));
-        }
-        if t == next_record {
-            next_record += spec.record_every;
         }
         if t == total || (t % 1000 == 0 && cancel.is_set()) {
             break;
         }
-        if t == epoch_end {
-            epoch += 1;
-            epoch_end += spec.iterations;
-            (lr, rho_w, rho_a) = schedule(epoch);
-        }
+        let epoch = t / spec.iterations;
+        // GD and WN-GD keep the initial rate; the perturbed methods anneal it with the noise.
+        let (lr, rho_w, rho_a) = match method {
+            Method::Gd | Method::WnGd => (spec.lr, 0.0, 0.0),
+            Method::Pgd | Method::Psgd => (
+                spec.lr * spec.lr_decay.powi(epoch as i32),
+                spec.noise_w * spec.noise_decay.powi(epoch as i32),
+                spec.noise_a * spec.noise_decay.powi(epoch as i32),
+            ),
+        };
         match method {
             Method::Gd => {
                 teacher.gradient(&w, &a, &mut gw, &mut ga);
